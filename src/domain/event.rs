@@ -1,0 +1,228 @@
+//! Handoff events: past-tense, versioned envelopes, the only thing stored.
+//!
+//! One JetStream message on `<prefix>.events.<handoff_id>` holds one
+//! [`Commit`]: the events a single decision produced. JetStream 2.9 has no
+//! atomic multi-message publish, so putting a decision's events in one message
+//! is what makes "nothing half-written" true: a crash stores all of a
+//! decision or none of it.
+//!
+//! Events that reach people ([`EventData::Paged`], [`EventData::Escalated`],
+//! [`EventData::Held`] with a ticket, [`EventData::Expired`]) carry a
+//! [`Notice`]: exactly what was told to whom, so pages are a pure function of
+//! the log and an auditor reads the same words the on-call read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{BelowMin, Hcs, Packet, Severity};
+
+/// Current schema version of every event type. Bump it, and teach
+/// `Event::upcast` the old shape, when a payload changes.
+pub const EVENT_VERSION: u32 = 1;
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// UUIDv7; doubles as the `Nats-Msg-Id` stem of the pages it causes.
+    pub id: Uuid,
+    pub handoff_id: Uuid,
+    /// Schema version of `data`.
+    pub version: u32,
+    /// RFC 3339, UTC.
+    pub occurred_at: DateTime<Utc>,
+    /// Who caused it: `baton` (the daemon), a person, or `report:<source>`.
+    pub actor: String,
+    /// `type` and `data`.
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+impl Event {
+    /// The event's type name, as stored.
+    pub fn kind(&self) -> &'static str {
+        self.data.kind()
+    }
+}
+
+/// The message body on `<prefix>.events.<id>`: one decision's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    pub events: Vec<Event>,
+}
+
+/// Who a notice reaches on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTarget {
+    pub route: String,
+    pub target: String,
+}
+
+/// What a page says: enough for a human to act without asking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub routes: Vec<RouteTarget>,
+    pub team: String,
+    pub severity: Severity,
+    pub template: String,
+    pub hcs: Hcs,
+    pub packet: Packet,
+    /// Packet scored below the severity's gate.
+    pub incomplete: bool,
+    /// When the next escalation fires unless someone acknowledges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond_by: Option<DateTime<Utc>>,
+}
+
+/// Why a handoff paged at level 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageReason {
+    /// HCS met the gate at open.
+    GatePassed,
+    /// An enrichment raised HCS over the gate.
+    Enriched,
+    /// `max_hold` ran out (P1): paged anyway, flagged incomplete.
+    MaxHold,
+    /// A person overrode the gate.
+    Override,
+}
+
+/// Event payloads. Serialized as `"type": "<snake_case>", "data": {...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum EventData {
+    /// A report opened the handoff.
+    Opened {
+        template: String,
+        severity: Severity,
+        team: String,
+        packet: Packet,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dedup_key: Option<String>,
+        /// Stream sequence or id of the report that opened it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<String>,
+    },
+    /// Fields were filled in, automatically (ownership/runbook maps) or by a person.
+    Enriched {
+        /// `ownership:<pattern>`, `runbook:<pattern>` or `manual`.
+        sources: Vec<String>,
+        /// Dotted names of the fields that changed.
+        fields: Vec<String>,
+        /// The new values.
+        values: Packet,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<String>,
+    },
+    /// The packet was scored against the severity's gate.
+    Scored {
+        hcs: Hcs,
+        min_hcs: f64,
+        passed: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// The gate held the page.
+    Held {
+        action: BelowMin,
+        /// With `enrich_then_page`: when it pages anyway.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<DateTime<Utc>>,
+        missing: Vec<String>,
+        /// With `queue` / `ticket`: the ticket sent to the owner queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<Notice>,
+    },
+    /// The first page (level 0).
+    Paged { reason: PageReason, notice: Notice },
+    /// An escalation step fired because nobody acknowledged in time.
+    Escalated {
+        step: u32,
+        level: u32,
+        repeat: u32,
+        /// When the step was due (the SLA deadline it enforces).
+        deadline: DateTime<Utc>,
+        notice: Notice,
+    },
+    /// Someone took it.
+    Acknowledged {
+        by: String,
+        /// Milliseconds from opened to acknowledged.
+        mtta_ms: i64,
+        /// Acknowledged after the first-response deadline.
+        breached: bool,
+    },
+    /// A person paged at once despite the gate.
+    Overridden { by: String, reason: String },
+    /// The packet's TTL passed without an acknowledgement: it is stale and
+    /// the owner is asked to refresh it.
+    Expired {
+        deadline: DateTime<Utc>,
+        notice: Notice,
+    },
+    /// Closed.
+    Resolved {
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// The same failure was reported again and joined this handoff.
+    ReportedAgain {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<String>,
+    },
+}
+
+impl EventData {
+    /// The stored `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::Opened { .. } => "opened",
+            EventData::Enriched { .. } => "enriched",
+            EventData::Scored { .. } => "scored",
+            EventData::Held { .. } => "held",
+            EventData::Paged { .. } => "paged",
+            EventData::Escalated { .. } => "escalated",
+            EventData::Acknowledged { .. } => "acknowledged",
+            EventData::Overridden { .. } => "overridden",
+            EventData::Expired { .. } => "expired",
+            EventData::Resolved { .. } => "resolved",
+            EventData::ReportedAgain { .. } => "reported_again",
+        }
+    }
+
+    /// The notice this event sends, and what kind of page it is.
+    pub fn notice(&self) -> Option<(&'static str, &Notice)> {
+        match self {
+            EventData::Paged { notice, .. } => Some(("page", notice)),
+            EventData::Escalated { notice, .. } => Some(("escalation", notice)),
+            EventData::Held {
+                ticket: Some(n), ..
+            } => Some(("ticket", n)),
+            EventData::Expired { notice, .. } => Some(("refresh", notice)),
+            _ => None,
+        }
+    }
+}
+
+/// An event as `decide` returns it, before the edge gives it an id and a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub actor: String,
+    pub data: EventData,
+}
+
+impl NewEvent {
+    /// Wraps a decision's output into stored events.
+    pub fn seal(self, id: Uuid, handoff_id: Uuid, occurred_at: DateTime<Utc>) -> Event {
+        Event {
+            id,
+            handoff_id,
+            version: EVENT_VERSION,
+            occurred_at,
+            actor: self.actor,
+            data: self.data,
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! Given/when/then tests for every rule, and property tests over the aggregate.
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::testkit::{full_packet, policy, report};
+use super::*;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap() + Duration::seconds(secs)
+}
+
+/// `given(history).when(command, at).then(...)`, after cqrs-es's TestFramework.
+struct Given {
+    policy: Policy,
+    state: Option<Handoff>,
+}
+
+fn given(history: &[(Command, i64)]) -> Given {
+    given_with(policy(), history)
+}
+
+fn given_with(policy: Policy, history: &[(Command, i64)]) -> Given {
+    let mut g = Given {
+        policy,
+        state: None,
+    };
+    for (cmd, at) in history {
+        let events = g.run(cmd, *at).expect("history command is accepted");
+        g.apply_all(events, *at);
+    }
+    g
+}
+
+impl Given {
+    fn run(&self, cmd: &Command, at: i64) -> Result<Vec<NewEvent>, DomainError> {
+        decide(self.state.as_ref(), cmd, t(at), &self.policy)
+    }
+    fn apply_all(&mut self, events: Vec<NewEvent>, at: i64) {
+        for e in events {
+            apply(&mut self.state, &e.seal(Uuid::now_v7(), Uuid::nil(), t(at)));
+        }
+    }
+    fn when(mut self, cmd: Command, at: i64) -> Then {
+        let result = self.run(&cmd, at);
+        if let Ok(events) = &result {
+            self.apply_all(events.clone(), at);
+        }
+        Then {
+            result,
+            state: self.state,
+        }
+    }
+}
+
+struct Then {
+    result: Result<Vec<NewEvent>, DomainError>,
+    state: Option<Handoff>,
+}
+
+impl Then {
+    fn kinds(&self) -> Vec<&'static str> {
+        self.result
+            .as_ref()
+            .expect("command accepted")
+            .iter()
+            .map(|e| e.data.kind())
+            .collect()
+    }
+    fn then_expect(self, kinds: &[&str]) -> Self {
+        assert_eq!(self.kinds(), kinds);
+        self
+    }
+    fn then_error(self, code: &str) {
+        assert_eq!(self.result.expect_err("command refused").code(), code);
+    }
+    fn event(&self, kind: &str) -> &EventData {
+        &self
+            .result
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.data.kind() == kind)
+            .unwrap_or_else(|| panic!("no {kind} event"))
+            .data
+    }
+    fn state(&self) -> &Handoff {
+        self.state.as_ref().unwrap()
+    }
+}
+
+fn open(r: Report) -> Command {
+    Command::Open {
+        template: "agent_failure".into(),
+        report: r,
+        warnings: vec![],
+        source: None,
+    }
+}
+
+fn ack(by: &str) -> Command {
+    Command::Acknowledge { by: by.into() }
+}
+
+#[test]
+fn complete_p1_is_scored_and_paged_on_call() {
+    let then = given(&[])
+        .when(open(report(Severity::P1)), 0)
+        .then_expect(&["opened", "scored", "paged"]);
+    let EventData::Paged { reason, notice } = then.event("paged") else {
+        unreachable!()
+    };
+    assert_eq!(*reason, PageReason::GatePassed);
+    assert_eq!(notice.routes[0].route, "oncall");
+    assert_eq!(notice.hcs.score, 100.0);
+    assert_eq!(notice.respond_by, Some(t(300)));
+    assert_eq!(then.state().status(), Status::Paged);
+}
+
+#[test]
+fn no_ack_escalates_at_the_first_response_deadline_and_then_per_policy() {
+    let g = given(&[(open(report(Severity::P1)), 0)]);
+    assert!(g.run(&Command::Tick, 299).unwrap().is_empty());
+    let then = g.when(Command::Tick, 300).then_expect(&["escalated"]);
+    let EventData::Escalated {
+        step,
+        level,
+        deadline,
+        notice,
+        ..
+    } = then.event("escalated")
+    else {
+        unreachable!()
+    };
+    assert_eq!((*step, *level, *deadline), (1, 1, t(300)));
+    let routes: Vec<_> = notice.routes.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(routes, ["oncall", "incident_captain"]);
+    assert_eq!(then.state().next_deadline(&policy()), Some(t(600)));
+}
+
+#[test]
+fn a_late_tick_fires_every_missed_step_each_at_its_own_deadline() {
+    let then = given(&[(open(report(Severity::P1)), 0)])
+        .when(Command::Tick, 10_000)
+        .then_expect(&["escalated", "escalated", "escalated", "expired"]);
+    let deadlines: Vec<_> = then
+        .result
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::Escalated { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deadlines, [t(300), t(600), t(900)]);
+    assert_eq!(then.state().next_deadline(&policy()), None);
+}
+
+#[test]
+fn ack_before_the_deadline_stops_escalation_and_records_mtta() {
+    let then = given(&[(open(report(Severity::P1)), 0)])
+        .when(ack("alice"), 42)
+        .then_expect(&["acknowledged"]);
+    let EventData::Acknowledged {
+        mtta_ms, breached, ..
+    } = then.event("acknowledged")
+    else {
+        unreachable!()
+    };
+    assert_eq!((*mtta_ms, *breached), (42_000, false));
+    assert_eq!(then.state().next_deadline(&policy()), None);
+    given(&[(open(report(Severity::P1)), 0), (ack("alice"), 42)])
+        .when(Command::Tick, 10_000)
+        .then_expect(&[]);
+}
+
+#[test]
+fn late_ack_is_a_breach_and_a_second_ack_is_refused() {
+    let then = given(&[(open(report(Severity::P2)), 0)]).when(ack("bob"), 901);
+    assert!(matches!(
+        then.event("acknowledged"),
+        EventData::Acknowledged { breached: true, .. }
+    ));
+    given(&[(open(report(Severity::P2)), 0), (ack("bob"), 1)])
+        .when(ack("carol"), 2)
+        .then_error("already_acknowledged");
+}
+
+#[test]
+fn p1_missing_run_id_and_rollback_is_enriched_from_the_runbook_then_held() {
+    let mut r = report(Severity::P1);
+    r.packet.run_id = None;
+    r.packet.rollback_command = None;
+    r.dedup_key = Some("k".into());
+    let then = given(&[])
+        .when(open(r), 0)
+        .then_expect(&["opened", "enriched", "scored", "held"]);
+    let EventData::Enriched {
+        fields, sources, ..
+    } = then.event("enriched")
+    else {
+        unreachable!()
+    };
+    assert_eq!(fields, &["rollback_command"]);
+    assert_eq!(sources, &["runbook:billing-*"]);
+    let EventData::Held { until, missing, .. } = then.event("held") else {
+        unreachable!()
+    };
+    assert_eq!(*until, Some(t(60)));
+    assert_eq!(missing, &["run_id"]);
+    assert_eq!(then.state().next_deadline(&policy()), Some(t(60)));
+}
+
+#[test]
+fn held_p1_pages_flagged_incomplete_after_max_hold() {
+    let mut r = report(Severity::P1);
+    r.packet.run_id = None;
+    let g = given(&[(open(r), 0)]);
+    assert!(g.run(&Command::Tick, 59).unwrap().is_empty());
+    let then = g.when(Command::Tick, 60).then_expect(&["paged"]);
+    let EventData::Paged { reason, notice } = then.event("paged") else {
+        unreachable!()
+    };
+    assert_eq!(*reason, PageReason::MaxHold);
+    assert!(notice.incomplete);
+    assert!(then.state().incomplete);
+}
+
+#[test]
+fn p2_incomplete_is_queued_until_an_enrich_completes_it() {
+    let mut r = report(Severity::P2);
+    r.packet.recommended_action = None;
+    r.packet.owner = None;
+    r.packet.workflow_id = Some("search-index".into());
+    let g = given(&[(open(r), 0)]);
+    let s = g.state.as_ref().unwrap();
+    assert_eq!(s.held, Some(BelowMin::Queue));
+    // Partial enrichment re-scores but still holds.
+    let partial = Command::Enrich {
+        by: "dana".into(),
+        fields: Packet {
+            recommended_action: Some("restart the indexer".into()),
+            ..Default::default()
+        },
+        team: None,
+    };
+    let g = given(&[(g_open_p2_incomplete(), 0), (partial, 10)]);
+    assert_eq!(g.state.as_ref().unwrap().status(), Status::Held);
+    let then = g
+        .when(
+            Command::Enrich {
+                by: "dana".into(),
+                fields: Packet {
+                    owner: Some(Owner {
+                        primary: Some("erin".into()),
+                        backup: Some("frank".into()),
+                    }),
+                    ..Default::default()
+                },
+                team: None,
+            },
+            20,
+        )
+        .then_expect(&["enriched", "scored", "paged"]);
+    assert!(matches!(
+        then.event("paged"),
+        EventData::Paged {
+            reason: PageReason::Enriched,
+            ..
+        }
+    ));
+}
+
+fn g_open_p2_incomplete() -> Command {
+    let mut r = report(Severity::P2);
+    r.packet.recommended_action = None;
+    r.packet.owner = None;
+    r.packet.workflow_id = Some("search-index".into());
+    open(r)
+}
+
+#[test]
+fn p2_queue_hold_sends_a_ticket_to_the_owner_queue() {
+    let then = given(&[]).when(g_open_p2_incomplete(), 0);
+    let EventData::Held { ticket, action, .. } = then.event("held") else {
+        unreachable!()
+    };
+    assert_eq!(*action, BelowMin::Queue);
+    assert_eq!(ticket.as_ref().unwrap().routes[0].route, ROUTE_QUEUE);
+}
+
+#[test]
+fn held_handoffs_still_escalate_because_the_clock_started_at_open() {
+    given(&[(g_open_p2_incomplete(), 0)])
+        .when(Command::Tick, 900)
+        .then_expect(&["escalated"]);
+}
+
+#[test]
+fn override_pages_a_held_report_at_once_and_is_refused_once_paged() {
+    let mut r = report(Severity::P1);
+    r.packet.run_id = None;
+    let then = given(&[(open(r), 0)])
+        .when(
+            Command::Override {
+                by: "ic".into(),
+                reason: "checkout is down".into(),
+            },
+            5,
+        )
+        .then_expect(&["overridden", "paged"]);
+    assert!(then.state().overridden.is_some());
+    given(&[(open(report(Severity::P1)), 0)])
+        .when(
+            Command::Override {
+                by: "ic".into(),
+                reason: "x".into(),
+            },
+            5,
+        )
+        .then_error("already_paged");
+}
+
+#[test]
+fn ownership_map_fills_owner_and_team_and_records_its_source() {
+    let mut r = report(Severity::P3);
+    r.packet.owner = None;
+    r.team = None;
+    let then = given(&[])
+        .when(open(r), 0)
+        .then_expect(&["opened", "enriched", "scored", "paged"]);
+    let EventData::Enriched {
+        fields,
+        team,
+        values,
+        ..
+    } = then.event("enriched")
+    else {
+        unreachable!()
+    };
+    assert_eq!(fields, &["owner.primary", "owner.backup", "team"]);
+    assert_eq!(team.as_deref(), Some("payments"));
+    assert_eq!(values.primary(), Some("alice"));
+    assert_eq!(then.state().team, "payments");
+}
+
+#[test]
+fn duplicate_report_joins_the_handoff_without_paging_again() {
+    given(&[(open(report(Severity::P1)), 0)])
+        .when(open(report(Severity::P1)), 1)
+        .then_expect(&["reported_again"]);
+}
+
+#[test]
+fn packet_ttl_expiry_asks_the_owner_to_refresh_once() {
+    let mut r = report(Severity::P3);
+    r.packet.ttl_seconds = Some(60);
+    let g = given(&[(open(r.clone()), 0)]);
+    let then = g.when(Command::Tick, 60).then_expect(&["expired"]);
+    let EventData::Expired { notice, .. } = then.event("expired") else {
+        unreachable!()
+    };
+    assert_eq!(notice.routes[0].target, "alice");
+    given(&[(open(r), 0), (Command::Tick, 60)])
+        .when(Command::Tick, 61)
+        .then_expect(&[]);
+}
+
+#[test]
+fn resolved_handoffs_refuse_commands_and_never_fire() {
+    let g = || {
+        given(&[
+            (open(report(Severity::P1)), 0),
+            (
+                Command::Resolve {
+                    by: "alice".into(),
+                    note: None,
+                },
+                10,
+            ),
+        ])
+    };
+    g().when(ack("alice"), 11).then_error("resolved");
+    g().when(Command::Tick, 100_000).then_expect(&[]);
+    assert_eq!(g().state.unwrap().status(), Status::Resolved);
+}
+
+#[test]
+fn commands_for_unknown_handoffs_are_not_found() {
+    given(&[]).when(ack("x"), 0).then_error("not_found");
+    given(&[]).when(Command::Tick, 0).then_error("not_found");
+}
+
+#[test]
+fn enrich_that_changes_nothing_is_refused() {
+    given(&[(open(report(Severity::P1)), 0)])
+        .when(
+            Command::Enrich {
+                by: "x".into(),
+                fields: Packet {
+                    run_id: full_packet().run_id,
+                    ..Default::default()
+                },
+                team: None,
+            },
+            1,
+        )
+        .then_error("invalid");
+}
+
+#[test]
+fn handoff_ids_are_stable_per_template_and_dedup_key() {
+    let r = report(Severity::P1);
+    let a = handoff_id_for("agent_failure", &r).unwrap();
+    assert_eq!(a, handoff_id_for("agent_failure", &r).unwrap());
+    assert_ne!(a, handoff_id_for("other", &r).unwrap());
+    let mut no_run = r.clone();
+    no_run.packet.run_id = None;
+    assert_eq!(handoff_id_for("agent_failure", &no_run), None);
+}
+
+#[test]
+fn events_round_trip_through_json_with_type_and_version() {
+    let events = decide(None, &open(report(Severity::P1)), t(0), &policy()).unwrap();
+    for e in events {
+        let sealed = e.seal(Uuid::now_v7(), Uuid::now_v7(), t(0));
+        let json = serde_json::to_value(&sealed).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["type"], sealed.kind());
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, sealed);
+    }
+}
+
+fn arb_command() -> impl Strategy<Value = (u8, i64)> {
+    (0u8..7, 0i64..20_000)
+}
+
+fn to_command(kind: u8) -> Command {
+    let mut incomplete = report(Severity::P1);
+    incomplete.packet.run_id = None;
+    match kind {
+        0 => open(report(Severity::P1)),
+        1 => open(incomplete),
+        2 => ack("a"),
+        3 => Command::Tick,
+        4 => Command::Override {
+            by: "o".into(),
+            reason: "r".into(),
+        },
+        5 => Command::Enrich {
+            by: "e".into(),
+            fields: Packet {
+                run_id: Some("r2".into()),
+                ..Default::default()
+            },
+            team: None,
+        },
+        _ => Command::Resolve {
+            by: "z".into(),
+            note: None,
+        },
+    }
+}
+
+proptest! {
+    /// Replaying any accepted event sequence twice yields the same state,
+    /// and the state never pages twice at level 0 or repeats a step.
+    #[test]
+    fn replay_is_deterministic(mut cmds in proptest::collection::vec(arb_command(), 1..30)) {
+        cmds.sort_by_key(|c| c.1);
+        let policy = policy();
+        let mut state = None;
+        let mut log = Vec::new();
+        for (kind, at) in cmds {
+            if let Ok(events) = decide(state.as_ref(), &to_command(kind), t(at), &policy) {
+                for e in events {
+                    let e = e.seal(Uuid::now_v7(), Uuid::nil(), t(at));
+                    apply(&mut state, &e);
+                    log.push(e);
+                }
+            }
+        }
+        let replay = |log: &[Event]| {
+            let mut s = None;
+            for e in log { apply(&mut s, e); }
+            s
+        };
+        prop_assert_eq!(replay(&log), state.clone());
+        prop_assert_eq!(replay(&log), replay(&log));
+        let pages = log.iter().filter(|e| e.kind() == "paged").count();
+        prop_assert!(pages <= 1);
+        let mut steps: Vec<u32> = log.iter().filter_map(|e| match e.data {
+            EventData::Escalated { step, .. } => Some(step), _ => None }).collect();
+        let n = steps.len();
+        steps.dedup();
+        prop_assert_eq!(steps.len(), n);
+    }
+}
