@@ -1,1 +1,1 @@
-pub fn x() {}
+fn main() {}

@@ -1,2 +1,35 @@
 //! Baton: an event-sourced handoff and incident-escalation daemon on NATS JetStream.
+//!
+//! # Layout
+//!
+//! One module per stage of the data's path:
+//!
+//! - [`config`] — the strict, documented TOML config and its env overrides.
+//! - [`ingest`] — reports in: the durable `BATON_REPORTS` consumer, validation,
+//!   the rejected-report stream.
+//! - [`commands`] — `ack` / `override` / `enrich` / `resolve` / `get`, one
+//!   transport-free handler served over NATS request/reply (and HTTP).
+//! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
+//! - [`engine`] — the write path: decide, append with optimistic concurrency, retry.
+//! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
+//! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
+//! - [`sla`] — the one timer task that holds every deadline.
+//! - [`pages`] — pages out, derived from stored events, exactly once.
+//! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
+//! - [`server`] — wiring, start-up order and graceful shutdown.
+//! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod dev;
 pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod pages;
+pub mod projector;
+pub mod server;
+pub mod sla;
+pub mod store;

@@ -508,11 +508,12 @@ fn tick(h: &Handoff, now: DateTime<Utc>, policy: &Policy) -> Vec<NewEvent> {
         *cur = s.expect("state stays");
         out.push(e);
     };
-    if cur.paged_at.is_none() && cur.held == Some(BelowMin::EnrichThenPage) {
-        if cur.hold_until.is_some_and(|u| u <= now) {
-            let data = page(&cur, PageReason::MaxHold, policy);
-            push(&mut cur, data, &mut out);
-        }
+    if cur.paged_at.is_none()
+        && cur.held == Some(BelowMin::EnrichThenPage)
+        && cur.hold_until.is_some_and(|u| u <= now)
+    {
+        let data = page(&cur, PageReason::MaxHold, policy);
+        push(&mut cur, data, &mut out);
     }
     let sp = policy.severity(cur.severity);
     while let Some(step) = cur.next_step(policy).filter(|s| s.due <= now) {

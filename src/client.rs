@@ -1,0 +1,203 @@
+//! The CLI's client side: publish reports, send commands, follow pages.
+//!
+//! Everything here talks to a running Baton over NATS only, exactly as any
+//! other runner or paging consumer would.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::{handoff_id_for, parse_report, FieldError, ParseLimits};
+use crate::engine::keyless_handoff_id;
+use crate::pages::Page;
+use crate::store::{self, Names, StoreError};
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the report is invalid:\n{}", .0.iter().map(|e| format!("  - {}: {} ({})", if e.field.is_empty() { "report" } else { &e.field }, e.message, e.code)).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("no reply from Baton on {subject}: is `baton serve` running? ({message})")]
+    NoReply { subject: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A connected client.
+pub struct Client {
+    pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub names: Names,
+    pub cfg: Config,
+}
+
+impl Client {
+    pub async fn connect(cfg: Config) -> Result<Self, ClientError> {
+        let nats = store::connect(&cfg.nats).await?;
+        let js = store::jetstream(nats.clone(), &cfg.nats);
+        Ok(Self {
+            nats,
+            js,
+            names: Names::new(&cfg.nats.prefix),
+            cfg,
+        })
+    }
+
+    /// Validates a report locally (same rules as the daemon), stores it in
+    /// `BATON_REPORTS` and returns its stream sequence and handoff id.
+    pub async fn report(&self, template: &str, payload: &[u8]) -> Result<(u64, Uuid), ClientError> {
+        let limits = ParseLimits {
+            max_report_bytes: self.cfg.limits.max_report_bytes,
+            max_field_bytes: self.cfg.limits.max_field_bytes,
+        };
+        let parsed = parse_report(payload, limits).map_err(ClientError::Invalid)?;
+        let ack = self
+            .js
+            .publish(self.names.report(template), payload.to_vec().into())
+            .await
+            .map_err(|e| StoreError::nats("publish report", e))?
+            .await
+            .map_err(|e| StoreError::nats("publish report", e))?;
+        let id = match handoff_id_for(template, &parsed.report) {
+            Some(id) => id,
+            None => {
+                // Keyless: the id derives from the stored report's time and sequence.
+                let stream = self
+                    .js
+                    .get_stream(self.names.reports_stream())
+                    .await
+                    .map_err(|e| StoreError::nats("get stream", e))?;
+                let msg = stream
+                    .get_raw_message(ack.sequence)
+                    .await
+                    .map_err(|e| StoreError::nats("get report", e))?;
+                let ms = u64::try_from(msg.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+                keyless_handoff_id(ms, ack.sequence)
+            }
+        };
+        Ok((ack.sequence, id))
+    }
+
+    /// Sends `<prefix>.cmd.<verb>` and returns the `ok` reply.
+    pub async fn command(&self, verb: &str, body: Value) -> Result<Value, ClientError> {
+        let subject = self.names.cmd(verb);
+        let reply = tokio::time::timeout(
+            self.cfg.nats.request_timeout,
+            self.nats.request(
+                subject.clone(),
+                serde_json::to_vec(&body).expect("json").into(),
+            ),
+        )
+        .await
+        .map_err(|_| ClientError::NoReply {
+            subject: subject.clone(),
+            message: "timed out".into(),
+        })?
+        .map_err(|e| ClientError::NoReply {
+            subject: subject.clone(),
+            message: e.to_string(),
+        })?;
+        let v: Value =
+            serde_json::from_slice(&reply.payload).map_err(|e| ClientError::Io(e.to_string()))?;
+        if v["ok"] == json!(true) {
+            Ok(v)
+        } else {
+            Err(ClientError::Refused {
+                code: v["error"]["code"].as_str().unwrap_or("error").to_string(),
+                message: v["error"]["message"].as_str().unwrap_or("").to_string(),
+            })
+        }
+    }
+
+    /// Prints pages: the stored ones too with `all`, then new ones while
+    /// `follow`.
+    pub async fn pages(&self, follow: bool, all: bool, json_out: bool) -> Result<(), ClientError> {
+        let stream = self
+            .js
+            .get_stream(self.names.pages_stream())
+            .await
+            .map_err(|e| StoreError::nats("get stream", e))?;
+        let last = stream
+            .get_info()
+            .await
+            .map_err(|e| StoreError::nats("stream info", e))?
+            .state
+            .last_sequence;
+        if !follow && (!all || last == 0) {
+            return Ok(());
+        }
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: if all {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::New
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::nats("create consumer", e))?;
+        let mut msgs = consumer
+            .messages()
+            .await
+            .map_err(|e| StoreError::nats("consume", e))?;
+        while let Some(m) = msgs.next().await {
+            let m = m.map_err(|e| StoreError::nats("consume", e))?;
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            if json_out {
+                println!("{}", String::from_utf8_lossy(&m.payload));
+            } else {
+                match serde_json::from_slice::<Page>(&m.payload) {
+                    Ok(p) => println!("{}", describe(&p)),
+                    Err(_) => println!("{}", String::from_utf8_lossy(&m.payload)),
+                }
+            }
+            if !follow && seq >= last {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line a human reads.
+pub fn describe(p: &Page) -> String {
+    let what = match p.kind.as_str() {
+        "escalation" => format!("ESCALATION L{} (step {})", p.level, p.step),
+        "ticket" => "TICKET (packet incomplete)".to_string(),
+        "refresh" => "REFRESH (packet TTL expired)".to_string(),
+        _ => "PAGE".to_string(),
+    };
+    let respond = p
+        .respond_by
+        .map(|t| format!(" respond by {}", t.format("%H:%M:%S%.3f")))
+        .unwrap_or_default();
+    format!(
+        "{} {} {} → {}/{} ({}) HCS {:.2}{}{} :: {} — ack: {}",
+        p.sent_at.format("%H:%M:%S%.3f"),
+        p.severity,
+        what,
+        p.route,
+        p.team,
+        p.target,
+        p.hcs.score,
+        if p.incomplete { " INCOMPLETE" } else { "" },
+        respond,
+        p.packet
+            .error_summary
+            .as_deref()
+            .unwrap_or("(no error summary)"),
+        p.ack.cli,
+    )
+}
+
+/// How long `baton report` waits to show the outcome.
+pub const REPORT_WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,311 @@
+//! Commands: `ack`, `override`, `enrich`, `resolve`, `get`.
+//!
+//! [`handle`] is transport-free: the NATS request/reply service below
+//! (`<prefix>.cmd.<verb>`) and the HTTP API both call it, so the two
+//! transports share one path into the engine. Replies are
+//! `{"ok":true,"handoff":{...},"events":[...]}` or
+//! `{"ok":false,"error":{"code","message","field"}}`.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::{parse_object, Command, DomainError, Owner};
+use crate::engine::{Engine, EngineError, Outcome};
+
+/// The verbs served.
+pub const VERBS: &[&str] = &["ack", "override", "enrich", "resolve", "get"];
+
+/// A command that failed. `code` is stable; `status` is what HTTP answers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommandError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip)]
+    pub status: u16,
+}
+
+impl CommandError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            field: field.map(String::from),
+            status,
+        }
+    }
+}
+
+impl From<EngineError> for CommandError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Domain(d) => {
+                let status = match d {
+                    DomainError::NotFound => 404,
+                    DomainError::Invalid { .. } => 422,
+                    _ => 409,
+                };
+                let field = match &d {
+                    DomainError::Invalid { field, .. } => Some(field.as_str()),
+                    _ => None,
+                };
+                CommandError::new(status, d.code(), d.to_string(), field)
+            }
+            EngineError::Contended(_) => CommandError::new(409, "conflict", e.to_string(), None),
+            EngineError::Store(s) => {
+                // The detail goes to the log, not to the caller.
+                tracing::error!(error = %s, "command failed at the store");
+                CommandError::new(
+                    503,
+                    "unavailable",
+                    "the event store is unavailable; retry",
+                    None,
+                )
+            }
+        }
+    }
+}
+
+fn bad(code: &str, field: &str, message: impl Into<String>) -> CommandError {
+    CommandError::new(422, code, message, Some(field))
+}
+
+/// Parses a handoff id (which becomes a subject token, so only UUIDs pass).
+pub fn parse_id(s: &str) -> Result<Uuid, CommandError> {
+    Uuid::parse_str(s.trim()).map_err(|_| bad("invalid_id", "id", "id must be a handoff UUID"))
+}
+
+fn person(obj: &Map<String, Value>, field: &str) -> Result<String, CommandError> {
+    match obj.get(field) {
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.trim().to_string())
+        }
+        Some(Value::String(_)) => Err(bad(
+            "invalid_value",
+            field,
+            format!("{field} must be 1-128 printable characters"),
+        )),
+        None | Some(Value::Null) => {
+            Err(bad("missing_field", field, format!("{field} is required")))
+        }
+        Some(_) => Err(bad(
+            "wrong_type",
+            field,
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+fn text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, CommandError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.chars().take(2000).collect())),
+        Some(_) => Err(bad(
+            "wrong_type",
+            field,
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+/// Builds the domain command for a verb from its JSON body (without `id`).
+pub fn command(
+    verb: &str,
+    obj: &Map<String, Value>,
+    max_field_bytes: usize,
+) -> Result<Option<Command>, CommandError> {
+    Ok(Some(match verb {
+        "get" => return Ok(None),
+        "ack" => Command::Acknowledge {
+            by: person(obj, "by")?,
+        },
+        "override" => Command::Override {
+            by: person(obj, "by")?,
+            reason: text(obj, "reason")?
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| bad("missing_field", "reason", "override needs a reason"))?,
+        },
+        "resolve" => Command::Resolve {
+            by: person(obj, "by")?,
+            note: text(obj, "note")?,
+        },
+        "enrich" => {
+            let by = person(obj, "by")?;
+            let fields = match obj.get("fields") {
+                Some(Value::Object(f)) => f,
+                None | Some(Value::Null) => {
+                    return Err(bad("missing_field", "fields", "enrich needs `fields`"))
+                }
+                Some(_) => {
+                    return Err(bad(
+                        "wrong_type",
+                        "fields",
+                        "fields must be an object of packet fields",
+                    ))
+                }
+            };
+            if fields.contains_key("dedup_key") {
+                return Err(bad(
+                    "unknown_field",
+                    "fields.dedup_key",
+                    "dedup_key cannot change after open",
+                ));
+            }
+            let parsed = parse_object(fields, max_field_bytes, false).map_err(|errs| {
+                let first = &errs[0];
+                let all: Vec<String> = errs
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                CommandError::new(
+                    422,
+                    &first.code,
+                    all.join("; "),
+                    Some(&format!("fields.{}", first.field)),
+                )
+            })?;
+            let mut packet = parsed.report.packet;
+            // An enrich that names only a backup must not erase the primary.
+            if let Some(Owner {
+                primary: None,
+                backup: None,
+            }) = packet.owner
+            {
+                packet.owner = None;
+            }
+            Command::Enrich {
+                by,
+                fields: packet,
+                team: parsed.report.team,
+            }
+        }
+        other => {
+            return Err(CommandError::new(
+                404,
+                "unknown_command",
+                format!("no command {other:?}; known: {}", VERBS.join(", ")),
+                None,
+            ))
+        }
+    }))
+}
+
+/// Reply body for a successful command.
+pub fn ok_body(outcome: &Outcome) -> Value {
+    json!({"ok": true, "handoff": outcome.handoff, "events": outcome.events, "seq": outcome.seq})
+}
+
+/// Runs a command given as a verb and a JSON body with `id`.
+pub async fn handle(
+    engine: &Engine,
+    verb: &str,
+    body: &[u8],
+    max_field_bytes: usize,
+) -> Result<Value, CommandError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        CommandError::new(400, "malformed_json", format!("not valid JSON: {e}"), None)
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(CommandError::new(
+            400,
+            "not_an_object",
+            "the request must be a JSON object",
+            None,
+        ));
+    };
+    let id = match obj.get("id") {
+        Some(Value::String(s)) => parse_id(s)?,
+        None => return Err(bad("missing_field", "id", "id is required")),
+        Some(_) => return Err(bad("wrong_type", "id", "id must be a string")),
+    };
+    run(engine, verb, id, &obj, max_field_bytes).await
+}
+
+/// Runs a command for a known id (the HTTP path has the id in the URL).
+pub async fn run(
+    engine: &Engine,
+    verb: &str,
+    id: Uuid,
+    obj: &Map<String, Value>,
+    max_field_bytes: usize,
+) -> Result<Value, CommandError> {
+    match command(verb, obj, max_field_bytes)? {
+        None => match engine.load(id).await.map_err(EngineError::from)? {
+            Some(h) => Ok(json!({"ok": true, "handoff": h})),
+            None => Err(EngineError::Domain(DomainError::NotFound).into()),
+        },
+        Some(cmd) => Ok(ok_body(&engine.execute(id, cmd).await?)),
+    }
+}
+
+/// The error reply body.
+pub fn error_body(e: &CommandError) -> Value {
+    json!({"ok": false, "error": e})
+}
+
+/// Serves `<prefix>.cmd.*` (queue group `baton`, so several daemons share
+/// the load) until shutdown.
+pub async fn serve(
+    client: async_nats::Client,
+    engine: Arc<Engine>,
+    max_field_bytes: usize,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::SubscribeError> {
+    let prefix = engine.store().names().prefix.clone();
+    let mut sub = client
+        .queue_subscribe(format!("{prefix}.cmd.*"), "baton".into())
+        .await?;
+    let permits = Arc::new(Semaphore::new(1024));
+    let mut tasks = JoinSet::new();
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = sub.next() => match m { Some(m) => m, None => break },
+        };
+        while tasks.try_join_next().is_some() {}
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let (client, engine, prefix) = (client.clone(), engine.clone(), prefix.clone());
+        tasks.spawn(async move {
+            let verb = msg
+                .subject
+                .strip_prefix(&format!("{prefix}.cmd."))
+                .unwrap_or("")
+                .to_string();
+            let reply = match handle(&engine, &verb, &msg.payload, max_field_bytes).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::info!(verb, code = %e.code, "command refused");
+                    error_body(&e)
+                }
+            };
+            match msg.reply {
+                Some(to) => {
+                    if let Err(e) = client
+                        .publish(to, serde_json::to_vec(&reply).expect("serializes").into())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "command reply failed");
+                    }
+                }
+                None => tracing::warn!(
+                    verb,
+                    "command without a reply subject; executed, nobody told"
+                ),
+            }
+            drop(permit);
+        });
+    }
+    let _ = sub.unsubscribe().await;
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! A private `nats-server -js` child process: `baton dev` runs against one,
+//! and the integration tests and benchmarks start their own the same way.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Why the child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("nats-server not found on PATH; install it (Debian: apt-get install -y nats-server)")]
+    NotInstalled,
+    #[error("cannot start nats-server: {0}")]
+    Spawn(std::io::Error),
+    #[error("nats-server did not accept connections on port {port} within 10s (log: {log})")]
+    NotReady { port: u16, log: PathBuf },
+}
+
+/// A running nats-server; killed when dropped.
+pub struct NatsServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` on 127.0.0.1:`port` with its store under
+    /// `data_dir/jetstream` and its log in `data_dir/nats-server.log`.
+    pub fn start(data_dir: &Path, port: u16) -> Result<Self, DevError> {
+        std::fs::create_dir_all(data_dir).map_err(DevError::Spawn)?;
+        let log = data_dir.join("nats-server.log");
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(data_dir.join("jetstream"))
+            .arg("-l")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => DevError::NotInstalled,
+                _ => DevError::Spawn(e),
+            })?;
+        let mut server = NatsServer {
+            child,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline || server.child.try_wait().ok().flatten().is_some() {
+                return Err(DevError::NotReady { port, log });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server at once (no flush), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("can bind an ephemeral port")
+}

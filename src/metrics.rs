@@ -1,0 +1,206 @@
+//! Prometheus series. Names and labels are part of the wire contract (README
+//! "Metrics"). Labels are low-cardinality only: severity, template, team-free
+//! states, levels, field names and reason codes — never a handoff id, a
+//! person or free text.
+//!
+//! Series derived from events (counters and histograms) are fed by the
+//! projector, which sees every commit of the stream exactly once per process,
+//! so after a restart they describe the same history again. The gauges are
+//! recomputed from the rebuilt state. Process-local timings
+//! (`baton_event_append_seconds`, lateness) start from zero.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::domain::{Event, EventData, Handoff};
+
+/// All of Baton's collectors, registered in their own registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub mtta_seconds: HistogramVec,
+    pub hcs: HistogramVec,
+    pub handoffs_opened_total: IntCounterVec,
+    pub handoffs_resolved_total: IntCounterVec,
+    pub open_handoffs: IntGaugeVec,
+    pub escalations_total: IntCounterVec,
+    pub sla_breaches_total: IntCounterVec,
+    pub gate_holds_total: IntCounterVec,
+    pub packet_missing_field_total: IntCounterVec,
+    pub reports_rejected_total: IntCounterVec,
+    pub escalation_lateness_seconds: Histogram,
+    pub overdue_deadlines: IntGauge,
+    pub projector_lag_events: IntGauge,
+    pub event_append_seconds: Histogram,
+    pub pages_published_total: IntCounterVec,
+}
+
+/// Buckets that resolve each SLA band: seconds up to the P3 band's hours.
+const MTTA_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    28800.0, 86400.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($c:expr) => {{
+                let c = $c.expect("metric definition is valid");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            }};
+        }
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            HistogramOpts::new(name, help).buckets(buckets)
+        };
+        Self {
+            mtta_seconds: reg!(HistogramVec::new(
+                hist(
+                    "baton_mtta_seconds",
+                    "Time from opened to acknowledged.",
+                    MTTA_BUCKETS.to_vec()
+                ),
+                &["severity"]
+            )),
+            hcs: reg!(HistogramVec::new(
+                hist(
+                    "baton_hcs",
+                    "Handoff Completeness Score at open.",
+                    (1..=10).map(|i| f64::from(i) * 10.0).collect()
+                ),
+                &["severity", "template"]
+            )),
+            handoffs_opened_total: reg!(IntCounterVec::new(
+                Opts::new("baton_handoffs_opened_total", "Handoffs opened."),
+                &["severity", "template"]
+            )),
+            handoffs_resolved_total: reg!(IntCounterVec::new(
+                Opts::new("baton_handoffs_resolved_total", "Handoffs resolved."),
+                &["severity", "template"]
+            )),
+            open_handoffs: reg!(IntGaugeVec::new(
+                Opts::new("baton_open_handoffs", "Handoffs not resolved, by state."),
+                &["severity", "state"]
+            )),
+            escalations_total: reg!(IntCounterVec::new(
+                Opts::new("baton_escalations_total", "Escalation steps stored."),
+                &["severity", "level"]
+            )),
+            sla_breaches_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_sla_breaches_total",
+                    "Handoffs whose first-response deadline passed without an acknowledgement."
+                ),
+                &["severity"]
+            )),
+            gate_holds_total: reg!(IntCounterVec::new(
+                Opts::new("baton_gate_holds_total", "Reports held by the HCS gate."),
+                &["severity"]
+            )),
+            packet_missing_field_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_packet_missing_field_total",
+                    "Packet fields missing at open (after auto-enrichment)."
+                ),
+                &["field"]
+            )),
+            reports_rejected_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_reports_rejected_total",
+                    "Reports rejected by validation."
+                ),
+                &["template", "reason"]
+            )),
+            escalation_lateness_seconds: reg!(Histogram::with_opts(hist(
+                "baton_escalation_lateness_seconds",
+                "Time from an escalation deadline to its page being stored.",
+                vec![0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
+            ))),
+            overdue_deadlines: reg!(IntGauge::new(
+                "baton_overdue_deadlines",
+                "Deadlines more than a second past due with no escalation stored; 0 when healthy."
+            )),
+            projector_lag_events: reg!(IntGauge::new(
+                "baton_projector_lag_events",
+                "Events in the stream not yet applied by the projector."
+            )),
+            event_append_seconds: reg!(Histogram::with_opts(hist(
+                "baton_event_append_seconds",
+                "Latency of one event-commit append to JetStream.",
+                vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]
+            ))),
+            pages_published_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_pages_published_total",
+                    "Pages stored on the page stream."
+                ),
+                &["kind"]
+            )),
+            registry,
+        }
+    }
+
+    /// Feeds one stored event; `state` is the handoff after the event;
+    /// `opening` is true for the events of the commit that opened it.
+    pub fn observe(&self, event: &Event, state: Option<&Handoff>, opening: bool) {
+        let Some(h) = state else { return };
+        let sev = h.severity.as_str();
+        match &event.data {
+            EventData::Opened {
+                template, severity, ..
+            } => {
+                self.handoffs_opened_total
+                    .with_label_values(&[severity.as_str(), template])
+                    .inc();
+            }
+            EventData::Scored { hcs, .. } if opening => {
+                // The score at open; re-scores after enrichment are not new handoffs.
+                self.hcs
+                    .with_label_values(&[sev, &h.template])
+                    .observe(hcs.score);
+                for f in &hcs.missing {
+                    self.packet_missing_field_total
+                        .with_label_values(&[f])
+                        .inc();
+                }
+            }
+            EventData::Held { .. } => self.gate_holds_total.with_label_values(&[sev]).inc(),
+            EventData::Escalated { step, level, .. } => {
+                self.escalations_total
+                    .with_label_values(&[sev, &level.to_string()])
+                    .inc();
+                if *step == 1 {
+                    self.sla_breaches_total.with_label_values(&[sev]).inc();
+                }
+            }
+            EventData::Acknowledged { mtta_ms, .. } => self
+                .mtta_seconds
+                .with_label_values(&[sev])
+                .observe(*mtta_ms as f64 / 1000.0),
+            EventData::Resolved { .. } => self
+                .handoffs_resolved_total
+                .with_label_values(&[sev, &h.template])
+                .inc(),
+            _ => {}
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,245 @@
+//! Pages out: a durable consumer of `BATON_EVENTS` turns each stored notice
+//! into messages on `<prefix>.page.<route>.<team>`.
+//!
+//! A page is a pure function of its causing event ([`pages_for`]), published
+//! with `Nats-Msg-Id = <event id>:<route>` before the event is acked. A crash
+//! after the publish and before the ack redelivers the event; the re-publish
+//! carries the same id and `BATON_PAGES` drops it (duplicate window,
+//! `[pages] duplicate_window`, default 24 h). A crash before the publish
+//! leaves the event unacked, so the page goes out on restart. Neither lost
+//! nor doubled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use async_nats::HeaderMap;
+use chrono::{DateTime, Utc};
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::{Event, Hcs, Packet, Severity};
+use crate::metrics::Metrics;
+use crate::store::{decode_commit, Names, StoreError};
+
+/// The page payload (the paging consumers' contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// `page` (level 0), `escalation`, `ticket` (gate hold on the owner
+    /// queue) or `refresh` (packet TTL expired).
+    pub kind: String,
+    pub handoff_id: Uuid,
+    /// The causing event.
+    pub event_id: Uuid,
+    pub severity: Severity,
+    /// 0 for the first page, then the escalation level.
+    pub level: u32,
+    /// Escalation step (0 for non-escalations).
+    pub step: u32,
+    pub route: String,
+    pub team: String,
+    /// Who this route reaches.
+    pub target: String,
+    pub template: String,
+    pub hcs: Hcs,
+    /// Below the severity's HCS gate.
+    pub incomplete: bool,
+    pub packet: Packet,
+    /// The SLA deadline this page enforces (escalations, refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// Acknowledge before this or the next step fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond_by: Option<DateTime<Utc>>,
+    pub sent_at: DateTime<Utc>,
+    pub ack: AckHow,
+}
+
+/// How to acknowledge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckHow {
+    /// NATS request subject; body `{"id": "...", "by": "you"}`.
+    pub nats: String,
+    pub cli: String,
+    pub http: String,
+}
+
+/// The pages an event causes, with their subjects and message ids.
+pub fn pages_for(event: &Event, names: &Names) -> Vec<(String, String, Page)> {
+    let Some((kind, notice)) = event.data.notice() else {
+        return vec![];
+    };
+    let (level, step, deadline) = match &event.data {
+        crate::domain::EventData::Escalated {
+            level,
+            step,
+            deadline,
+            ..
+        } => (*level, *step, Some(*deadline)),
+        crate::domain::EventData::Expired { deadline, .. } => (0, 0, Some(*deadline)),
+        _ => (0, 0, None),
+    };
+    let id = event.handoff_id;
+    notice
+        .routes
+        .iter()
+        .map(|rt| {
+            let page = Page {
+                kind: kind.to_string(),
+                handoff_id: id,
+                event_id: event.id,
+                severity: notice.severity,
+                level,
+                step,
+                route: rt.route.clone(),
+                team: notice.team.clone(),
+                target: rt.target.clone(),
+                template: notice.template.clone(),
+                hcs: notice.hcs.clone(),
+                incomplete: notice.incomplete,
+                packet: notice.packet.clone(),
+                deadline,
+                respond_by: notice.respond_by,
+                sent_at: event.occurred_at,
+                ack: AckHow {
+                    nats: names.cmd("ack"),
+                    cli: format!("baton ack {id} --by <you>"),
+                    http: format!("POST /v1/handoffs/{id}/ack"),
+                },
+            };
+            (
+                names.page(&rt.route, &notice.team),
+                format!("{}:{}", event.id, rt.route),
+                page,
+            )
+        })
+        .collect()
+}
+
+/// Durable consumer name on `BATON_EVENTS`.
+pub const CONSUMER: &str = "baton-pages";
+/// Events whose pages are in flight at once.
+const WINDOW: usize = 256;
+
+/// Publishes pages until shutdown. Events are processed in stream order;
+/// their pages' acks are awaited in a pipeline of `WINDOW` events.
+pub async fn run(
+    js: jetstream::Context,
+    names: Names,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let stream = js
+        .get_stream(names.events_stream())
+        .await
+        .map_err(|e| StoreError::nats("get stream", e))?;
+    let consumer = stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                description: Some("Baton page publisher".into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 10_000,
+                filter_subject: format!("{}.events.*", names.prefix),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| StoreError::nats("create pages consumer", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| StoreError::nats("consume", e))?;
+    let mut inflight = FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(()) = inflight.next(), if !inflight.is_empty() => {}
+            msg = messages.next(), if inflight.len() < WINDOW => {
+                let msg = match msg {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => { tracing::warn!(error = %e, "pages consumer error"); continue; }
+                    None => return Err(StoreError::nats("consume", "pages consumer ended")),
+                };
+                inflight.push_back(publish(js.clone(), names.clone(), metrics.clone(), msg));
+            }
+        }
+    }
+    // Finish what was started: publish-then-ack, nothing half done.
+    while inflight.next().await.is_some() {}
+    Ok(())
+}
+
+async fn publish(
+    js: jetstream::Context,
+    names: Names,
+    metrics: Arc<Metrics>,
+    msg: jetstream::Message,
+) {
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let commit = match decode_commit(seq, &msg.payload) {
+        Ok(c) => c,
+        Err(e) => {
+            // Acked so it does not block the consumer forever; the projector
+            // logs it too and `baton audit` reports it.
+            tracing::error!(seq, error = %e, "undecodable commit; no pages derived");
+            let _ = msg.ack().await;
+            return;
+        }
+    };
+    let mut acks = Vec::new();
+    for event in &commit.events {
+        for (subject, msg_id, page) in pages_for(event, &names) {
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_MESSAGE_ID, msg_id.as_str());
+            let body = serde_json::to_vec(&page).expect("pages serialize");
+            match js.publish_with_headers(subject, headers, body.into()).await {
+                Ok(f) => acks.push((f, page.kind, page.deadline)),
+                Err(e) => {
+                    tracing::warn!(handoff_id = %page.handoff_id, error = %e, "page publish failed; event will be redelivered");
+                    let _ = msg
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+    for (f, kind, deadline) in acks {
+        match f.await {
+            Ok(ack) => {
+                if !ack.duplicate {
+                    metrics
+                        .pages_published_total
+                        .with_label_values(&[&kind])
+                        .inc();
+                    if let (true, Some(d)) = (kind == "escalation", deadline) {
+                        let late = (Utc::now() - d).num_microseconds().unwrap_or(0).max(0);
+                        metrics
+                            .escalation_lateness_seconds
+                            .observe(late as f64 / 1e6);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "page not stored; event will be redelivered");
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+                return;
+            }
+        }
+    }
+    if let Err(e) = msg.double_ack().await {
+        // The pages are stored; a redelivery re-publishes them under the same
+        // ids and the stream drops the copies.
+        tracing::warn!(seq, error = %e, "event ack failed after its pages were stored");
+    }
+}

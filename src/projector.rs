@@ -1,0 +1,264 @@
+//! Current state, built from `BATON_EVENTS`.
+//!
+//! [`Projection`] holds one slot per handoff: the state and the stream
+//! sequence of the last commit applied. Two writers feed it: the engine
+//! applies its own commits as soon as JetStream acks them (so the next
+//! command sees them without waiting), and the projector task applies every
+//! commit it reads from the stream, including other daemons'. A commit is
+//! applied only if its sequence is newer than the slot's, so whichever comes
+//! second is a no-op and both orders give the same state.
+//!
+//! The projector also feeds the event-derived metrics (it sees every commit
+//! exactly once per process) and re-arms the SLA timer after each change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::{apply, Commit, EventData, Handoff, Policy, Status};
+use crate::metrics::Metrics;
+use crate::sla::TimerHandle;
+use crate::store::{decode_commit, EventStore, StoreError};
+
+/// A handoff's state and the sequence it reflects.
+#[derive(Debug, Default)]
+pub struct Entry {
+    pub state: Option<Handoff>,
+    pub last_seq: u64,
+}
+
+/// One handoff's slot. `write` serializes the engine's commands on this
+/// handoff across an await (hence tokio's mutex); `entry` is only ever held
+/// for a few non-async instructions (hence std's, which is cheaper).
+#[derive(Default)]
+pub struct Slot {
+    pub write: tokio::sync::Mutex<()>,
+    pub entry: Mutex<Entry>,
+}
+
+const SHARDS: usize = 16;
+
+/// All handoffs' current state.
+pub struct Projection {
+    shards: Vec<RwLock<HashMap<Uuid, Arc<Slot>>>>,
+    policy: Arc<Policy>,
+    timer: TimerHandle,
+    metrics: Arc<Metrics>,
+    /// Highest stream sequence the projector task has applied.
+    pub applied_seq: AtomicU64,
+}
+
+impl Projection {
+    pub fn new(policy: Arc<Policy>, timer: TimerHandle, metrics: Arc<Metrics>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            policy,
+            timer,
+            metrics,
+            applied_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, id: &Uuid) -> &RwLock<HashMap<Uuid, Arc<Slot>>> {
+        &self.shards[id.as_bytes()[15] as usize % SHARDS]
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The slot of a handoff, created empty if unknown.
+    pub fn slot(&self, id: Uuid) -> Arc<Slot> {
+        if let Some(s) = self.shard(&id).read().expect("not poisoned").get(&id) {
+            return s.clone();
+        }
+        self.shard(&id)
+            .write()
+            .expect("not poisoned")
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    /// Drops a slot that holds no handoff and that nobody else is using (a
+    /// command for an unknown id must not leave memory behind).
+    pub fn forget_if_empty(&self, id: Uuid, slot: Arc<Slot>) {
+        let mut shard = self.shard(&id).write().expect("not poisoned");
+        let empty = slot.entry.lock().expect("not poisoned").state.is_none();
+        // Two references: the map's and the caller's.
+        if empty && Arc::strong_count(&slot) == 2 {
+            shard.remove(&id);
+        }
+    }
+
+    /// A copy of one handoff's current state.
+    pub fn get(&self, id: Uuid) -> Option<Handoff> {
+        let slot = self
+            .shard(&id)
+            .read()
+            .expect("not poisoned")
+            .get(&id)?
+            .clone();
+        let entry = slot.entry.lock().expect("not poisoned");
+        entry.state.clone()
+    }
+
+    /// Copies of every handoff's state (for listings and stats).
+    pub fn all(&self) -> Vec<Handoff> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let slots: Vec<_> = shard
+                .read()
+                .expect("not poisoned")
+                .values()
+                .cloned()
+                .collect();
+            for s in slots {
+                if let Some(h) = &s.entry.lock().expect("not poisoned").state {
+                    out.push(h.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of handoffs held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().expect("not poisoned").len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies a stored commit unless the slot already reflects it. With
+    /// `observe`, feeds the metrics (the projector task does; the engine
+    /// does not, so every commit is counted once).
+    pub fn apply_commit(&self, slot: &Slot, seq: u64, commit: &Commit, observe: bool) -> bool {
+        let mut entry = slot.entry.lock().expect("not poisoned");
+        let opening = matches!(
+            commit.events.first().map(|e| &e.data),
+            Some(EventData::Opened { .. })
+        );
+        let fresh = seq > entry.last_seq;
+        if fresh {
+            let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
+            for e in &commit.events {
+                apply(&mut entry.state, e);
+                if observe {
+                    self.metrics.observe(e, entry.state.as_ref(), opening);
+                }
+            }
+            entry.last_seq = seq;
+            let after = entry.state.as_ref().map(|h| (h.severity, h.status()));
+            self.move_gauge(before, after);
+            if let Some(h) = &entry.state {
+                self.timer.schedule(h.id, h.next_deadline(&self.policy));
+            }
+        } else if observe {
+            for e in &commit.events {
+                self.metrics.observe(e, entry.state.as_ref(), opening);
+            }
+        }
+        fresh
+    }
+
+    fn move_gauge(
+        &self,
+        before: Option<(crate::domain::Severity, Status)>,
+        after: Option<(crate::domain::Severity, Status)>,
+    ) {
+        if before == after {
+            return;
+        }
+        let g = &self.metrics.open_handoffs;
+        if let Some((sev, st)) = before.filter(|(_, s)| *s != Status::Resolved) {
+            g.with_label_values(&[sev.as_str(), st.as_str()]).dec();
+        }
+        if let Some((sev, st)) = after.filter(|(_, s)| *s != Status::Resolved) {
+            g.with_label_values(&[sev.as_str(), st.as_str()]).inc();
+        }
+    }
+}
+
+/// Follows `BATON_EVENTS` from `after_seq` with an ordered consumer and
+/// applies every commit. Sets `caught_up` once it has applied `target_seq`.
+pub async fn run(
+    projection: Arc<Projection>,
+    store: EventStore,
+    after_seq: u64,
+    target_seq: u64,
+    caught_up: tokio::sync::watch::Sender<bool>,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    if target_seq <= after_seq {
+        caught_up.send_replace(true);
+    }
+    let deliver_policy = if after_seq == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: after_seq + 1,
+        }
+    };
+    let consumer = store
+        .stream()
+        .create_consumer(OrderedConfig {
+            deliver_policy,
+            filter_subject: format!("{}.events.*", store.names().prefix),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| StoreError::nats("create ordered consumer", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| StoreError::nats("consume", e))?;
+    let metrics = projection.metrics.clone();
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = messages.next() => m,
+        };
+        let msg = match msg {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // The ordered consumer recreates itself on gaps; other errors
+                // are transient (reconnects) and the stream resumes.
+                tracing::warn!(error = %e, "projector stream error");
+                continue;
+            }
+            None => return Err(StoreError::nats("consume", "event stream ended")),
+        };
+        let info = match msg.info() {
+            Ok(i) => (i.stream_sequence, i.pending),
+            Err(e) => {
+                tracing::error!(error = %e, "event without JetStream metadata");
+                continue;
+            }
+        };
+        let (seq, pending) = info;
+        match decode_commit(seq, &msg.payload) {
+            Ok(commit) => {
+                if let Some(first) = commit.events.first() {
+                    let slot = projection.slot(first.handoff_id);
+                    projection.apply_commit(&slot, seq, &commit, true);
+                }
+            }
+            Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
+        }
+        projection.applied_seq.store(seq, Ordering::Release);
+        metrics.projector_lag_events.set(pending as i64);
+        if seq >= target_seq && !*caught_up.borrow() {
+            caught_up.send_replace(true);
+        }
+    }
+}

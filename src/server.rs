@@ -1,0 +1,263 @@
+//! `baton serve`: connect, ensure streams, rebuild state, then run every task
+//! until shutdown.
+//!
+//! Start-up order matters: the projector replays `BATON_EVENTS` first and
+//! the SLA timer, ingest and commands start only once it has caught up, so no
+//! decision is taken on half-rebuilt state and every pending deadline is
+//! re-armed (the projector arms them as it applies). Each task takes the
+//! shutdown token; on SIGINT/SIGTERM they stop taking new work, finish what
+//! they started, and `wait` returns once all have ended. If one task fails,
+//! the others are shut down and the error is returned (exit code 1), so a
+//! supervisor restarts a daemon that is whole, never one that is half alive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::domain::{Command, DomainError};
+use crate::engine::{Engine, EngineError};
+use crate::metrics::Metrics;
+use crate::projector::{self, Projection};
+use crate::store::{self, EventStore, StoreError};
+use crate::{commands, http, ingest, pages, sla};
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{task} failed: {message}")]
+    Task { task: &'static str, message: String },
+}
+
+/// Shared handles of a running daemon (the HTTP API and tests use them).
+#[derive(Clone)]
+pub struct Shared {
+    pub cfg: Arc<Config>,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub js: async_nats::jetstream::Context,
+    pub client: async_nats::Client,
+    pub ready: watch::Receiver<bool>,
+}
+
+/// A started daemon.
+pub struct Running {
+    pub shared: Shared,
+    /// Where the HTTP API listens, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+    shutdown: CancellationToken,
+}
+
+/// Starts the daemon and returns once state is rebuilt and every task runs.
+pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, ServeError> {
+    let cfg = Arc::new(cfg);
+    let client = store::connect(&cfg.nats).await?;
+    let js = store::jetstream(client.clone(), &cfg.nats);
+    store::ensure_streams(&js, &cfg).await?;
+    let metrics = Arc::new(Metrics::new());
+    let policy = Arc::new(cfg.policy());
+    let event_store = EventStore::open(js.clone(), &cfg, Some(metrics.clone())).await?;
+    let (timer, queue) = sla::channel();
+    let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
+    let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));
+    let (ready_tx, ready) = watch::channel(false);
+    let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+
+    let started = Instant::now();
+    let target = event_store.last_seq().await?;
+    {
+        let (p, s, t) = (projection.clone(), event_store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let r = projector::run(p, s, 0, target, ready_tx, t).await;
+            ("projector", r.map_err(|e| e.to_string()))
+        });
+    }
+    let mut wait_ready = ready.clone();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        r = wait_ready.wait_for(|r| *r) => {
+            if r.is_err() {
+                // The projector ended before catching up: report its error.
+                if let Some(Ok((task, Err(message)))) = tasks.join_next().await {
+                    return Err(ServeError::Task { task, message });
+                }
+            }
+        }
+    }
+    tracing::info!(
+        events = target,
+        handoffs = projection.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "state rebuilt from the event stream"
+    );
+
+    {
+        let e = engine.clone();
+        let fire = move |id| {
+            let e = e.clone();
+            async move {
+                match e.execute(id, Command::Tick).await {
+                    Ok(_) | Err(EngineError::Domain(DomainError::NotFound)) => Ok(()),
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+        };
+        let (r, m, t, n) = (
+            ready.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+            cfg.limits.tick_concurrency,
+        );
+        tasks.spawn(async move {
+            sla::run(queue, fire, r, n, m, t).await;
+            ("sla timer", Ok(()))
+        });
+    }
+    {
+        let (e, j, c, m, t) = (
+            engine.clone(),
+            js.clone(),
+            cfg.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            (
+                "ingest",
+                ingest::run(e, j, c, m, t).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    {
+        let (cl, e, t, n) = (
+            client.clone(),
+            engine.clone(),
+            shutdown.clone(),
+            cfg.limits.max_field_bytes,
+        );
+        tasks.spawn(async move {
+            (
+                "commands",
+                commands::serve(cl, e, n, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        });
+    }
+    if cfg.pages.enabled {
+        let (j, n, m, t) = (
+            js.clone(),
+            event_store.names().clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            (
+                "pages",
+                pages::run(j, n, m, t).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    let shared = Shared {
+        cfg: cfg.clone(),
+        engine,
+        metrics,
+        js,
+        client,
+        ready,
+    };
+    let mut http_addr = None;
+    if cfg.http.enabled {
+        let addr = cfg.http.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Listen { addr, source })?;
+        http_addr = listener.local_addr().ok();
+        let (s, t) = (shared.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            (
+                "http",
+                http::serve(listener, s, t).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    tracing::info!(prefix = %cfg.nats.prefix, http = ?http_addr, "baton is serving");
+    Ok(Running {
+        shared,
+        http_addr,
+        tasks,
+        shutdown,
+    })
+}
+
+impl Running {
+    /// Runs until shutdown (or until a task fails), then waits for every
+    /// task to finish its in-flight work.
+    pub async fn wait(mut self) -> Result<(), ServeError> {
+        let mut result = Ok(());
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            Some(done) = self.tasks.join_next() => {
+                result = Err(match done {
+                    Ok((task, Err(message))) => ServeError::Task { task, message },
+                    Ok((task, Ok(()))) => ServeError::Task { task, message: "stopped unexpectedly".into() },
+                    Err(e) => ServeError::Task { task: "task", message: e.to_string() },
+                });
+            }
+        }
+        self.shutdown.cancel();
+        while let Some(done) = self.tasks.join_next().await {
+            if let Ok((task, Err(message))) = done {
+                tracing::warn!(task, %message, "task ended with an error during shutdown");
+            }
+        }
+        let _ = self.shared.client.flush().await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "baton stopped");
+        } else {
+            tracing::info!("baton stopped cleanly");
+        }
+        result
+    }
+
+    /// Aborts every task at once, as a crash would (tests use this).
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+        self.tasks.detach_all();
+    }
+}
+
+/// `start` then `wait`.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    start(cfg, shutdown).await?.wait().await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn shutdown_on_signals(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+    token.cancel();
+}

@@ -1,0 +1,349 @@
+//! JetStream: connection, the four streams, and the event log's append/read.
+//!
+//! `BATON_EVENTS` is the source of truth. An append is one [`Commit`] on
+//! `<prefix>.events.<handoff_id>` carrying `Nats-Expected-Last-Subject-Sequence`
+//! (optimistic concurrency per handoff) and a `Nats-Msg-Id` (so a retried
+//! append is stored once). Appends for different handoffs run concurrently,
+//! bounded by a semaphore below async-nats's 5,000 pending-ack limit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::HeaderMap;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::config::{Config, NatsConfig};
+use crate::domain::Commit;
+
+/// Errors at the JetStream boundary. Callers see: `Conflict` → reload and
+/// re-decide; anything else → the command fails with `unavailable` (HTTP 503)
+/// and a report is left unacked for redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("another writer appended to this handoff first")]
+    Conflict,
+    #[error("JetStream {op} failed: {message}")]
+    Nats { op: &'static str, message: String },
+    #[error("stored event at sequence {seq} does not decode: {message}")]
+    Decode { seq: u64, message: String },
+}
+
+impl StoreError {
+    pub(crate) fn nats(op: &'static str, e: impl std::fmt::Display) -> Self {
+        StoreError::Nats {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Subject and stream names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub prefix: String,
+    stream_stem: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            stream_stem: prefix.to_ascii_uppercase().replace(['.', '-'], "_"),
+        }
+    }
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.stream_stem)
+    }
+    pub fn reports_stream(&self) -> String {
+        format!("{}_REPORTS", self.stream_stem)
+    }
+    pub fn pages_stream(&self) -> String {
+        format!("{}_PAGES", self.stream_stem)
+    }
+    pub fn rejected_stream(&self) -> String {
+        format!("{}_REJECTED", self.stream_stem)
+    }
+    pub fn events(&self, id: Uuid) -> String {
+        format!("{}.events.{id}", self.prefix)
+    }
+    pub fn report(&self, template: &str) -> String {
+        format!("{}.report.{template}", self.prefix)
+    }
+    pub fn rejected(&self, template: &str) -> String {
+        format!("{}.rejected.{template}", self.prefix)
+    }
+    pub fn page(&self, route: &str, team: &str) -> String {
+        format!("{}.page.{route}.{team}", self.prefix)
+    }
+    pub fn cmd(&self, verb: &str) -> String {
+        format!("{}.cmd.{verb}", self.prefix)
+    }
+    /// The `<template>` token of a report subject.
+    pub fn template_of<'a>(&self, subject: &'a str) -> &'a str {
+        subject
+            .strip_prefix(&self.prefix)
+            .and_then(|s| s.strip_prefix(".report."))
+            .unwrap_or("")
+    }
+}
+
+/// Connects with the configured auth and TLS.
+pub async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, StoreError> {
+    let err = |e: &dyn std::fmt::Display| StoreError::Connect {
+        url: cfg.url.clone(),
+        message: e.to_string(),
+    };
+    let mut opts = async_nats::ConnectOptions::new()
+        .name("baton")
+        .request_timeout(Some(cfg.request_timeout))
+        .connection_timeout(Duration::from_secs(5));
+    if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(t) = &cfg.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some(path) = &cfg.creds_file {
+        opts = opts.credentials_file(path).await.map_err(|e| err(&e))?;
+    }
+    if cfg.tls_required {
+        opts = opts.require_tls(true);
+    }
+    if let Some(ca) = &cfg.tls_ca {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let (Some(c), Some(k)) = (&cfg.tls_cert, &cfg.tls_key) {
+        opts = opts.add_client_certificate(c.clone(), k.clone());
+    }
+    let urls: Vec<&str> = cfg.url.split(',').map(str::trim).collect();
+    opts.connect(urls.as_slice()).await.map_err(|e| err(&e))
+}
+
+/// A JetStream context with the configured timeout.
+pub fn jetstream(client: async_nats::Client, cfg: &NatsConfig) -> jetstream::Context {
+    let mut js = jetstream::new(client);
+    js.set_timeout(cfg.request_timeout);
+    js
+}
+
+/// Creates or updates Baton's four streams. Idempotent: running it on every
+/// start is how upgrades adjust limits.
+pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(), StoreError> {
+    let names = Names::new(&cfg.nats.prefix);
+    let p = &names.prefix;
+    let replicas = cfg.nats.replicas;
+    let file = |name: String, subjects: Vec<String>| stream::Config {
+        name,
+        subjects,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let day = Duration::from_secs(24 * 3600);
+    let streams = [
+        stream::Config {
+            description: Some("Baton: the handoff event log (source of truth)".into()),
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(120),
+            max_message_size: 4 * 1024 * 1024,
+            ..file(names.events_stream(), vec![format!("{p}.events.*")])
+        },
+        stream::Config {
+            description: Some("Baton: failure reports from agent runners".into()),
+            duplicate_window: Duration::from_secs(120),
+            max_age: 30 * day,
+            max_message_size: i32::try_from(cfg.limits.max_report_bytes.max(1024) * 2)
+                .unwrap_or(i32::MAX),
+            ..file(names.reports_stream(), vec![format!("{p}.report.*")])
+        },
+        stream::Config {
+            description: Some("Baton: pages for paging consumers".into()),
+            duplicate_window: cfg.pages.duplicate_window.min(cfg.pages.max_age),
+            max_age: cfg.pages.max_age,
+            ..file(names.pages_stream(), vec![format!("{p}.page.*.*")])
+        },
+        stream::Config {
+            description: Some("Baton: reports that failed validation, with reasons".into()),
+            max_age: 30 * day,
+            ..file(names.rejected_stream(), vec![format!("{p}.rejected.*")])
+        },
+    ];
+    for s in streams {
+        let name = s.name.clone();
+        match js.get_stream(&name).await {
+            Ok(_) => {
+                js.update_stream(s)
+                    .await
+                    .map_err(|e| StoreError::nats("update stream", format!("{name}: {e}")))?;
+            }
+            Err(_) => {
+                js.create_stream(s)
+                    .await
+                    .map_err(|e| StoreError::nats("create stream", format!("{name}: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored outcome of an append.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    /// Stream sequence of the commit.
+    pub seq: u64,
+    /// The server already had this `Nats-Msg-Id`: what is stored may be
+    /// another writer's commit, so the caller must reload.
+    pub duplicate: bool,
+}
+
+/// Append and read access to `BATON_EVENTS`.
+#[derive(Clone)]
+pub struct EventStore {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    names: Names,
+    permits: Arc<Semaphore>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl EventStore {
+    pub async fn open(
+        js: jetstream::Context,
+        cfg: &Config,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Result<Self, StoreError> {
+        let names = Names::new(&cfg.nats.prefix);
+        let stream = js
+            .get_stream(names.events_stream())
+            .await
+            .map_err(|e| StoreError::nats("get stream", e))?;
+        Ok(Self {
+            js,
+            stream,
+            names,
+            permits: Arc::new(Semaphore::new(cfg.limits.max_in_flight_appends)),
+            metrics,
+        })
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn stream(&self) -> &stream::Stream {
+        &self.stream
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Appends a commit if the handoff's last stored sequence is still
+    /// `expected_last_seq` (0: no events yet).
+    pub async fn append(
+        &self,
+        handoff: Uuid,
+        expected_last_seq: u64,
+        msg_id: &str,
+        commit: &Commit,
+    ) -> Result<Appended, StoreError> {
+        let payload = serde_json::to_vec(commit).expect("events serialize");
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, msg_id);
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected_last_seq.to_string().as_str(),
+        );
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let started = Instant::now();
+        let ack = self
+            .js
+            .publish_with_headers(self.names.events(handoff), headers, payload.into())
+            .await
+            .map_err(|e| StoreError::nats("publish", e))?
+            .await;
+        if let Some(m) = &self.metrics {
+            m.event_append_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        match ack {
+            Ok(ack) => Ok(Appended {
+                seq: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(StoreError::Conflict),
+            Err(e) => Err(StoreError::nats("append", e)),
+        }
+    }
+
+    /// Every commit of one handoff stored after `after_seq`, in order.
+    pub async fn read_after(
+        &self,
+        handoff: Uuid,
+        after_seq: u64,
+    ) -> Result<Vec<(u64, Commit)>, StoreError> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        let subject = self.names.events(handoff);
+        let mut out = Vec::new();
+        let mut next = after_seq + 1;
+        loop {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject.clone(), Some(next))
+                .await
+            {
+                Ok(msg) => {
+                    let commit = decode_commit(msg.sequence, &msg.payload)?;
+                    next = msg.sequence + 1;
+                    out.push((msg.sequence, commit));
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(StoreError::nats("direct get", e)),
+            }
+        }
+    }
+
+    /// The stream's last sequence now.
+    pub async fn last_seq(&self) -> Result<u64, StoreError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| StoreError::nats("stream info", e))?;
+        Ok(info.state.last_sequence)
+    }
+}
+
+/// Decodes one stored commit.
+pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
+    serde_json::from_slice(payload).map_err(|e| StoreError::Decode {
+        seq,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let n = Names::new("acme.baton-x");
+        assert_eq!(n.events_stream(), "ACME_BATON_X_EVENTS");
+        assert_eq!(
+            n.page("oncall", "payments"),
+            "acme.baton-x.page.oncall.payments"
+        );
+        assert_eq!(
+            n.template_of("acme.baton-x.report.agent_failure"),
+            "agent_failure"
+        );
+    }
+}
