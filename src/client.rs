@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -27,8 +28,22 @@ pub enum ClientError {
     Refused { code: String, message: String },
     #[error("no reply from Baton on {subject}: is `baton serve` running? ({message})")]
     NoReply { subject: String, message: String },
+    #[error("stream {0} does not exist yet: start `baton serve` (or `baton dev`) once to create Baton's streams")]
+    NoStreams(String),
     #[error("{0}")]
     Io(String),
+}
+
+/// Validates a report with the daemon's own rules (no connection needed).
+pub fn validate_report(
+    cfg: &Config,
+    payload: &[u8],
+) -> Result<crate::domain::ParsedReport, ClientError> {
+    let limits = ParseLimits {
+        max_report_bytes: cfg.limits.max_report_bytes,
+        max_field_bytes: cfg.limits.max_field_bytes,
+    };
+    parse_report(payload, limits).map_err(ClientError::Invalid)
 }
 
 /// A connected client.
@@ -54,18 +69,19 @@ impl Client {
     /// Validates a report locally (same rules as the daemon), stores it in
     /// `BATON_REPORTS` and returns its stream sequence and handoff id.
     pub async fn report(&self, template: &str, payload: &[u8]) -> Result<(u64, Uuid), ClientError> {
-        let limits = ParseLimits {
-            max_report_bytes: self.cfg.limits.max_report_bytes,
-            max_field_bytes: self.cfg.limits.max_field_bytes,
-        };
-        let parsed = parse_report(payload, limits).map_err(ClientError::Invalid)?;
+        let parsed = validate_report(&self.cfg, payload)?;
         let ack = self
             .js
             .publish(self.names.report(template), payload.to_vec().into())
             .await
             .map_err(|e| StoreError::nats("publish report", e))?
             .await
-            .map_err(|e| StoreError::nats("publish report", e))?;
+            .map_err(|e| match e.kind() {
+                PublishErrorKind::StreamNotFound => {
+                    ClientError::NoStreams(self.names.reports_stream())
+                }
+                _ => StoreError::nats("publish report", e).into(),
+            })?;
         let id = match handoff_id_for(template, &parsed.report) {
             Some(id) => id,
             None => {

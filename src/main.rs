@@ -222,6 +222,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 policy.runbook.len()
             );
         }
+        Cmd::Report { file, template } => {
+            // Refuse an invalid report before needing a server.
+            let cfg = load_config(&cli, false)?;
+            let payload = read_input(file)?;
+            baton::client::validate_report(&cfg, &payload)?;
+            let client = Client::connect(cfg).await?;
+            report(&client, template, &payload).await?;
+        }
         cmd => {
             let cfg = load_config(&cli, false)?;
             let client = Client::connect(cfg).await?;
@@ -233,37 +241,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Report { file, template } => {
-            let payload = read_input(file)?;
-            let (seq, id) = client.report(template, &payload).await?;
-            println!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
-            let started = Instant::now();
-            loop {
-                match client.command("get", json!({"id": id})).await {
-                    Ok(v) => {
-                        let h = &v["handoff"];
-                        println!(
-                            "severity {} team {} status {} HCS {} missing {}",
-                            h["severity"].as_str().unwrap_or("?"),
-                            h["team"].as_str().unwrap_or("?"),
-                            status_of(h),
-                            h["hcs"]["score"],
-                            h["hcs"]["missing"]
-                        );
-                        break;
-                    }
-                    Err(ClientError::Refused { code, .. })
-                        if code == "not_found" && started.elapsed() < REPORT_WAIT =>
-                    {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    Err(e) => {
-                        println!("Baton has not processed it yet ({e}); it will when it runs");
-                        break;
-                    }
-                }
-            }
-        }
         Cmd::Ack { id, by } => {
             print_json(&client.command("ack", json!({"id": id, "by": by})).await?)
         }
@@ -288,7 +265,42 @@ async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         ),
         Cmd::Get { id } => print_json(&client.command("get", json!({"id": id})).await?["handoff"]),
         Cmd::Pages { follow, all, json } => client.pages(*follow, *all, *json).await?,
-        Cmd::Serve | Cmd::Dev { .. } | Cmd::CheckConfig => unreachable!("handled above"),
+        Cmd::Serve | Cmd::Dev { .. } | Cmd::CheckConfig | Cmd::Report { .. } => {
+            unreachable!("handled above")
+        }
+    }
+    Ok(())
+}
+
+/// Publishes a report and shows what Baton made of it.
+async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let (seq, id) = client.report(template, payload).await?;
+    println!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
+    let started = Instant::now();
+    loop {
+        match client.command("get", json!({"id": id})).await {
+            Ok(v) => {
+                let h = &v["handoff"];
+                println!(
+                    "severity {} team {} status {} HCS {} missing {}",
+                    h["severity"].as_str().unwrap_or("?"),
+                    h["team"].as_str().unwrap_or("?"),
+                    status_of(h),
+                    h["hcs"]["score"],
+                    h["hcs"]["missing"]
+                );
+                break;
+            }
+            Err(ClientError::Refused { code, .. })
+                if code == "not_found" && started.elapsed() < REPORT_WAIT =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                println!("Baton has not processed it yet ({e}); it will when it runs");
+                break;
+            }
+        }
     }
     Ok(())
 }

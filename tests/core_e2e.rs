@@ -11,8 +11,10 @@ use common::*;
 use serde_json::json;
 
 fn with_p1(cfg: &mut baton::config::Config, first_response_ms: u64) {
-    cfg.severity.get_mut(&baton::domain::Severity::P1).unwrap().first_response =
-        Some(Duration::from_millis(first_response_ms));
+    cfg.severity
+        .get_mut(&baton::domain::Severity::P1)
+        .unwrap()
+        .first_response = Some(Duration::from_millis(first_response_ms));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +36,9 @@ async fn p1_complete_report_pages_on_call_then_escalates_at_each_deadline() {
     );
     let opened_at = events[0].occurred_at;
     for (i, e) in events[3..].iter().enumerate() {
-        let EventData::Escalated { step, deadline, .. } = &e.data else { unreachable!() };
+        let EventData::Escalated { step, deadline, .. } = &e.data else {
+            unreachable!()
+        };
         assert_eq!(*step, i as u32 + 1);
         let expected = opened_at + Duration::from_millis(700 + 400 * i as u64);
         assert_eq!(*deadline, expected, "deadline comes from the schedule");
@@ -47,14 +51,29 @@ async fn p1_complete_report_pages_on_call_then_escalates_at_each_deadline() {
     })
     .await;
     let first = &pages[0];
-    assert_eq!((first.kind.as_str(), first.route.as_str(), first.team.as_str()), ("page", "oncall", "payments"));
+    assert_eq!(
+        (
+            first.kind.as_str(),
+            first.route.as_str(),
+            first.team.as_str()
+        ),
+        ("page", "oncall", "payments")
+    );
     assert_eq!(first.hcs.score, 100.0);
     assert_eq!(first.packet.run_id.as_deref(), Some("r1"));
     assert!(first.respond_by.is_some());
-    let routes: Vec<_> = pages[1..].iter().map(|p| (p.step, p.route.as_str())).collect();
+    let routes: Vec<_> = pages[1..]
+        .iter()
+        .map(|p| (p.step, p.route.as_str()))
+        .collect();
     assert_eq!(
         routes,
-        [(1, "oncall"), (1, "incident_captain"), (2, "oncall"), (2, "incident_captain")]
+        [
+            (1, "oncall"),
+            (1, "incident_captain"),
+            (2, "oncall"),
+            (2, "incident_captain")
+        ]
     );
     daemon.stop().await.unwrap();
 }
@@ -70,7 +89,9 @@ async fn ack_before_the_deadline_stops_escalation_and_records_mtta() {
     publish_report(&js, "agent_failure", &p1("sentinel")).await;
     let id = p1_id("acked");
     eventually("paged", || async {
-        kinds(&events_of(&js, id).await).contains(&"paged").then_some(())
+        kinds(&events_of(&js, id).await)
+            .contains(&"paged")
+            .then_some(())
     })
     .await;
     let reply = command(&client, "ack", json!({"id": id, "by": "alice"})).await;
@@ -86,8 +107,13 @@ async fn ack_before_the_deadline_stops_escalation_and_records_mtta() {
     })
     .await;
     let events = events_of(&js, id).await;
-    assert_eq!(kinds(&events), ["opened", "scored", "paged", "acknowledged"]);
-    let EventData::Acknowledged { by, breached, .. } = &events[3].data else { unreachable!() };
+    assert_eq!(
+        kinds(&events),
+        ["opened", "scored", "paged", "acknowledged"]
+    );
+    let EventData::Acknowledged { by, breached, .. } = &events[3].data else {
+        unreachable!()
+    };
     assert_eq!((by.as_str(), *breached), ("alice", false));
     assert!(pages_of(&js, id).await.iter().all(|p| p.kind == "page"));
 
@@ -111,7 +137,10 @@ async fn p1_missing_run_id_and_rollback_is_enriched_held_then_paged_incomplete()
         // The id is derived from the dedup key; find it through the pages later.
         let parsed = baton::domain::parse_report(
             &serde_json::to_vec(&report).unwrap(),
-            baton::domain::ParseLimits { max_report_bytes: 65536, max_field_bytes: 4096 },
+            baton::domain::ParseLimits {
+                max_report_bytes: 65536,
+                max_field_bytes: 4096,
+            },
         )
         .unwrap();
         let id = baton::domain::handoff_id_for("agent_failure", &parsed.report).unwrap();
@@ -125,18 +154,33 @@ async fn p1_missing_run_id_and_rollback_is_enriched_held_then_paged_incomplete()
         kinds(&ev).contains(&"paged").then_some(ev)
     })
     .await;
-    assert_eq!(&kinds(&events)[..5], ["opened", "enriched", "scored", "held", "paged"]);
-    let EventData::Enriched { fields, .. } = &events[1].data else { unreachable!() };
+    assert_eq!(
+        &kinds(&events)[..5],
+        ["opened", "enriched", "scored", "held", "paged"]
+    );
+    let EventData::Enriched { fields, .. } = &events[1].data else {
+        unreachable!()
+    };
     assert_eq!(fields, &["rollback_command"]);
-    let EventData::Held { missing, until, .. } = &events[3].data else { unreachable!() };
+    let EventData::Held { missing, until, .. } = &events[3].data else {
+        unreachable!()
+    };
     assert_eq!(missing, &["run_id"]);
-    let EventData::Paged { reason, notice } = &events[4].data else { unreachable!() };
+    let EventData::Paged { reason, notice } = &events[4].data else {
+        unreachable!()
+    };
     assert_eq!(*reason, PageReason::MaxHold);
     assert!(notice.incomplete);
     assert!(events[4].occurred_at >= until.unwrap());
-    let page = eventually("page stored", || async { pages_of(&js, id).await.into_iter().next() }).await;
+    let page = eventually("page stored", || async {
+        pages_of(&js, id).await.into_iter().next()
+    })
+    .await;
     assert!(page.incomplete);
-    assert_eq!(page.packet.rollback_command.as_deref(), Some("billing-sync rollback --to last-good"));
+    assert_eq!(
+        page.packet.rollback_command.as_deref(),
+        Some("billing-sync rollback --to last-good")
+    );
     daemon.stop().await.unwrap();
 }
 
@@ -153,31 +197,72 @@ async fn p2_incomplete_is_queued_until_an_enrich_command_completes_it() {
     publish_report(&js, "agent_failure", &serde_json::to_vec(&report).unwrap()).await;
     let id = baton::domain::handoff_id_for(
         "agent_failure",
-        &baton::domain::parse_report(&serde_json::to_vec(&report).unwrap(), baton::domain::ParseLimits { max_report_bytes: 65536, max_field_bytes: 4096 }).unwrap().report,
+        &baton::domain::parse_report(
+            &serde_json::to_vec(&report).unwrap(),
+            baton::domain::ParseLimits {
+                max_report_bytes: 65536,
+                max_field_bytes: 4096,
+            },
+        )
+        .unwrap()
+        .report,
     )
     .unwrap();
-    let ticket = eventually("ticket on the owner queue", || async { pages_of(&js, id).await.into_iter().next() }).await;
-    assert_eq!((ticket.kind.as_str(), ticket.route.as_str()), ("ticket", "queue"));
-    assert!(ticket.hcs.missing.contains(&"recommended_action".to_string()));
-
-    let partial = command(&client, "enrich", json!({"id": id, "by": "dana", "fields": {"recommended_action": "rerun with 2x memory"}})).await;
-    assert_eq!(partial["ok"], true, "{partial}");
-    assert!(partial["handoff"]["paged_at"].is_null(), "still held: {partial}");
-
-    let done = command(&client, "enrich", json!({"id": id, "by": "dana", "fields": {
-        "owner": {"primary": "dana", "backup": "erin"},
-        "rollback_command": "search alias swap --to previous",
-        "last_successful_step": "plan_shards", "ttl_seconds": 7200,
-        "blast_radius": {"users": 0, "jobs": 1}
-    }})).await;
-    assert_eq!(done["ok"], true, "{done}");
-    let kinds_now: Vec<_> = done["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
-    assert_eq!(kinds_now, ["enriched", "scored", "paged"]);
-    let page = eventually("owner paged", || async {
-        pages_of(&js, id).await.into_iter().find(|p| p.kind == "page")
+    let ticket = eventually("ticket on the owner queue", || async {
+        pages_of(&js, id).await.into_iter().next()
     })
     .await;
-    assert_eq!((page.route.as_str(), page.target.as_str()), ("owner", "dana"));
+    assert_eq!(
+        (ticket.kind.as_str(), ticket.route.as_str()),
+        ("ticket", "queue")
+    );
+    assert!(ticket
+        .hcs
+        .missing
+        .contains(&"recommended_action".to_string()));
+
+    let partial = command(
+        &client,
+        "enrich",
+        json!({"id": id, "by": "dana", "fields": {"recommended_action": "rerun with 2x memory"}}),
+    )
+    .await;
+    assert_eq!(partial["ok"], true, "{partial}");
+    assert!(
+        partial["handoff"]["paged_at"].is_null(),
+        "still held: {partial}"
+    );
+
+    let done = command(
+        &client,
+        "enrich",
+        json!({"id": id, "by": "dana", "fields": {
+            "owner": {"primary": "dana", "backup": "erin"},
+            "rollback_command": "search alias swap --to previous",
+            "last_successful_step": "plan_shards", "ttl_seconds": 7200,
+            "blast_radius": {"users": 0, "jobs": 1}
+        }}),
+    )
+    .await;
+    assert_eq!(done["ok"], true, "{done}");
+    let kinds_now: Vec<_> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds_now, ["enriched", "scored", "paged"]);
+    let page = eventually("owner paged", || async {
+        pages_of(&js, id)
+            .await
+            .into_iter()
+            .find(|p| p.kind == "page")
+    })
+    .await;
+    assert_eq!(
+        (page.route.as_str(), page.target.as_str()),
+        ("owner", "dana")
+    );
     daemon.stop().await.unwrap();
 }
 
@@ -196,10 +281,16 @@ async fn duplicate_report_joins_one_handoff_and_pages_once() {
         kinds(&ev).contains(&"reported_again").then_some(ev)
     })
     .await;
-    assert_eq!(kinds(&events), ["opened", "scored", "paged", "reported_again"]);
+    assert_eq!(
+        kinds(&events),
+        ["opened", "scored", "paged", "reported_again"]
+    );
     let h = daemon.shared().engine.get(id).unwrap();
     assert_eq!(h.reports, 2);
-    eventually("page stored", || async { (!pages_of(&js, id).await.is_empty()).then_some(()) }).await;
+    eventually("page stored", || async {
+        (!pages_of(&js, id).await.is_empty()).then_some(())
+    })
+    .await;
     assert_eq!(pages_of(&js, id).await.len(), 1);
     daemon.stop().await.unwrap();
 }
@@ -208,7 +299,9 @@ async fn duplicate_report_joins_one_handoff_and_pages_once() {
 fn assert_each_page_once(pages: &[baton::pages::Page]) {
     let mut seen: HashMap<_, usize> = HashMap::new();
     for p in pages {
-        *seen.entry((p.handoff_id, p.kind.clone(), p.step, p.route.clone())).or_default() += 1;
+        *seen
+            .entry((p.handoff_id, p.kind.clone(), p.step, p.route.clone()))
+            .or_default() += 1;
     }
     for (k, n) in seen {
         assert_eq!(n, 1, "page {k:?} stored {n} times");
@@ -226,7 +319,9 @@ async fn crash_after_escalation_stored_before_its_page_pages_exactly_once_after_
     publish_report(&js, "agent_failure", &p1("crash")).await;
     let id = p1_id("crash");
     eventually("escalation stored", || async {
-        kinds(&events_of(&js, id).await).contains(&"escalated").then_some(())
+        kinds(&events_of(&js, id).await)
+            .contains(&"escalated")
+            .then_some(())
     })
     .await;
     a.crash();
@@ -244,17 +339,25 @@ async fn crash_after_escalation_stored_before_its_page_pages_exactly_once_after_
     // Replaying the page consumer from scratch re-publishes every page under
     // the same ids: the stream must drop them all.
     let stream = js.get_stream("BATON_EVENTS").await.unwrap();
-    stream.delete_consumer(baton::pages::CONSUMER).await.unwrap();
+    stream
+        .delete_consumer(baton::pages::CONSUMER)
+        .await
+        .unwrap();
     let c = Daemon::start(config(&nats.url)).await;
     eventually("all events re-processed", || async {
         let mut consumer: async_nats::jetstream::consumer::PullConsumer =
             stream.get_consumer(baton::pages::CONSUMER).await.ok()?;
         let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0).then_some(())
+        (info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0)
+            .then_some(())
     })
     .await;
     let after = pages_of(&js, id).await;
-    assert_eq!(after.len(), 5, "re-published pages were dropped as duplicates");
+    assert_eq!(
+        after.len(),
+        5,
+        "re-published pages were dropped as duplicates"
+    );
     c.stop().await.unwrap();
 }
 
@@ -304,11 +407,20 @@ async fn restart_rebuilds_state_and_pending_deadlines_fire_on_time() {
     let (_c, js) = nats.client().await;
     publish_report(&js, "agent_failure", &p1("restart")).await;
     let id = p1_id("restart");
-    eventually("paged", || async { kinds(&events_of(&js, id).await).contains(&"paged").then_some(()) }).await;
+    eventually("paged", || async {
+        kinds(&events_of(&js, id).await)
+            .contains(&"paged")
+            .then_some(())
+    })
+    .await;
     a.stop().await.unwrap();
 
     let b = Daemon::start(cfg).await;
-    let state = b.shared().engine.get(id).expect("state rebuilt from the stream");
+    let state = b
+        .shared()
+        .engine
+        .get(id)
+        .expect("state rebuilt from the stream");
     assert_eq!(state.status(), baton::domain::Status::Paged);
     let events = eventually("escalated after restart", || async {
         let ev = events_of(&js, id).await;
@@ -316,11 +428,19 @@ async fn restart_rebuilds_state_and_pending_deadlines_fire_on_time() {
     })
     .await;
     let esc = events.iter().find(|e| e.kind() == "escalated").unwrap();
-    let EventData::Escalated { deadline, step, .. } = &esc.data else { unreachable!() };
+    let EventData::Escalated { deadline, step, .. } = &esc.data else {
+        unreachable!()
+    };
     assert_eq!(*step, 1);
-    assert_eq!(*deadline, events[0].occurred_at + Duration::from_millis(1500));
+    assert_eq!(
+        *deadline,
+        events[0].occurred_at + Duration::from_millis(1500)
+    );
     let late = esc.occurred_at - *deadline;
-    assert!(late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1), "lateness {late}");
+    assert!(
+        late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1),
+        "lateness {late}"
+    );
     b.stop().await.unwrap();
 }
 
@@ -333,13 +453,45 @@ async fn bad_input_gets_specific_errors_and_the_daemon_keeps_running() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("agent_failure", b"{not json".to_vec(), "malformed_json"),
         ("agent_failure", b"[1,2]".to_vec(), "not_an_object"),
-        ("agent_failure", br#"{"severity":"P7"}"#.to_vec(), "invalid_severity"),
-        ("agent_failure", br#"{"run_id":"x"}"#.to_vec(), "missing_field"),
-        ("agent_failure", br#"{"severity":"P1","run_id":42}"#.to_vec(), "wrong_type"),
-        ("agent_failure", br#"{"severity":"P1","team":"pay ments"}"#.to_vec(), "invalid_token"),
-        ("agent_failure", br#"{"severity":"P1","team":"a.b"}"#.to_vec(), "invalid_token"),
-        ("agent_failure", br#"{"severity":"P1","rollback_cmd":"x"}"#.to_vec(), "unknown_field"),
-        ("agent_failure", format!(r#"{{"severity":"P1","objective":"{}"}}"#, "x".repeat(70_000)).into_bytes(), "too_large"),
+        (
+            "agent_failure",
+            br#"{"severity":"P7"}"#.to_vec(),
+            "invalid_severity",
+        ),
+        (
+            "agent_failure",
+            br#"{"run_id":"x"}"#.to_vec(),
+            "missing_field",
+        ),
+        (
+            "agent_failure",
+            br#"{"severity":"P1","run_id":42}"#.to_vec(),
+            "wrong_type",
+        ),
+        (
+            "agent_failure",
+            br#"{"severity":"P1","team":"pay ments"}"#.to_vec(),
+            "invalid_token",
+        ),
+        (
+            "agent_failure",
+            br#"{"severity":"P1","team":"a.b"}"#.to_vec(),
+            "invalid_token",
+        ),
+        (
+            "agent_failure",
+            br#"{"severity":"P1","rollback_cmd":"x"}"#.to_vec(),
+            "unknown_field",
+        ),
+        (
+            "agent_failure",
+            format!(
+                r#"{{"severity":"P1","objective":"{}"}}"#,
+                "x".repeat(70_000)
+            )
+            .into_bytes(),
+            "too_large",
+        ),
         ("no_such_template", p1("t"), "unknown_template"),
     ];
     let mut seqs = Vec::new();
@@ -352,14 +504,28 @@ async fn bad_input_gets_specific_errors_and_the_daemon_keeps_running() {
     })
     .await;
     // Reports are processed concurrently: match each rejection by its sequence.
-    let by_seq: HashMap<u64, _> = rejected.iter().map(|(s, r)| (r["report_seq"].as_u64().unwrap(), (s, r))).collect();
+    let by_seq: HashMap<u64, _> = rejected
+        .iter()
+        .map(|(s, r)| (r["report_seq"].as_u64().unwrap(), (s, r)))
+        .collect();
     for ((template, _, code), seq) in cases.iter().zip(&seqs) {
         let (subject, record) = by_seq[seq];
         assert_eq!(subject, &format!("baton.rejected.{template}"));
-        let codes: Vec<_> = record["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
-        assert!(codes.contains(code), "{template}: expected {code} in {codes:?}");
+        let codes: Vec<_> = record["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert!(
+            codes.contains(code),
+            "{template}: expected {code} in {codes:?}"
+        );
     }
-    assert_eq!(by_seq[&seqs[0]].1["payload"], "{not json", "original payload kept");
+    assert_eq!(
+        by_seq[&seqs[0]].1["payload"], "{not json",
+        "original payload kept"
+    );
 
     let unknown = uuid::Uuid::now_v7();
     for (verb, body, code) in [
@@ -371,26 +537,52 @@ async fn bad_input_gets_specific_errors_and_the_daemon_keeps_running() {
         ("ack", json!({"id": unknown}), "missing_field"),
         ("ack", json!({"by": "x"}), "missing_field"),
         ("frobnicate", json!({"id": unknown}), "unknown_command"),
-        ("override", json!({"id": unknown, "by": "x"}), "missing_field"),
-        ("enrich", json!({"id": unknown, "by": "x", "fields": {"team": "a b"}}), "invalid_token"),
+        (
+            "override",
+            json!({"id": unknown, "by": "x"}),
+            "missing_field",
+        ),
+        (
+            "enrich",
+            json!({"id": unknown, "by": "x", "fields": {"team": "a b"}}),
+            "invalid_token",
+        ),
     ] {
         let r = command(&client, verb, body.clone()).await;
         assert_eq!(r["ok"], false, "{verb} {body}");
         assert_eq!(r["error"]["code"], code, "{verb} {body}: {r}");
     }
-    let raw = client.request("baton.cmd.ack", "{oops".into()).await.unwrap();
+    let raw = client
+        .request("baton.cmd.ack", "{oops".into())
+        .await
+        .unwrap();
     let r: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap();
     assert_eq!(r["error"]["code"], "malformed_json");
 
     // A resolved handoff refuses acks; and the daemon is still serving.
     publish_report(&js, "agent_failure", &p1("alive")).await;
     let id = p1_id("alive");
-    eventually("good report paged", || async { kinds(&events_of(&js, id).await).contains(&"paged").then_some(()) }).await;
-    let r = command(&client, "resolve", json!({"id": id, "by": "alice", "note": "fixed"})).await;
+    eventually("good report paged", || async {
+        kinds(&events_of(&js, id).await)
+            .contains(&"paged")
+            .then_some(())
+    })
+    .await;
+    let r = command(
+        &client,
+        "resolve",
+        json!({"id": id, "by": "alice", "note": "fixed"}),
+    )
+    .await;
     assert_eq!(r["ok"], true);
     let r = command(&client, "ack", json!({"id": id, "by": "alice"})).await;
     assert_eq!(r["error"]["code"], "resolved");
     let text = daemon.shared().metrics.render();
-    assert!(text.contains(r#"baton_reports_rejected_total{reason="malformed_json",template="agent_failure"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"baton_reports_rejected_total{reason="malformed_json",template="agent_failure"} 1"#
+        ),
+        "{text}"
+    );
     daemon.stop().await.unwrap();
 }

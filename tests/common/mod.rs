@@ -93,7 +93,9 @@ pub struct Daemon {
 impl Daemon {
     pub async fn start(cfg: Config) -> Self {
         let token = CancellationToken::new();
-        let running = server::start(cfg, token.clone()).await.expect("daemon starts");
+        let running = server::start(cfg, token.clone())
+            .await
+            .expect("daemon starts");
         Daemon {
             running: Some(running),
             token,
@@ -134,12 +136,15 @@ where
 
 /// Publishes a report to the report stream and returns its sequence.
 pub async fn publish_report(js: &jetstream::Context, template: &str, payload: &[u8]) -> u64 {
-    js.publish(Names::new("baton").report(template), payload.to_vec().into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored")
-        .sequence
+    js.publish(
+        Names::new("baton").report(template),
+        payload.to_vec().into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored")
+    .sequence
 }
 
 /// Every message of a stream, in order, as JSON.
@@ -180,7 +185,11 @@ pub async fn pages(js: &jetstream::Context) -> Vec<Page> {
 
 /// Pages of one handoff.
 pub async fn pages_of(js: &jetstream::Context, id: Uuid) -> Vec<Page> {
-    pages(js).await.into_iter().filter(|p| p.handoff_id == id).collect()
+    pages(js)
+        .await
+        .into_iter()
+        .filter(|p| p.handoff_id == id)
+        .collect()
 }
 
 /// Every stored event of one handoff.
@@ -238,7 +247,10 @@ pub fn p1_id(run: &str) -> Uuid {
 /// Sends a command and returns the JSON reply.
 pub async fn command(client: &async_nats::Client, verb: &str, body: Value) -> Value {
     let reply = client
-        .request(format!("baton.cmd.{verb}"), serde_json::to_vec(&body).unwrap().into())
+        .request(
+            format!("baton.cmd.{verb}"),
+            serde_json::to_vec(&body).unwrap().into(),
+        )
         .await
         .expect("reply");
     serde_json::from_slice(&reply.payload).expect("json reply")
