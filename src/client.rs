@@ -104,7 +104,16 @@ impl Client {
 
     /// Sends `<prefix>.cmd.<verb>` and returns the `ok` reply.
     pub async fn command(&self, verb: &str, body: Value) -> Result<Value, ClientError> {
-        let subject = self.names.cmd(verb);
+        self.request(self.names.cmd(verb), body).await
+    }
+
+    /// Runs a job through the daemon (`<prefix>.job.<name>`).
+    pub async fn job(&self, name: &str, body: Value) -> Result<Value, ClientError> {
+        self.request(format!("{}.job.{name}", self.names.prefix), body)
+            .await
+    }
+
+    async fn request(&self, subject: String, body: Value) -> Result<Value, ClientError> {
         let reply = tokio::time::timeout(
             self.cfg.nats.request_timeout,
             self.nats.request(

@@ -1,4 +1,5 @@
-//! Commands: `ack`, `override`, `enrich`, `resolve`, `get`.
+//! Commands: `ack`, `override`, `enrich`, `resolve`, `get`, and `digest`
+//! (the live state's digests, for `baton audit verify`).
 //!
 //! [`handle`] is transport-free: the NATS request/reply service below
 //! (`<prefix>.cmd.<verb>`) and the HTTP API both call it, so the two
@@ -20,7 +21,7 @@ use crate::domain::{parse_object, Command, DomainError, Owner};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// The verbs served.
-pub const VERBS: &[&str] = &["ack", "override", "enrich", "resolve", "get"];
+pub const VERBS: &[&str] = &["ack", "override", "enrich", "resolve", "get", "digest"];
 
 /// A command that failed. `code` is stable; `status` is what HTTP answers.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -125,7 +126,7 @@ pub fn command(
     max_field_bytes: usize,
 ) -> Result<Option<Command>, CommandError> {
     Ok(Some(match verb {
-        "get" => return Ok(None),
+        "get" | "digest" => return Ok(None),
         "ack" => Command::Acknowledge {
             by: person(obj, "by")?,
         },
@@ -223,6 +224,9 @@ pub async fn handle(
             None,
         ));
     };
+    if verb == "digest" {
+        return digest(engine, &obj);
+    }
     let id = match obj.get("id") {
         Some(Value::String(s)) => parse_id(s)?,
         None => return Err(bad("missing_field", "id", "id is required")),
@@ -240,11 +244,61 @@ pub async fn run(
     max_field_bytes: usize,
 ) -> Result<Value, CommandError> {
     match command(verb, obj, max_field_bytes)? {
+        None if verb == "digest" => digest(engine, obj),
         None => match engine.load(id).await.map_err(EngineError::from)? {
             Some(h) => Ok(json!({"ok": true, "handoff": h})),
             None => Err(EngineError::Domain(DomainError::NotFound).into()),
         },
         Some(cmd) => Ok(ok_body(&engine.execute(id, cmd).await?)),
+    }
+}
+
+/// `digest` (no id): the live projection's state digests, for `baton audit
+/// verify`. Without `bucket`: `{"applied_seq", "handoffs", "buckets": [256
+/// hex]}`; with `"bucket": 0..=255`: `{"applied_seq", "digests": {id: {"seq",
+/// "digest"}}}` for the handoffs whose id ends in that byte (a bucket stays
+/// far below NATS's payload limit even with millions of handoffs).
+fn digest(engine: &Engine, obj: &Map<String, Value>) -> Result<Value, CommandError> {
+    use crate::replay::{bucket_digest, bucket_of, digest};
+    let projection = engine.projection();
+    // Read before the entries: an entry may be newer, never older.
+    let applied = projection
+        .applied_seq
+        .load(std::sync::atomic::Ordering::Acquire);
+    match obj.get("bucket") {
+        None | Some(Value::Null) => {
+            let mut buckets: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); 256];
+            let mut handoffs = 0usize;
+            projection.visit(
+                |_| true,
+                |h, seq| {
+                    handoffs += 1;
+                    buckets[bucket_of(&h.id) as usize].push((h.id, digest(h, seq)));
+                },
+            );
+            let buckets: Vec<String> = buckets
+                .iter()
+                .map(|b| bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
+                .collect();
+            Ok(
+                json!({"ok": true, "applied_seq": applied, "handoffs": handoffs, "buckets": buckets}),
+            )
+        }
+        Some(b) => {
+            let b = b
+                .as_u64()
+                .and_then(|b| u8::try_from(b).ok())
+                .ok_or_else(|| bad("invalid_value", "bucket", "bucket must be 0..=255"))?;
+            let mut digests = Map::new();
+            projection.visit(
+                |id| bucket_of(id) == b,
+                |h, seq| {
+                    let d = json!({"seq": seq, "digest": digest(h, seq)});
+                    digests.insert(h.id.to_string(), d);
+                },
+            );
+            Ok(json!({"ok": true, "applied_seq": applied, "digests": digests}))
+        }
     }
 }
 
@@ -261,10 +315,31 @@ pub async fn serve(
     max_field_bytes: usize,
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
-    let prefix = engine.store().names().prefix.clone();
-    let mut sub = client
+    let sub = subscribe(&client, &engine.store().names().prefix).await?;
+    serve_on(sub, client, engine, max_field_bytes, shutdown).await;
+    Ok(())
+}
+
+/// The command subscription. `server::start` takes it before it returns, so
+/// a command sent right after start-up is never met with "no responders".
+pub async fn subscribe(
+    client: &async_nats::Client,
+    prefix: &str,
+) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+    client
         .queue_subscribe(format!("{prefix}.cmd.*"), "baton".into())
-        .await?;
+        .await
+}
+
+/// Serves commands arriving on `sub` until shutdown.
+pub async fn serve_on(
+    mut sub: async_nats::Subscriber,
+    client: async_nats::Client,
+    engine: Arc<Engine>,
+    max_field_bytes: usize,
+    shutdown: CancellationToken,
+) {
+    let prefix = engine.store().names().prefix.clone();
     let permits = Arc::new(Semaphore::new(1024));
     let mut tasks = JoinSet::new();
     loop {
@@ -307,5 +382,4 @@ pub async fn serve(
     }
     let _ = sub.unsubscribe().await;
     while tasks.join_next().await.is_some() {}
-    Ok(())
 }

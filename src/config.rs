@@ -4,7 +4,8 @@
 //!
 //! Environment overrides (applied after the file): `BATON_NATS_URL`,
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
-//! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`.
+//! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
+//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +66,9 @@ pub struct Config {
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
+    /// The operations playbook's scheduled jobs (`[jobs]`).
+    #[serde(default)]
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 impl Default for Config {
@@ -241,7 +245,9 @@ impl Default for PagesConfig {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `Debug` is written by hand so the tokens never reach a log line.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Serve the HTTP API and `/metrics`.
@@ -250,10 +256,34 @@ pub struct HttpConfig {
     /// Address to listen on. Env: `BATON_HTTP_LISTEN`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Bearer tokens accepted on the API (`Authorization: Bearer <token>`).
+    /// Every mutating endpoint needs one; with none configured, mutations
+    /// over HTTP are refused (401) rather than left open. Env:
+    /// `BATON_HTTP_TOKENS` (comma-separated). Never serialized or logged.
+    #[serde(default, skip_serializing)]
+    pub tokens: Vec<String>,
+    /// Require a token on the read endpoints (`GET /v1/...`) too.
+    /// `/metrics`, `/healthz`, `/readyz` and `/openapi.json` stay open.
+    #[serde(default)]
+    pub protect_reads: bool,
+    /// Longest a request may take before it is answered 503 `timeout`.
+    #[serde(default = "default_http_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted, bytes (413 `body_too_large` beyond).
+    /// Keep it above `limits.max_report_bytes` so an oversized report gets
+    /// the report's own `too_large` field error.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:9464".parse().expect("valid default")
+}
+const fn default_http_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+const fn default_max_body_bytes() -> usize {
+    256 * 1024
 }
 
 impl Default for HttpConfig {
@@ -261,7 +291,24 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             listen: default_listen(),
+            tokens: Vec::new(),
+            protect_reads: false,
+            request_timeout: default_http_timeout(),
+            max_body_bytes: default_max_body_bytes(),
         }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("protect_reads", &self.protect_reads)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
     }
 }
 
@@ -340,6 +387,14 @@ impl Config {
                 self.http.listen = addr;
             }
         }
+        if let Some(v) = get("BATON_HTTP_TOKENS") {
+            self.http.tokens = v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect();
+        }
     }
 
     /// The domain policy this config describes.
@@ -372,12 +427,15 @@ impl Config {
             runbook: self.runbook.clone(),
             routes: self.routes.clone(),
             default_team: self.default_team.clone(),
+            drill_route: (!self.jobs.weekly_drill.page_real_routes)
+                .then(|| self.jobs.weekly_drill.route.clone()),
         }
     }
 
     /// Checks everything serde cannot; lists every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
+        problems.extend(self.jobs.validate());
         let prefix_ok =
             !self.nats.prefix.is_empty() && self.nats.prefix.split('.').all(is_subject_token);
         if !prefix_ok {
@@ -400,6 +458,20 @@ impl Config {
         }
         if self.limits.max_field_bytes < 16 {
             problems.push("limits.max_field_bytes: must be at least 16".into());
+        }
+        for (i, t) in self.http.tokens.iter().enumerate() {
+            // Only the position is named: a token must not reach the output.
+            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                problems.push(format!(
+                    "http.tokens[{i}]: a token is at least 16 characters with no spaces"
+                ));
+            }
+        }
+        if self.http.request_timeout.is_zero() {
+            problems.push("http.request_timeout: must be > 0".into());
+        }
+        if self.http.max_body_bytes < self.limits.max_report_bytes {
+            problems.push("http.max_body_bytes: must be at least limits.max_report_bytes".into());
         }
         for name in self.routes.keys() {
             if !is_subject_token(name) {
@@ -456,6 +528,28 @@ mod tests {
         let mut cfg = Config::parse("").unwrap();
         cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()));
         assert_eq!(cfg.nats.url, "nats://x:1");
+    }
+
+    #[test]
+    fn http_tokens_come_from_env_and_never_show_in_debug() {
+        let mut cfg = Config::parse("[http]\nprotect_reads = true\n").unwrap();
+        cfg.apply_env(|k| {
+            (k == "BATON_HTTP_TOKENS").then(|| " token-aaaaaaaaaaaa1, ,token-bbbbbbbbbbbb2".into())
+        });
+        assert_eq!(
+            cfg.http.tokens,
+            ["token-aaaaaaaaaaaa1", "token-bbbbbbbbbbbb2"]
+        );
+        cfg.validate().unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("token-aaaa"), "{shown}");
+        assert!(!serde_json::to_string(&cfg).unwrap().contains("token-aaaa"));
+        cfg.http.tokens = vec!["short".into()];
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("http.tokens[0]") && !err.contains("short"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! - [`sla`] — the one timer task that holds every deadline.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
+//! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
+//! - [`replay`] — read-only replay of the log: state as of any moment,
+//!   timelines, the audit's invariants, exports.
+//! - [`snapshot`] — the projector's state saved to JetStream so a restart
+//!   replays only the tail.
+//! - [`jobs`] — the operations playbook on a schedule: daily review, weekly
+//!   drill, ownership audit, each run claimed once across daemons.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 
@@ -27,9 +34,13 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod pages;
 pub mod projector;
+pub mod replay;
 pub mod server;
 pub mod sla;
+pub mod snapshot;
+pub mod stats;
 pub mod store;

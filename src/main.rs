@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use baton::client::{Client, ClientError, REPORT_WAIT};
 use baton::config::Config;
+use baton::replay::{Format, Position};
 
 #[derive(Parser)]
 #[command(
@@ -96,6 +97,84 @@ enum Cmd {
     },
     /// Parse and validate the config, print the effective policy, exit non-zero on errors.
     CheckConfig,
+    /// Rebuild state as of a moment from BATON_EVENTS (read-only: never appends, never pages).
+    Replay {
+        /// Up to this RFC 3339 time or stream sequence (default: now).
+        #[arg(long)]
+        until: Option<Position>,
+        /// Only handoffs with events from this time or sequence on.
+        #[arg(long)]
+        since: Option<Position>,
+        #[arg(long)]
+        handoff: Option<uuid::Uuid>,
+        /// P1, P2 or P3.
+        #[arg(long, value_parser = parse_severity)]
+        severity: Option<baton::domain::Severity>,
+        /// table, json, jsonl or csv.
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
+    /// Tell one handoff's story in plain words, from its events.
+    Timeline { id: uuid::Uuid },
+    /// Audit the event log and the pages against the daemon.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+    /// Export raw events (jsonl) or one row per handoff (csv).
+    Export {
+        #[arg(long)]
+        since: Option<Position>,
+        #[arg(long)]
+        until: Option<Position>,
+        #[arg(long)]
+        handoff: Option<uuid::Uuid>,
+        /// jsonl (events) or csv (one row per handoff).
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
+    },
+    /// Scheduled jobs: `baton job run daily-review|weekly-drill|ownership-audit`.
+    Job {
+        #[command(subcommand)]
+        action: JobCmd,
+    },
+    /// Print the daily review (the 24 h before today's review time, or --date's).
+    Review {
+        /// YYYY-MM-DD, in the jobs' time zone.
+        #[arg(long)]
+        date: Option<String>,
+        /// The review record as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Run a job now through the daemon and print its outcome.
+    Run {
+        name: String,
+        /// The run record as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check every invariant; exit 2 naming each handoff on a violation.
+    Verify {
+        /// How long after a deadline its escalation or page may still be in flight.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Skip the comparison with the running daemon's state.
+        #[arg(long)]
+        no_daemon: bool,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<baton::domain::Severity, String> {
+    s.parse().map_err(|_| format!("{s:?} is not P1, P2 or P3"))
 }
 
 fn load_config(cli: &Cli, dev: bool) -> anyhow::Result<Config> {
@@ -230,6 +309,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = Client::connect(cfg).await?;
             report(&client, template, &payload).await?;
         }
+        cmd @ (Cmd::Replay { .. }
+        | Cmd::Timeline { .. }
+        | Cmd::Audit { .. }
+        | Cmd::Export { .. }) => {
+            return replay_command(&load_config(&cli, false)?, cmd).await;
+        }
         cmd => {
             let cfg = load_config(&cli, false)?;
             let client = Client::connect(cfg).await?;
@@ -265,11 +350,30 @@ async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         ),
         Cmd::Get { id } => print_json(&client.command("get", json!({"id": id})).await?["handoff"]),
         Cmd::Pages { follow, all, json } => client.pages(*follow, *all, *json).await?,
+        Cmd::Job {
+            action: JobCmd::Run { name, json },
+        } => print_job(&client.job(name, json!({})).await?, *json),
+        Cmd::Review { date, json } => print_job(
+            &client.job("daily-review", json!({"date": date})).await?,
+            *json,
+        ),
         Cmd::Serve | Cmd::Dev { .. } | Cmd::CheckConfig | Cmd::Report { .. } => {
+            unreachable!("handled above")
+        }
+        Cmd::Replay { .. } | Cmd::Timeline { .. } | Cmd::Audit { .. } | Cmd::Export { .. } => {
             unreachable!("handled above")
         }
     }
     Ok(())
+}
+
+/// Prints a job run: its Markdown digest, or the record as JSON.
+fn print_job(reply: &Value, as_json: bool) {
+    let record = &reply["record"];
+    match record["markdown"].as_str() {
+        Some(md) if !as_json => println!("{md}"),
+        _ => print_json(record),
+    }
 }
 
 /// Publishes a report and shows what Baton made of it.
@@ -317,4 +421,72 @@ fn status_of(h: &Value) -> &'static str {
     } else {
         "held"
     }
+}
+
+/// `replay`, `timeline`, `audit verify`, `export`: read-only over the log.
+/// Data goes to stdout; the progress bar (on a terminal) and the audit's
+/// summary to stderr. `audit verify` exits 2 on any violation.
+async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<ExitCode> {
+    use baton::replay::{run, Filter};
+    use std::io::Write as _;
+    let text = match cmd {
+        Cmd::Replay {
+            until,
+            since,
+            handoff,
+            severity,
+            format,
+        } => {
+            let filter = Filter {
+                until: *until,
+                since: *since,
+                handoff: *handoff,
+                severity: *severity,
+            };
+            run::replay(cfg, &filter, *format, true).await?
+        }
+        Cmd::Timeline { id } => run::timeline_of(cfg, *id, true).await?,
+        Cmd::Export {
+            since,
+            until,
+            handoff,
+            format,
+        } => {
+            let filter = Filter {
+                until: *until,
+                since: *since,
+                handoff: *handoff,
+                severity: None,
+            };
+            run::export(cfg, &filter, *format, true).await?
+        }
+        Cmd::Audit {
+            command: AuditCmd::Verify { grace, no_daemon },
+        } => {
+            let report = run::audit_verify(cfg, *grace, !no_daemon, true).await?;
+            for f in &report.findings {
+                println!("{f}");
+            }
+            let violations = report.violations();
+            eprintln!(
+                "audit: {} commits, {} handoffs, {} pages{}; {violations} violation(s), {} notice(s)",
+                report.commits,
+                report.handoffs,
+                report.pages,
+                report
+                    .daemon_applied_seq
+                    .map(|s| format!(", daemon at seq {s}"))
+                    .unwrap_or_default(),
+                report.findings.len() - violations,
+            );
+            return Ok(if violations == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
+        }
+        _ => unreachable!("only the replay commands come here"),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub projector_lag_events: IntGauge,
     pub event_append_seconds: Histogram,
     pub pages_published_total: IntCounterVec,
+    pub job_runs_total: IntCounterVec,
+    pub ownership_audit_findings: IntGaugeVec,
 }
 
 /// Buckets that resolve each SLA band: seconds up to the P3 band's hours.
@@ -70,7 +72,8 @@ impl Metrics {
                 hist(
                     "baton_hcs",
                     "Handoff Completeness Score at open.",
-                    (1..=10).map(|i| f64::from(i) * 10.0).collect()
+                    // 0..=100 in steps of 10: `le="0"` counts empty packets.
+                    (0..=10).map(|i| f64::from(i) * 10.0).collect()
                 ),
                 &["severity", "template"]
             )),
@@ -140,6 +143,20 @@ impl Metrics {
                 ),
                 &["kind"]
             )),
+            job_runs_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_job_runs_total",
+                    "Scheduled or on-demand job runs by outcome."
+                ),
+                &["job", "outcome"]
+            )),
+            ownership_audit_findings: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "baton_ownership_audit_findings",
+                    "Findings of the last ownership audit, by kind (counts, never names)."
+                ),
+                &["kind"]
+            )),
             registry,
         }
     }
@@ -147,7 +164,10 @@ impl Metrics {
     /// Feeds one stored event; `state` is the handoff after the event;
     /// `opening` is true for the events of the commit that opened it.
     pub fn observe(&self, event: &Event, state: Option<&Handoff>, opening: bool) {
-        let Some(h) = state else { return };
+        // Drills are real events but not production figures.
+        let Some(h) = state.filter(|h| !h.drill) else {
+            return;
+        };
         let sev = h.severity.as_str();
         match &event.data {
             EventData::Opened {
@@ -177,10 +197,18 @@ impl Metrics {
                     self.sla_breaches_total.with_label_values(&[sev]).inc();
                 }
             }
-            EventData::Acknowledged { mtta_ms, .. } => self
-                .mtta_seconds
-                .with_label_values(&[sev])
-                .observe(*mtta_ms as f64 / 1000.0),
+            EventData::Acknowledged {
+                mtta_ms, breached, ..
+            } => {
+                self.mtta_seconds
+                    .with_label_values(&[sev])
+                    .observe(*mtta_ms as f64 / 1000.0);
+                // A late ack that beat the timer's first step (or a severity
+                // with no escalation levels) is a breach no step counted.
+                if *breached && h.escalation_steps == 0 {
+                    self.sla_breaches_total.with_label_values(&[sev]).inc();
+                }
+            }
             EventData::Resolved { .. } => self
                 .handoffs_resolved_total
                 .with_label_values(&[sev, &h.template])

@@ -139,6 +139,47 @@ impl Projection {
         self.len() == 0
     }
 
+    /// Calls `f` with every handoff whose id passes `keep` and the stream
+    /// sequence its state reflects, holding one slot's lock at a time (for
+    /// snapshots and the audit's digests; nothing is copied wholesale).
+    pub fn visit(&self, keep: impl Fn(&Uuid) -> bool, mut f: impl FnMut(&Handoff, u64)) {
+        for shard in &self.shards {
+            let slots: Vec<_> = shard
+                .read()
+                .expect("not poisoned")
+                .iter()
+                .filter(|(id, _)| keep(id))
+                .map(|(_, s)| s.clone())
+                .collect();
+            for s in slots {
+                let e = s.entry.lock().expect("not poisoned");
+                if let Some(h) = &e.state {
+                    f(h, e.last_seq);
+                }
+            }
+        }
+    }
+
+    /// Loads a snapshot taken at `applied_seq`: each entry replaces a slot
+    /// that reflects less, moves the gauges and arms its deadline exactly as
+    /// applying its events would have. Event-derived counters are not fed
+    /// (see `snapshot`).
+    pub fn import(&self, entries: Vec<(Handoff, u64)>, applied_seq: u64) {
+        for (h, seq) in entries {
+            let slot = self.slot(h.id);
+            let mut entry = slot.entry.lock().expect("not poisoned");
+            if seq <= entry.last_seq {
+                continue;
+            }
+            let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
+            self.move_gauge(before, Some((h.severity, h.status())));
+            self.timer.schedule(h.id, h.next_deadline(&self.policy));
+            entry.state = Some(h);
+            entry.last_seq = seq;
+        }
+        self.applied_seq.fetch_max(applied_seq, Ordering::AcqRel);
+    }
+
     /// Applies a stored commit unless the slot already reflects it. With
     /// `observe`, feeds the metrics (the projector task does; the engine
     /// does not, so every commit is counted once).

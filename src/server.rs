@@ -24,7 +24,7 @@ use crate::engine::{Engine, EngineError};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, StoreError};
-use crate::{commands, http, ingest, pages, sla};
+use crate::{commands, http, ingest, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +76,15 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
 
     let started = Instant::now();
+    // A snapshot, when a valid one exists, leaves only the tail to replay.
+    let snapshots =
+        snapshot::SnapshotStore::open(js.clone(), event_store.names(), cfg.nats.replicas).await?;
+    let after = snapshot::restore(&snapshots, &projection).await;
     let target = event_store.last_seq().await?;
     {
         let (p, s, t) = (projection.clone(), event_store.clone(), shutdown.clone());
         tasks.spawn(async move {
-            let r = projector::run(p, s, 0, target, ready_tx, t).await;
+            let r = projector::run(p, s, after, target, ready_tx, t).await;
             ("projector", r.map_err(|e| e.to_string()))
         });
     }
@@ -98,11 +102,19 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     }
     tracing::info!(
         events = target,
+        replayed = target.saturating_sub(after),
         handoffs = projection.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state rebuilt from the event stream"
     );
 
+    {
+        let (p, t) = (projection.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            snapshot::run(snapshots, p, snapshot::INTERVAL, t).await;
+            ("snapshots", Ok(()))
+        });
+    }
     {
         let e = engine.clone();
         let fire = move |id| {
@@ -140,6 +152,10 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             )
         });
     }
+    // Subscribed before `start` returns: no "no responders" right after start-up.
+    let cmd_sub = commands::subscribe(&client, &cfg.nats.prefix)
+        .await
+        .map_err(|e| StoreError::nats("subscribe", e))?;
     {
         let (cl, e, t, n) = (
             client.clone(),
@@ -148,12 +164,10 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             cfg.limits.max_field_bytes,
         );
         tasks.spawn(async move {
-            (
-                "commands",
-                commands::serve(cl, e, n, t)
-                    .await
-                    .map_err(|e| e.to_string()),
-            )
+            ("commands", {
+                commands::serve_on(cmd_sub, cl, e, n, t).await;
+                Ok(())
+            })
         });
     }
     if cfg.pages.enabled {
@@ -193,6 +207,13 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             )
         });
     }
+    {
+        let (s, t) = (shared.clone(), shutdown.clone());
+        let jobs_sub = crate::jobs::subscribe(&shared.client, &cfg.nats.prefix)
+            .await
+            .map_err(|e| StoreError::nats("subscribe", e))?;
+        tasks.spawn(async move { ("jobs", crate::jobs::run(s, jobs_sub, t).await) });
+    }
     tracing::info!(prefix = %cfg.nats.prefix, http = ?http_addr, "baton is serving");
     Ok(Running {
         shared,
@@ -208,8 +229,10 @@ impl Running {
     pub async fn wait(mut self) -> Result<(), ServeError> {
         let mut result = Ok(());
         tokio::select! {
+            biased;
             _ = self.shutdown.cancelled() => {}
-            Some(done) = self.tasks.join_next() => {
+            // A task that ends once shutdown has begun is just stopping.
+            Some(done) = self.tasks.join_next(), if !self.shutdown.is_cancelled() => {
                 result = Err(match done {
                     Ok((task, Err(message))) => ServeError::Task { task, message },
                     Ok((task, Ok(()))) => ServeError::Task { task, message: "stopped unexpectedly".into() },

@@ -68,6 +68,12 @@ impl Names {
     pub fn rejected_stream(&self) -> String {
         format!("{}_REJECTED", self.stream_stem)
     }
+    pub fn jobs_stream(&self) -> String {
+        format!("{}_JOBS", self.stream_stem)
+    }
+    pub fn digests_stream(&self) -> String {
+        format!("{}_DIGESTS", self.stream_stem)
+    }
     pub fn events(&self, id: Uuid) -> String {
         format!("{}.events.{id}", self.prefix)
     }
@@ -173,6 +179,17 @@ pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(),
             description: Some("Baton: reports that failed validation, with reasons".into()),
             max_age: 30 * day,
             ..file(names.rejected_stream(), vec![format!("{p}.rejected.*")])
+        },
+        stream::Config {
+            description: Some("Baton: scheduled job claims and run records".into()),
+            allow_direct: true,
+            max_age: 90 * day,
+            ..file(names.jobs_stream(), vec![format!("{p}.jobs.*.*")])
+        },
+        stream::Config {
+            description: Some("Baton: daily reviews and ownership audits".into()),
+            max_age: 90 * day,
+            ..file(names.digests_stream(), vec![format!("{p}.digest.*")])
         },
     ];
     for s in streams {

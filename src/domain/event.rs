@@ -103,6 +103,10 @@ pub enum EventData {
         /// Stream sequence or id of the report that opened it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         report: Option<String>,
+        /// A synthetic drill (weekly P1 drill): real events, kept out of
+        /// production MTTA/HCS series, paged on the drill route.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        drill: bool,
     },
     /// Fields were filled in, automatically (ownership/runbook maps) or by a person.
     Enriched {

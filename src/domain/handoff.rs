@@ -101,6 +101,9 @@ pub struct Handoff {
     pub reports: u32,
     /// Events applied.
     pub events: u32,
+    /// A synthetic drill.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 impl Handoff {
@@ -275,6 +278,15 @@ fn notice(
     respond_by: Option<DateTime<Utc>>,
     policy: &Policy,
 ) -> Notice {
+    // Drills reach the drill route only, unless configured to page for real.
+    let drill_route;
+    let routes = match (&policy.drill_route, h.drill) {
+        (Some(r), true) => {
+            drill_route = [r.clone()];
+            &drill_route[..]
+        }
+        _ => routes,
+    };
     Notice {
         routes: routes
             .iter()
@@ -375,6 +387,7 @@ fn open(
             packet: report.packet.clone(),
             dedup_key: report.dedup_key.clone(),
             report: source.clone(),
+            drill: report.drill,
         },
     ));
     if !fields.is_empty() {
@@ -547,6 +560,7 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
         severity,
         team,
         packet,
+        drill,
         ..
     } = &event.data
     {
@@ -574,6 +588,7 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
                 resolved: None,
                 reports: 1,
                 events: 1,
+                drill: *drill,
             });
             return;
         }

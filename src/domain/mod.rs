@@ -124,6 +124,7 @@ pub mod testkit {
             packet: full_packet(),
             dedup_key: None,
             team: Some("payments".into()),
+            drill: false,
         }
     }
 
@@ -144,6 +145,7 @@ pub mod testkit {
             }],
             routes: Default::default(),
             default_team: "unassigned".into(),
+            drill_route: Some("drill".into()),
         }
     }
 }

@@ -133,6 +133,9 @@ pub struct Report {
     /// Receiving team; filled from the ownership map when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
+    /// A synthetic drill: paged on the drill route, kept out of production figures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 /// A report that parsed, with the warnings it earned (truncations).
@@ -245,7 +248,7 @@ pub fn parse_object(
                 key.as_str(),
                 "blast_radius" | "owner" | "ttl_seconds" | "dedup_key" | "team"
             )
-            || (need_severity && key == "severity");
+            || (need_severity && (key == "severity" || key == "drill"));
         if !known {
             errors.push(FieldError::new(
                 key,
@@ -321,6 +324,19 @@ pub fn parse_object(
             ));
         }
     }
+
+    let drill = match obj.get("drill") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "drill",
+                "wrong_type",
+                "drill must be true or false",
+            ));
+            false
+        }
+    };
 
     match obj.get("ttl_seconds") {
         None | Some(Value::Null) => {}
@@ -427,6 +443,7 @@ pub fn parse_object(
             packet,
             dedup_key,
             team,
+            drill,
         },
         warnings,
     })

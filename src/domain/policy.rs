@@ -151,6 +151,9 @@ pub struct Policy {
     pub routes: BTreeMap<String, RouteConfig>,
     /// Team used when neither the report nor the ownership map names one.
     pub default_team: String,
+    /// Where drill handoffs page instead of their real routes (`None`: the
+    /// real routes).
+    pub drill_route: Option<String>,
 }
 
 /// The route name that reaches the packet's primary owner.

@@ -53,6 +53,9 @@ pub const TEST_CONFIG: &str = r#"
 [http]
 enabled = false
 
+[jobs]
+enabled = false   # tests that need the scheduler turn it on
+
 [severity.P1]
 max_hold = "400ms"
 first_response = "700ms"

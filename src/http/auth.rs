@@ -1,0 +1,128 @@
+//! Bearer-token auth, decided by method and path so a new route is guarded
+//! by default: everything except `GET`/`HEAD` needs a token; reads need one
+//! with `http.protect_reads`; the probes, `/metrics` and `/openapi.json`
+//! never do (a scraper or a load balancer must not hold a secret).
+//!
+//! Tokens are compared in constant time against every configured token, and
+//! neither the presented nor a configured token is ever logged: a refusal
+//! logs only the method, the path and whether a token was missing or wrong.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use crate::config::HttpConfig;
+
+/// Paths that are always open.
+pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+/// What the middleware checks against.
+#[derive(Clone)]
+pub struct Auth {
+    tokens: Arc<[Box<[u8]>]>,
+    protect_reads: bool,
+}
+
+impl Auth {
+    pub fn new(cfg: &HttpConfig) -> Self {
+        Self {
+            tokens: cfg
+                .tokens
+                .iter()
+                .map(|t| t.as_bytes().to_vec().into_boxed_slice())
+                .collect(),
+            protect_reads: cfg.protect_reads,
+        }
+    }
+
+    /// Whether a request to `path` with `method` needs a token.
+    pub fn required(&self, method: &Method, path: &str) -> bool {
+        if OPEN_PATHS.contains(&path) {
+            return false;
+        }
+        let read = method == Method::GET || method == Method::HEAD;
+        !read || self.protect_reads
+    }
+
+    /// Constant-time match against every token: no early exit, so timing
+    /// tells neither which token nor how much of one matched. (Only a
+    /// length mismatch is cheaper, which reveals nothing usable.)
+    fn accepts(&self, presented: &[u8]) -> bool {
+        let mut ok = subtle::Choice::from(0);
+        for t in self.tokens.iter() {
+            ok |= t.as_ref().ct_eq(presented);
+        }
+        bool::from(ok)
+    }
+}
+
+/// The `Authorization: Bearer <token>` value, if well-formed.
+fn bearer(req: &Request) -> Option<&[u8]> {
+    let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// The middleware.
+pub async fn require_token(State(auth): State<Auth>, req: Request, next: Next) -> Response {
+    if !auth.required(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let refused = match bearer(&req) {
+        Some(t) if auth.accepts(t) => return next.run(req).await,
+        Some(_) => "wrong",
+        None => "missing",
+    };
+    tracing::info!(method = %req.method(), path = req.uri().path(), token = refused, "request refused");
+    let detail = if auth.tokens.is_empty() {
+        "this endpoint needs a bearer token and none is configured (http.tokens or BATON_HTTP_TOKENS)"
+    } else {
+        "send a valid token as `Authorization: Bearer <token>`"
+    };
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(tokens: &[&str], protect_reads: bool) -> Auth {
+        Auth::new(&HttpConfig {
+            tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            protect_reads,
+            ..HttpConfig::default()
+        })
+    }
+
+    #[test]
+    fn only_the_exact_token_is_accepted() {
+        let a = auth(&["first-token-0000001", "second-token-000002"], false);
+        assert!(a.accepts(b"first-token-0000001"));
+        assert!(a.accepts(b"second-token-000002"));
+        assert!(!a.accepts(b"first-token-000000"));
+        assert!(!a.accepts(b"first-token-00000011"));
+        assert!(!a.accepts(b""));
+        assert!(!auth(&[], false).accepts(b""));
+    }
+
+    #[test]
+    fn reads_are_open_unless_protected_and_probes_always_are() {
+        let open = auth(&[], false);
+        assert!(!open.required(&Method::GET, "/v1/handoffs"));
+        assert!(open.required(&Method::POST, "/v1/reports/agent_failure"));
+        assert!(open.required(&Method::DELETE, "/v1/handoffs"));
+        let closed = auth(&[], true);
+        assert!(closed.required(&Method::GET, "/v1/stats"));
+        for p in OPEN_PATHS {
+            assert!(!closed.required(&Method::GET, p));
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! `/v1/handoffs`: the list, one handoff, its timeline, and the commands.
+//!
+//! Reads come from the projection (rebuilt from `BATON_EVENTS`); the
+//! timeline is read straight from the stream. Commands go through
+//! [`commands::run`], the same function the NATS `<prefix>.cmd.*` service
+//! calls, so both transports share one path and one set of error codes.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::problem::{Problem, ProblemDetails, ProblemField};
+use crate::commands;
+use crate::domain::{BelowMin, Handoff, Hcs, Packet, Policy, Severity, Stamp, Status};
+use crate::server::Shared;
+
+/// Default and largest page size of the list.
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+/// One handoff as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoffView {
+    pub id: Uuid,
+    pub template: String,
+    #[schema(value_type = String, example = "P1")]
+    pub severity: Severity,
+    pub team: String,
+    /// `held`, `paged`, `escalated`, `acknowledged` or `resolved`.
+    #[schema(value_type = String, example = "paged")]
+    pub status: Status,
+    pub opened_at: DateTime<Utc>,
+    pub owners: Owners,
+    pub hcs: HcsView,
+    pub gate: Gate,
+    pub escalation: Escalation,
+    /// When the first page went out.
+    pub paged_at: Option<DateTime<Utc>>,
+    /// The first-response SLA deadline.
+    pub first_response_due: DateTime<Utc>,
+    /// The next thing the SLA timer will do for it (hold release, escalation
+    /// step or packet expiry); null when nothing is pending.
+    pub next_deadline: Option<DateTime<Utc>>,
+    pub acknowledged: Option<StampView>,
+    /// Opened → acknowledged, seconds.
+    pub mtta_seconds: Option<f64>,
+    pub resolved: Option<StampView>,
+    /// The packet's TTL ran out before anyone acknowledged.
+    pub expired: bool,
+    /// Reports that joined it, the first included.
+    pub reports: u32,
+    /// Events stored for it.
+    pub events: u32,
+    /// A synthetic drill: real events, kept out of production figures.
+    pub drill: bool,
+    /// The packet as it stands (after enrichment).
+    #[schema(value_type = Object)]
+    pub packet: Packet,
+}
+
+/// Primary and backup owner.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Owners {
+    pub primary: Option<String>,
+    pub backup: Option<String>,
+}
+
+/// The Handoff Completeness Score with its breakdown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HcsView {
+    /// 0–100: `0.30·context + 0.25·ownership + 0.25·next_action + 0.20·reproducibility`.
+    pub score: f64,
+    pub components: HcsComponents,
+    /// Dotted names of the fields that scored nothing.
+    pub missing: Vec<String>,
+}
+
+/// Each component, 0–100.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HcsComponents {
+    pub context: u8,
+    pub ownership: u8,
+    pub next_action: u8,
+    pub reproducibility: u8,
+}
+
+impl From<&Hcs> for HcsView {
+    fn from(h: &Hcs) -> Self {
+        Self {
+            score: h.score,
+            components: HcsComponents {
+                context: h.context,
+                ownership: h.ownership,
+                next_action: h.next_action,
+                reproducibility: h.reproducibility,
+            },
+            missing: h.missing.clone(),
+        }
+    }
+}
+
+/// The HCS gate's decision.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Gate {
+    pub passed: bool,
+    /// The severity's minimum HCS.
+    pub min_hcs: f64,
+    /// While held: `enrich_then_page`, `queue` or `ticket`.
+    #[schema(value_type = Option<String>)]
+    pub held: Option<BelowMin>,
+    pub hold_until: Option<DateTime<Utc>>,
+    /// Paged with an incomplete packet (after `max_hold`).
+    pub incomplete: bool,
+    /// Someone paged it despite the gate.
+    pub overridden: Option<StampView>,
+}
+
+/// How far escalation went.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Escalation {
+    /// Highest level reached (0: none).
+    pub level: u32,
+    /// Steps stored.
+    pub steps: u32,
+}
+
+/// Who and when.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StampView {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&Stamp> for StampView {
+    fn from(s: &Stamp) -> Self {
+        Self {
+            by: s.by.clone(),
+            at: s.at,
+        }
+    }
+}
+
+impl HandoffView {
+    pub fn new(h: &Handoff, policy: &Policy) -> Self {
+        Self {
+            id: h.id,
+            template: h.template.clone(),
+            severity: h.severity,
+            team: h.team.clone(),
+            status: h.status(),
+            opened_at: h.opened_at,
+            owners: Owners {
+                primary: h.packet.primary().map(String::from),
+                backup: h.packet.backup().map(String::from),
+            },
+            hcs: (&h.hcs).into(),
+            gate: Gate {
+                passed: h.gate_passed,
+                min_hcs: policy.severity(h.severity).min_hcs,
+                held: h.held,
+                hold_until: h.hold_until,
+                incomplete: h.incomplete,
+                overridden: h.overridden.as_ref().map(Into::into),
+            },
+            escalation: Escalation {
+                level: h.escalation_level,
+                steps: h.escalation_steps,
+            },
+            paged_at: h.paged_at,
+            first_response_due: h.first_response_due(policy),
+            next_deadline: h.next_deadline(policy),
+            acknowledged: h.acknowledged.as_ref().map(Into::into),
+            mtta_seconds: h.mtta_ms.map(|ms| ms as f64 / 1000.0),
+            resolved: h.resolved.as_ref().map(Into::into),
+            expired: h.expired,
+            reports: h.reports,
+            events: h.events,
+            drill: h.drill,
+            packet: h.packet.clone(),
+        }
+    }
+}
+
+/// A page of the list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoffPage {
+    /// Newest first.
+    pub items: Vec<HandoffView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of the list. Unknown values are 400 `invalid_query`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `held`, `paged`, `escalated`, `acknowledged`, `resolved`, or `open`
+    /// (anything not resolved).
+    pub status: Option<String>,
+    /// `P1`, `P2` or `P3`.
+    pub severity: Option<String>,
+    pub team: Option<String>,
+    pub template: Option<String>,
+    /// Page size, 1–500 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Where a handoff sits in the list's order: newest first, ties by id.
+/// Keyset pagination on this key is stable: a handoff opened meanwhile
+/// lands before the first page and never shifts the later ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(i64, Uuid);
+
+impl Key {
+    fn of(h: &Handoff) -> Self {
+        Key(h.opened_at.timestamp_nanos_opt().unwrap_or(i64::MAX), h.id)
+    }
+    fn encode(self) -> String {
+        format!("{}.{}", self.0, self.1.simple())
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (t, id) = s.split_once('.')?;
+        Some(Key(t.parse().ok()?, Uuid::try_parse(id).ok()?))
+    }
+}
+
+enum StatusFilter {
+    Open,
+    Is(Status),
+}
+
+struct Filter {
+    status: Option<StatusFilter>,
+    severity: Option<Severity>,
+    team: Option<String>,
+    template: Option<String>,
+    limit: usize,
+    after: Option<Key>,
+}
+
+impl Filter {
+    /// Every problem with the query at once.
+    fn parse(q: ListQuery) -> Result<Self, Problem> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            errors.push(ProblemField {
+                field: field.into(),
+                code: "invalid_value".into(),
+                message,
+            })
+        };
+        let status = match q.status.as_deref() {
+            None | Some("") => None,
+            Some("open") => Some(StatusFilter::Open),
+            Some(s) => match [
+                Status::Held,
+                Status::Paged,
+                Status::Escalated,
+                Status::Acknowledged,
+                Status::Resolved,
+            ]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            {
+                Some(st) => Some(StatusFilter::Is(st)),
+                None => {
+                    bad("status", format!("unknown status {s:?}; known: held, paged, escalated, acknowledged, resolved, open"));
+                    None
+                }
+            },
+        };
+        let severity = match q.severity.as_deref() {
+            None | Some("") => None,
+            Some(s) => s.parse().ok().or_else(|| {
+                bad(
+                    "severity",
+                    format!("unknown severity {s:?}; known: P1, P2, P3"),
+                );
+                None
+            }),
+        };
+        let limit = match q.limit.as_deref() {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    bad(
+                        "limit",
+                        format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                    );
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let after = match q.cursor.as_deref() {
+            None | Some("") => None,
+            Some(s) => Key::decode(s).or_else(|| {
+                bad("cursor", "not a cursor this API returned".into());
+                None
+            }),
+        };
+        if !errors.is_empty() {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "the query parameters are invalid",
+            )
+            .with_errors(errors));
+        }
+        Ok(Self {
+            status,
+            severity,
+            team: q.team.filter(|t| !t.is_empty()),
+            template: q.template.filter(|t| !t.is_empty()),
+            limit,
+            after,
+        })
+    }
+
+    fn matches(&self, h: &Handoff) -> bool {
+        let status_ok = match &self.status {
+            None => true,
+            Some(StatusFilter::Open) => h.resolved.is_none(),
+            Some(StatusFilter::Is(s)) => h.status() == *s,
+        };
+        status_ok
+            && self.severity.is_none_or(|s| h.severity == s)
+            && self.team.as_ref().is_none_or(|t| &h.team == t)
+            && self.template.as_ref().is_none_or(|t| &h.template == t)
+            && self.after.is_none_or(|k| Key::of(h) < k)
+    }
+}
+
+/// One page of `handoffs`, filtered and in list order.
+fn page(mut handoffs: Vec<Handoff>, filter: &Filter, policy: &Policy) -> HandoffPage {
+    handoffs.retain(|h| filter.matches(h));
+    handoffs.sort_unstable_by_key(|h| std::cmp::Reverse(Key::of(h)));
+    let more = handoffs.len() > filter.limit;
+    handoffs.truncate(filter.limit);
+    HandoffPage {
+        next_cursor: more
+            .then(|| handoffs.last().map(|h| Key::of(h).encode()))
+            .flatten(),
+        items: handoffs
+            .iter()
+            .map(|h| HandoffView::new(h, policy))
+            .collect(),
+    }
+}
+
+/// List handoffs, newest first, with stable cursor pagination.
+#[utoipa::path(
+    get,
+    path = "/v1/handoffs",
+    tag = "handoffs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of handoffs", body = HandoffPage),
+        (status = 400, description = "Invalid query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Token needed (with `protect_reads`)", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn list(
+    State(s): State<Shared>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HandoffPage>, Problem> {
+    let Query(q) =
+        q.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let filter = Filter::parse(q)?;
+    let all = s.engine.projection().all();
+    Ok(Json(page(all, &filter, s.engine.policy())))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, Problem> {
+    commands::parse_id(id).map_err(Problem::from)
+}
+
+/// One handoff's current state.
+#[utoipa::path(
+    get,
+    path = "/v1/handoffs/{id}",
+    tag = "handoffs",
+    params(("id" = Uuid, Path, description = "Handoff id")),
+    responses(
+        (status = 200, description = "Current state", body = HandoffView),
+        (status = 404, description = "No such handoff", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Not a handoff id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Event store unavailable", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn get_one(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<HandoffView>, Problem> {
+    let id = parse_id(&id)?;
+    match s.engine.load(id).await {
+        Ok(Some(h)) => Ok(Json(HandoffView::new(&h, s.engine.policy()))),
+        Ok(None) => Err(Problem::not_found("no handoff with that id")),
+        Err(e) => Err(Problem::unavailable("loading a handoff", &e)),
+    }
+}
+
+/// A handoff's timeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Timeline {
+    pub handoff_id: Uuid,
+    /// Every stored event in order, each with the stream sequence of the
+    /// commit that stored it (`seq`) and its `type`, `data`, `actor`,
+    /// `occurred_at`, `id` and `version`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+}
+
+/// A handoff's events, read from `BATON_EVENTS`.
+#[utoipa::path(
+    get,
+    path = "/v1/handoffs/{id}/events",
+    tag = "handoffs",
+    params(("id" = Uuid, Path, description = "Handoff id")),
+    responses(
+        (status = 200, description = "The timeline", body = Timeline),
+        (status = 404, description = "No such handoff", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Not a handoff id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Event store unavailable", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn events(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Timeline>, Problem> {
+    let id = parse_id(&id)?;
+    let commits = s
+        .engine
+        .store()
+        .read_after(id, 0)
+        .await
+        .map_err(|e| Problem::unavailable("reading a timeline", &e))?;
+    if commits.is_empty() {
+        return Err(Problem::not_found("no handoff with that id"));
+    }
+    let events = commits
+        .into_iter()
+        .flat_map(|(seq, c)| c.events.into_iter().map(move |e| (seq, e)))
+        .map(|(seq, e)| {
+            let mut v = serde_json::to_value(&e).expect("events serialize");
+            if let Value::Object(m) = &mut v {
+                m.insert("seq".into(), seq.into());
+            }
+            v
+        })
+        .collect();
+    Ok(Json(Timeline {
+        handoff_id: id,
+        events,
+    }))
+}
+
+/// Body of `ack`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AckBody {
+    /// Who acknowledges (1–128 printable characters).
+    pub by: String,
+}
+
+/// Body of `override`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OverrideBody {
+    pub by: String,
+    /// Why the gate is overridden (required).
+    pub reason: String,
+}
+
+/// Body of `enrich`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnrichBody {
+    pub by: String,
+    /// Packet fields to fill (same names and rules as a report; not `dedup_key`).
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// Body of `resolve`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResolveBody {
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// The command reply, identical to the NATS reply:
+/// `{"ok": true, "handoff": {...}, "events": [...], "seq": n}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommandReply {
+    pub ok: bool,
+    /// State after the command (the stored form).
+    #[schema(value_type = Object)]
+    pub handoff: Value,
+    /// Events stored by this command.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    /// Stream sequence of the stored commit; null when nothing was stored.
+    pub seq: Option<u64>,
+}
+
+/// Runs one command: the body must be a JSON object (empty means `{}`).
+async fn run(
+    s: &Shared,
+    verb: &str,
+    id: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let id = parse_id(id)?;
+    let body = super::body(body)?;
+    let obj = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "not_an_object",
+                    "the request body must be a JSON object",
+                ))
+            }
+            Err(e) => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("not valid JSON: {e}"),
+                ))
+            }
+        }
+    };
+    let cfg = &s.cfg.limits;
+    match commands::run(&s.engine, verb, id, &obj, cfg.max_field_bytes).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => {
+            tracing::info!(verb, code = %e.code, "command refused");
+            Err(e.into())
+        }
+    }
+}
+
+macro_rules! command_endpoint {
+    ($name:ident, $verb:literal, $body:ty, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            post,
+            path = concat!("/v1/handoffs/{id}/", $verb),
+            tag = "commands",
+            params(("id" = Uuid, Path, description = "Handoff id")),
+            request_body = $body,
+            responses(
+                (status = 200, description = "Done; the same reply as `<prefix>.cmd.*`", body = CommandReply),
+                (status = 400, description = "Body is not a JSON object", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 404, description = "No such handoff", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 409, description = "Refused by the rules (resolved, already acknowledged, already paged) or contended", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 422, description = "A field is missing or wrong", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 503, description = "Event store unavailable", body = ProblemDetails, content_type = "application/problem+json"),
+            ),
+            security(("bearer" = []))
+        )]
+        pub async fn $name(
+            State(s): State<Shared>,
+            Path(id): Path<String>,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Json<Value>, Problem> {
+            run(&s, $verb, &id, body).await
+        }
+    };
+}
+
+command_endpoint!(
+    ack,
+    "ack",
+    AckBody,
+    "Acknowledge: stops escalation, records MTTA."
+);
+command_endpoint!(
+    override_gate,
+    "override",
+    OverrideBody,
+    "Page a held handoff at once despite the HCS gate."
+);
+command_endpoint!(
+    enrich,
+    "enrich",
+    EnrichBody,
+    "Fill packet fields; re-scores and may release a hold."
+);
+command_endpoint!(resolve, "resolve", ResolveBody, "Close a handoff.");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testkit::policy;
+    use chrono::TimeZone;
+
+    fn h(secs: i64, id: u128, team: &str) -> Handoff {
+        let t =
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(secs);
+        crate::stats::fixtures::handoff(Uuid::from_u128(id), Severity::P2, team, t)
+    }
+
+    fn filter(q: &str) -> Filter {
+        Filter::parse(serde_urlencoded_like(q)).unwrap()
+    }
+
+    /// `a=1&b=2` into the query struct (the tests avoid a URL crate).
+    fn serde_urlencoded_like(q: &str) -> ListQuery {
+        let mut out = ListQuery::default();
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap();
+            let v = Some(v.to_string());
+            match k {
+                "status" => out.status = v,
+                "severity" => out.severity = v,
+                "team" => out.team = v,
+                "template" => out.template = v,
+                "limit" => out.limit = v,
+                "cursor" => out.cursor = v,
+                _ => panic!("{k}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pages_are_stable_when_newer_handoffs_arrive_between_requests() {
+        let p = policy();
+        // Two share a timestamp: the id breaks the tie.
+        let mut all: Vec<Handoff> = vec![
+            h(1, 1, "a"),
+            h(2, 2, "a"),
+            h(2, 3, "a"),
+            h(3, 4, "a"),
+            h(4, 5, "a"),
+        ];
+        let first = page(all.clone(), &filter("limit=2"), &p);
+        let ids: Vec<u128> = first.items.iter().map(|v| v.id.as_u128()).collect();
+        assert_eq!(ids, [5, 4]);
+        all.push(h(10, 6, "a"));
+        let cursor = first.next_cursor.unwrap();
+        let second = page(
+            all.clone(),
+            &filter(&format!("limit=2&cursor={cursor}")),
+            &p,
+        );
+        let ids: Vec<u128> = second.items.iter().map(|v| v.id.as_u128()).collect();
+        assert_eq!(ids, [3, 2]);
+        let last = page(
+            all,
+            &filter(&format!("limit=2&cursor={}", second.next_cursor.unwrap())),
+            &p,
+        );
+        assert_eq!(last.items.len(), 1);
+        assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn filters_combine_and_every_bad_parameter_is_reported() {
+        let p = policy();
+        let all = vec![h(1, 1, "a"), h(2, 2, "b")];
+        let got = page(
+            all.clone(),
+            &filter("team=b&severity=P2&status=open&template=agent_failure"),
+            &p,
+        );
+        assert_eq!(got.items.len(), 1);
+        assert_eq!(got.items[0].team, "b");
+        assert!(page(all, &filter("severity=P1"), &p).items.is_empty());
+        let err = Filter::parse(serde_urlencoded_like(
+            "status=nope&severity=P9&limit=0&cursor=zz",
+        ))
+        .err()
+        .unwrap();
+        let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["status", "severity", "limit", "cursor"]);
+        assert_eq!((err.status, err.code.as_str()), (400, "invalid_query"));
+    }
+}

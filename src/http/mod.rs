@@ -1,0 +1,304 @@
+//! The HTTP face: the `/v1` API, probes, Prometheus metrics and the OpenAPI
+//! document.
+//!
+//! [`router`] builds the axum app so tests drive it with `oneshot` and no
+//! socket; [`serve`] runs it until shutdown. Every route is registered
+//! through `utoipa_axum::routes!`, so the document at `/openapi.json` is
+//! generated from the handlers themselves and cannot miss one.
+//!
+//! Around every route, outermost first: a request timeout (503 `timeout`),
+//! bearer-token auth ([`auth`]), and a body-size limit (413
+//! `body_too_large`). Every error is an RFC 9457 problem ([`problem`]).
+//!
+//! - [`handoffs`] — list, get, timeline, and the four commands.
+//! - [`reports`] — `POST /v1/reports/{template}`.
+//! - `/v1/stats` — [`crate::stats::compute`] over the projection.
+
+pub mod auth;
+pub mod handoffs;
+pub mod problem;
+pub mod reports;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::server::Shared;
+use crate::stats::{self, Stats};
+use crate::store::Names;
+use problem::{Problem, ProblemDetails};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Baton",
+        description = "Handoffs, timelines, reports, commands and SLA figures of a Baton daemon. \
+                       Errors are RFC 9457 `application/problem+json` with a stable `code`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "handoffs", description = "Current state and timelines"),
+        (name = "commands", description = "ack / override / enrich / resolve: the same commands as `<prefix>.cmd.*`"),
+        (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
+        (name = "stats", description = "MTTA, SLA and HCS figures"),
+        (name = "operations", description = "Probes, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_default()
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// Every route with its documentation; state comes later.
+fn api() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(handoffs::list))
+        .routes(routes!(handoffs::get_one))
+        .routes(routes!(handoffs::events))
+        .routes(routes!(handoffs::ack))
+        .routes(routes!(handoffs::override_gate))
+        .routes(routes!(handoffs::enrich))
+        .routes(routes!(handoffs::resolve))
+        .routes(routes!(reports::submit))
+        .routes(routes!(stats_handler))
+}
+
+/// The OpenAPI document, generated from the routes.
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| api().into_openapi())
+}
+
+/// The application.
+pub fn router(shared: Shared) -> Router {
+    let http = &shared.cfg.http;
+    let (routes, _) = api().split_for_parts();
+    routes
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "no such endpoint; see /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            auth::Auth::new(http),
+            auth::require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            http.request_timeout,
+            deadline,
+        ))
+        .with_state(shared)
+}
+
+/// Answers 503 `timeout` when a request outlives `http.request_timeout`
+/// (the handler's future is dropped; a command whose append was already
+/// sent may still be stored, as with any client timeout).
+async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(%method, path, ?limit, "request timed out");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long; retry",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// A request body, or the problem with it.
+pub(crate) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than http.max_body_bytes",
+            )
+        } else {
+            tracing::info!(error = %e.body_text(), "unreadable request body");
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the request body could not be read",
+            )
+        }
+    })
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: NATS connected, Baton's streams present, the projector
+/// caught up with the event stream.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "Not ready; `detail` says why", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(s): State<Shared>) -> Response {
+    match not_ready(&s).await {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(reason) => {
+            tracing::debug!(reason, "not ready");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason).into_response()
+        }
+    }
+}
+
+async fn not_ready(s: &Shared) -> Option<String> {
+    if !*s.ready.borrow() {
+        return Some("the projector is replaying the event stream".into());
+    }
+    if s.client.connection_state() != async_nats::connection::State::Connected {
+        return Some("not connected to NATS".into());
+    }
+    let names = Names::new(&s.cfg.nats.prefix);
+    for stream in [
+        names.events_stream(),
+        names.reports_stream(),
+        names.pages_stream(),
+        names.rejected_stream(),
+    ] {
+        if let Err(e) = s.js.get_stream(&stream).await {
+            tracing::warn!(stream, error = %e, "readiness: stream check failed");
+            return Some(format!("stream {stream} is missing or unreachable"));
+        }
+    }
+    None
+}
+
+/// Prometheus text exposition of every `baton_*` series.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+async fn metrics(State(s): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", body = Object)))]
+async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+/// Window of `/v1/stats`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StatsQuery {
+    /// Days back from now, 1–365 (default 30).
+    #[param(value_type = Option<u32>)]
+    days: Option<String>,
+}
+
+/// MTTA, SLA breaches, completion and HCS figures over recent handoffs.
+#[utoipa::path(get, path = "/v1/stats", tag = "stats",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The figures", body = Stats),
+        (status = 400, description = "Invalid `days`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Token needed (with `protect_reads`)", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+async fn stats_handler(
+    State(s): State<Shared>,
+    q: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<Stats>, Problem> {
+    let days = match q.map(|Query(q)| q.days) {
+        Ok(None) => 30,
+        Ok(Some(d)) => d
+            .parse()
+            .ok()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "days must be an integer from 1 to 365",
+                )
+            })?,
+        Err(e) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                e.body_text(),
+            ))
+        }
+    };
+    let all = s.engine.projection().all();
+    Ok(Json(stats::compute(
+        &all,
+        s.engine.policy(),
+        chrono::Utc::now(),
+        days,
+    )))
+}
+
+/// Serves until shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if shared.cfg.http.tokens.is_empty() {
+        tracing::warn!(
+            "no HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
+             every mutating endpoint answers 401"
+        );
+    }
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

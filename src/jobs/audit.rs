@@ -1,0 +1,211 @@
+//! The ownership audit: "ownership maps decay quickly; audit coverage weekly".
+//!
+//! A pure function of the policy, the projected handoffs and a clock: routing
+//! rules that matched no report within `stale_after`; owners with no backup
+//! and backups equal to the primary; teams that received handoffs without an
+//! ownership rule naming them; rollback commands never marked tested ("if
+//! rollback commands are untested, complete packets still fail").
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Handoff, Policy};
+
+/// A routing rule and the last time it matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleRule {
+    pub workflow: String,
+    pub team: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_match: Option<DateTime<Utc>>,
+}
+
+/// An ownership rule with a backup problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerGap {
+    pub workflow: String,
+    pub team: String,
+    pub primary: String,
+}
+
+/// An untested rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UntestedRollback {
+    pub workflow: String,
+    pub rollback_command: String,
+}
+
+/// The audit record published on `<prefix>.digest.audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnershipAudit {
+    pub generated_at: DateTime<Utc>,
+    pub stale_after_days: f64,
+    pub stale_rules: Vec<StaleRule>,
+    pub no_backup: Vec<OwnerGap>,
+    pub backup_is_primary: Vec<OwnerGap>,
+    pub teams_without_rule: Vec<String>,
+    pub untested_rollbacks: Vec<UntestedRollback>,
+}
+
+impl OwnershipAudit {
+    /// `(kind, count)` pairs: the metric `baton_ownership_audit_findings{kind}`.
+    pub fn counts(&self) -> [(&'static str, usize); 5] {
+        [
+            ("stale_rule", self.stale_rules.len()),
+            ("no_backup", self.no_backup.len()),
+            ("backup_is_primary", self.backup_is_primary.len()),
+            ("team_without_rule", self.teams_without_rule.len()),
+            ("untested_rollback", self.untested_rollbacks.len()),
+        ]
+    }
+}
+
+/// Runs the audit at `now`.
+pub fn ownership_audit(
+    policy: &Policy,
+    handoffs: &[Handoff],
+    now: DateTime<Utc>,
+    stale_after: std::time::Duration,
+) -> OwnershipAudit {
+    let since = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
+    // Drills are synthetic: they neither keep a rule alive nor reveal a team.
+    let handoffs: Vec<&Handoff> = handoffs.iter().filter(|h| !h.drill).collect();
+    let stale_rules = policy
+        .ownership
+        .iter()
+        .filter_map(|rule| {
+            let pattern = glob::Pattern::new(&rule.workflow).ok()?;
+            let last = handoffs
+                .iter()
+                .filter(|h| {
+                    h.packet
+                        .workflow_id
+                        .as_deref()
+                        .is_some_and(|w| pattern.matches(w))
+                })
+                .map(|h| h.opened_at)
+                .max();
+            last.is_none_or(|t| t < since).then(|| StaleRule {
+                workflow: rule.workflow.clone(),
+                team: rule.team.clone(),
+                last_match: last,
+            })
+        })
+        .collect();
+    let gap = |r: &crate::domain::OwnershipRule| OwnerGap {
+        workflow: r.workflow.clone(),
+        team: r.team.clone(),
+        primary: r.primary.clone(),
+    };
+    let no_backup = policy
+        .ownership
+        .iter()
+        .filter(|r| r.backup.as_deref().is_none_or(|b| b.trim().is_empty()))
+        .map(gap)
+        .collect();
+    let backup_is_primary = policy
+        .ownership
+        .iter()
+        .filter(|r| {
+            r.backup
+                .as_deref()
+                .is_some_and(|b| b.eq_ignore_ascii_case(&r.primary))
+        })
+        .map(gap)
+        .collect();
+    let ruled: BTreeSet<&str> = policy.ownership.iter().map(|r| r.team.as_str()).collect();
+    let teams_without_rule = handoffs
+        .iter()
+        .filter(|h| h.opened_at >= since && !ruled.contains(h.team.as_str()))
+        .map(|h| h.team.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let untested_rollbacks = policy
+        .runbook
+        .iter()
+        .filter(|r| !r.tested)
+        .map(|r| UntestedRollback {
+            workflow: r.workflow.clone(),
+            rollback_command: r.rollback_command.clone(),
+        })
+        .collect();
+    OwnershipAudit {
+        generated_at: now,
+        stale_after_days: stale_after.as_secs_f64() / 86400.0,
+        stale_rules,
+        no_backup,
+        backup_is_primary,
+        teams_without_rule,
+        untested_rollbacks,
+    }
+}
+
+/// The audit as Markdown.
+pub fn render_markdown(a: &OwnershipAudit) -> String {
+    let mut out = format!(
+        "# Ownership audit — {} (UTC)\n\n",
+        a.generated_at.format("%Y-%m-%d %H:%M")
+    );
+    let section = |out: &mut String, title: &str, items: Vec<String>| {
+        out.push_str(&format!("## {title} ({})\n\n", items.len()));
+        if items.is_empty() {
+            out.push_str("None.\n\n");
+        } else {
+            for i in items {
+                out.push_str(&format!("- {i}\n"));
+            }
+            out.push('\n');
+        }
+    };
+    let days = match a.stale_after_days {
+        d if (d - 1.0).abs() < f64::EPSILON => "1 day".to_string(),
+        d => format!("{d:.0} days"),
+    };
+    section(
+        &mut out,
+        &format!("Rules that matched nothing in {days}"),
+        a.stale_rules
+            .iter()
+            .map(|r| {
+                let last = r
+                    .last_match
+                    .map(|t| format!("last matched {}", t.format("%Y-%m-%d")))
+                    .unwrap_or_else(|| "never matched".into());
+                format!("`{}` → {} ({last})", r.workflow, r.team)
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "Owners with no backup",
+        a.no_backup
+            .iter()
+            .map(|g| format!("`{}` → {} (primary {})", g.workflow, g.team, g.primary))
+            .collect(),
+    );
+    section(
+        &mut out,
+        "Backup equals primary",
+        a.backup_is_primary
+            .iter()
+            .map(|g| format!("`{}` → {} ({})", g.workflow, g.team, g.primary))
+            .collect(),
+    );
+    section(
+        &mut out,
+        "Teams receiving handoffs with no ownership rule",
+        a.teams_without_rule.iter().map(|t| t.to_string()).collect(),
+    );
+    section(
+        &mut out,
+        "Rollback commands never marked tested",
+        a.untested_rollbacks
+            .iter()
+            .map(|r| format!("`{}`: `{}`", r.workflow, r.rollback_command))
+            .collect(),
+    );
+    out
+}

@@ -1,0 +1,677 @@
+//! The operations playbook on a schedule: daily review, weekly synthetic P1
+//! drill, ownership audit.
+//!
+//! Job bodies are pure functions over projected state plus a clock
+//! ([`review::daily_review`], [`audit::ownership_audit`],
+//! [`drill::drill_report`]); this module is their edge. Schedules are cron
+//! expressions (with seconds) in a configured time zone, fired by
+//! `tokio-cron-scheduler`.
+//!
+//! **Once per schedule, even with several daemons.** Before a run, a daemon
+//! claims it in `BATON_JOBS` on `<prefix>.jobs.<job>.claim` with the
+//! subject's last sequence as `Nats-Expected-Last-Subject-Sequence` and
+//! `Nats-Msg-Id = <job>:<scheduled time>`. Only one claim per scheduled time
+//! can win; the others see a conflict or a duplicate and skip.
+//!
+//! **Missed runs.** On start, a job whose latest scheduled time is newer than
+//! its last claim (the daemon was down) runs at once, marked `late`. A job
+//! that has never run is not caught up: there is no evidence it was missed.
+//!
+//! Each run's outcome (duration, error) is a record on
+//! `<prefix>.jobs.<job>.run` and a count in `baton_job_runs_total{job,outcome}`;
+//! digests go to `<prefix>.digest.daily` and `<prefix>.digest.audit`
+//! (`BATON_DIGESTS`). `<prefix>.job.<name>` (request/reply) runs a job on
+//! demand: `baton job run <name>`, `baton review`.
+
+pub mod audit;
+pub mod drill;
+pub mod review;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use async_nats::HeaderMap;
+use chrono::{DateTime, NaiveDate, Utc};
+use croner::parser::{CronParser, Seconds};
+use croner::Cron;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::Shared;
+use crate::store::{Names, StoreError};
+
+/// `[jobs]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run the scheduler in this daemon (on-demand runs work either way).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// IANA time zone the schedules are in, e.g. "Europe/Berlin".
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// The daily review (default 09:00 every day).
+    #[serde(default = "default_review")]
+    pub daily_review: JobSchedule,
+    /// The weekly synthetic P1 drill (default Monday 10:00).
+    #[serde(default)]
+    pub weekly_drill: DrillConfig,
+    /// The ownership audit (default 09:30 every day).
+    #[serde(default)]
+    pub ownership_audit: AuditConfig,
+}
+
+const fn yes() -> bool {
+    true
+}
+fn utc() -> String {
+    "UTC".into()
+}
+fn default_review() -> JobSchedule {
+    JobSchedule {
+        enabled: true,
+        schedule: "0 0 9 * * *".into(),
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timezone: utc(),
+            daily_review: default_review(),
+            weekly_drill: DrillConfig::default(),
+            ownership_audit: AuditConfig::default(),
+        }
+    }
+}
+
+/// `[jobs.daily_review]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSchedule {
+    /// Whether the job runs on its schedule.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Cron expression with seconds: `sec min hour day month weekday`.
+    pub schedule: String,
+}
+
+/// `[jobs.weekly_drill]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Whether the drill runs on its schedule.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Cron expression with seconds (default Monday 10:00).
+    #[serde(default = "drill_schedule")]
+    pub schedule: String,
+    /// Route every drill page goes to instead of the real ones.
+    #[serde(default = "drill")]
+    pub route: String,
+    /// Team the drill is reported for (page subjects end in it).
+    #[serde(default = "drill")]
+    pub team: String,
+    /// `workflow_id` of the synthetic report.
+    #[serde(default = "drill_workflow")]
+    pub workflow_id: String,
+    /// Page the real routes (on-call, incident captain) instead of `route`.
+    #[serde(default)]
+    pub page_real_routes: bool,
+}
+
+fn drill_schedule() -> String {
+    "0 0 10 * * Mon".into()
+}
+fn drill() -> String {
+    "drill".into()
+}
+fn drill_workflow() -> String {
+    "baton-drill".into()
+}
+
+impl Default for DrillConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            schedule: drill_schedule(),
+            route: drill(),
+            team: drill(),
+            workflow_id: drill_workflow(),
+            page_real_routes: false,
+        }
+    }
+}
+
+/// `[jobs.ownership_audit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Whether the audit runs on its schedule.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Cron expression with seconds (default 09:30 daily).
+    #[serde(default = "audit_schedule")]
+    pub schedule: String,
+    /// A routing rule that matched no report for this long is stale.
+    #[serde(default = "thirty_days", with = "humantime_serde")]
+    pub stale_after: Duration,
+}
+
+fn audit_schedule() -> String {
+    "0 30 9 * * *".into()
+}
+const fn thirty_days() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            schedule: audit_schedule(),
+            stale_after: thirty_days(),
+        }
+    }
+}
+
+/// Parses a schedule the way `tokio-cron-scheduler` does (seconds required).
+pub fn parse_schedule(s: &str) -> Result<Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .build()
+        .parse(s)
+        .map_err(|e| e.to_string())
+}
+
+impl JobsConfig {
+    /// Problems with schedules and the time zone, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if chrono_tz::Tz::from_str(&self.timezone).is_err() {
+            problems.push(format!(
+                "jobs.timezone: unknown time zone {:?}",
+                self.timezone
+            ));
+        }
+        for job in Job::ALL {
+            if let Err(e) = parse_schedule(self.schedule(job)) {
+                problems.push(format!("jobs.{}.schedule: {e}", job.config_key()));
+            }
+        }
+        if !crate::domain::is_subject_token(&self.weekly_drill.route)
+            || !crate::domain::is_subject_token(&self.weekly_drill.team)
+        {
+            problems.push("jobs.weekly_drill: route and team are subject tokens".into());
+        }
+        problems
+    }
+
+    pub fn schedule(&self, job: Job) -> &str {
+        match job {
+            Job::DailyReview => &self.daily_review.schedule,
+            Job::WeeklyDrill => &self.weekly_drill.schedule,
+            Job::OwnershipAudit => &self.ownership_audit.schedule,
+        }
+    }
+
+    pub fn job_enabled(&self, job: Job) -> bool {
+        match job {
+            Job::DailyReview => self.daily_review.enabled,
+            Job::WeeklyDrill => self.weekly_drill.enabled,
+            Job::OwnershipAudit => self.ownership_audit.enabled,
+        }
+    }
+
+    fn tz(&self) -> chrono_tz::Tz {
+        chrono_tz::Tz::from_str(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// The jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    DailyReview,
+    WeeklyDrill,
+    OwnershipAudit,
+}
+
+impl Job {
+    pub const ALL: [Job; 3] = [Job::DailyReview, Job::WeeklyDrill, Job::OwnershipAudit];
+
+    /// The CLI and subject name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::DailyReview => "daily-review",
+            Job::WeeklyDrill => "weekly-drill",
+            Job::OwnershipAudit => "ownership-audit",
+        }
+    }
+
+    fn config_key(self) -> &'static str {
+        match self {
+            Job::DailyReview => "daily_review",
+            Job::WeeklyDrill => "weekly_drill",
+            Job::OwnershipAudit => "ownership_audit",
+        }
+    }
+}
+
+impl FromStr for Job {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Job::ALL
+            .into_iter()
+            .find(|j| j.as_str() == s)
+            .ok_or_else(|| {
+                format!("no job {s:?}; jobs: daily-review, weekly-drill, ownership-audit")
+            })
+    }
+}
+
+/// Why a run happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    /// A missed scheduled run, caught up on start.
+    CatchUp,
+    /// `baton job run` / `baton review`.
+    Manual,
+}
+
+/// The outcome record on `<prefix>.jobs.<job>.run`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: Trigger,
+    /// Ran after its scheduled time because the daemon was down.
+    pub late: bool,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// `ok` or `error`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The digest (review, audit) or the drill's handoff.
+    pub result: Value,
+    /// The digest as Markdown, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    job: String,
+    scheduled_for: DateTime<Utc>,
+    claimed_by: String,
+    claimed_at: DateTime<Utc>,
+}
+
+/// The outcome of trying to claim a scheduled run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claimed {
+    Won,
+    /// Someone already ran (or is running) this or a later scheduled time.
+    Taken,
+}
+
+fn claim_subject(names: &Names, job: Job) -> String {
+    format!("{}.jobs.{}.claim", names.prefix, job.as_str())
+}
+
+/// The last claimed scheduled time of a job and its sequence.
+async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
+    let names = shared.engine.store().names();
+    let stream = shared
+        .js
+        .get_stream(names.jobs_stream())
+        .await
+        .map_err(|e| StoreError::nats("get stream", e))?;
+    match stream
+        .direct_get_last_for_subject(claim_subject(names, job))
+        .await
+    {
+        Ok(m) => {
+            let c: Claim = serde_json::from_slice(&m.payload).map_err(|e| StoreError::Decode {
+                seq: m.sequence,
+                message: e.to_string(),
+            })?;
+            Ok(Some((m.sequence, c.scheduled_for)))
+        }
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::nats("direct get", e)),
+    }
+}
+
+/// Claims the run of `job` scheduled for `at`; exactly one caller wins.
+pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
+    let last = last_claim(shared, job).await?;
+    if last.is_some_and(|(_, t)| t >= at) {
+        return Ok(Claimed::Taken);
+    }
+    let names = shared.engine.store().names();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        NATS_MESSAGE_ID,
+        format!("{}:{}", job.as_str(), at.to_rfc3339()).as_str(),
+    );
+    headers.insert(
+        NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        last.map_or(0, |(s, _)| s).to_string().as_str(),
+    );
+    let claim = Claim {
+        job: job.as_str().into(),
+        scheduled_for: at,
+        claimed_by: format!("{}:{}", hostname(), std::process::id()),
+        claimed_at: Utc::now(),
+    };
+    let ack = shared
+        .js
+        .publish_with_headers(
+            claim_subject(names, job),
+            headers,
+            serde_json::to_vec(&claim).expect("json").into(),
+        )
+        .await
+        .map_err(|e| StoreError::nats("publish claim", e))?
+        .await;
+    match ack {
+        Ok(a) if !a.duplicate => Ok(Claimed::Won),
+        Ok(_) => Ok(Claimed::Taken),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Claimed::Taken),
+        Err(e) => Err(StoreError::nats("publish claim", e)),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "baton".into())
+}
+
+/// Runs a job body and publishes its digest; `window_end` overrides the
+/// review's window (for `baton review --date`).
+async fn body(
+    shared: &Shared,
+    job: Job,
+    now: DateTime<Utc>,
+    window_end: Option<DateTime<Utc>>,
+) -> Result<(Value, Option<String>), String> {
+    let cfg = &shared.cfg;
+    let names = shared.engine.store().names();
+    let handoffs = shared.engine.projection().all();
+    let policy = shared.engine.policy();
+    let (subject, value, md) = match job {
+        Job::DailyReview => {
+            let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
+            let md = review::render_markdown(&r);
+            (
+                format!("{}.digest.daily", names.prefix),
+                serde_json::to_value(&r).expect("json"),
+                Some(md),
+            )
+        }
+        Job::OwnershipAudit => {
+            let a = audit::ownership_audit(
+                policy,
+                &handoffs,
+                now,
+                cfg.jobs.ownership_audit.stale_after,
+            );
+            for (kind, n) in a.counts() {
+                shared
+                    .metrics
+                    .ownership_audit_findings
+                    .with_label_values(&[kind])
+                    .set(n as i64);
+            }
+            let md = audit::render_markdown(&a);
+            (
+                format!("{}.digest.audit", names.prefix),
+                serde_json::to_value(&a).expect("json"),
+                Some(md),
+            )
+        }
+        Job::WeeklyDrill => {
+            let report = drill::drill_report(&cfg.jobs.weekly_drill, now);
+            let payload = serde_json::to_vec(&report).expect("json");
+            let ack = shared
+                .js
+                .publish(names.report(crate::ingest::TEMPLATES[0]), payload.into())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = crate::domain::handoff_id_for(crate::ingest::TEMPLATES[0], &report.report())
+                .expect("drills carry a dedup key");
+            return Ok((
+                json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.jobs.weekly_drill.route}),
+                None,
+            ));
+        }
+    };
+    let mut record = value.clone();
+    if let (Value::Object(o), Some(md)) = (&mut record, &md) {
+        o.insert("markdown".into(), Value::String(md.clone()));
+    }
+    shared
+        .js
+        .publish(subject, serde_json::to_vec(&record).expect("json").into())
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((value, md))
+}
+
+/// Claims (unless manual), runs, records. Returns `None` when another daemon
+/// has the run.
+pub async fn run_job(
+    shared: &Shared,
+    job: Job,
+    scheduled_for: DateTime<Utc>,
+    trigger: Trigger,
+    window_end: Option<DateTime<Utc>>,
+) -> Result<Option<JobRecord>, StoreError> {
+    if trigger != Trigger::Manual && claim(shared, job, scheduled_for).await? == Claimed::Taken {
+        tracing::debug!(job = job.as_str(), %scheduled_for, "run claimed elsewhere");
+        return Ok(None);
+    }
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let result = body(shared, job, started_at, window_end).await;
+    let (outcome, error, result, markdown) = match result {
+        Ok((v, md)) => ("ok", None, v, md),
+        Err(e) => ("error", Some(e), Value::Null, None),
+    };
+    let record = JobRecord {
+        job: job.as_str().into(),
+        scheduled_for,
+        trigger,
+        late: trigger == Trigger::CatchUp,
+        started_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        outcome: outcome.into(),
+        error,
+        result,
+        markdown,
+    };
+    shared
+        .metrics
+        .job_runs_total
+        .with_label_values(&[job.as_str(), outcome])
+        .inc();
+    let names = shared.engine.store().names();
+    shared
+        .js
+        .publish(
+            format!("{}.jobs.{}.run", names.prefix, job.as_str()),
+            serde_json::to_vec(&record).expect("json").into(),
+        )
+        .await
+        .map_err(|e| StoreError::nats("publish job record", e))?
+        .await
+        .map_err(|e| StoreError::nats("publish job record", e))?;
+    tracing::info!(
+        job = job.as_str(),
+        ?trigger,
+        outcome,
+        duration_ms = record.duration_ms,
+        "job ran"
+    );
+    Ok(Some(record))
+}
+
+/// The on-demand subscription (`<prefix>.job.*`), taken before start-up returns.
+pub async fn subscribe(
+    client: &async_nats::Client,
+    prefix: &str,
+) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
+    client
+        .queue_subscribe(format!("{prefix}.job.*"), "baton".into())
+        .await
+}
+
+/// Runs the scheduler and the on-demand service until shutdown.
+pub async fn run(
+    shared: Shared,
+    mut requests: async_nats::Subscriber,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let cfg = shared.cfg.jobs.clone();
+    let tz = cfg.tz();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+    let mut scheduler = None;
+    if cfg.enabled {
+        // Catch up what was missed while no daemon ran.
+        for job in Job::ALL.into_iter().filter(|j| cfg.job_enabled(*j)) {
+            let cron = parse_schedule(cfg.schedule(job))?;
+            let Ok(prev) = cron.find_previous_occurrence(&Utc::now().with_timezone(&tz), true)
+            else {
+                continue;
+            };
+            let prev = prev.with_timezone(&Utc);
+            match last_claim(&shared, job).await {
+                Ok(Some((_, last))) if last < prev => {
+                    tracing::warn!(job = job.as_str(), scheduled_for = %prev, "missed run; running it now, marked late");
+                    if let Err(e) = run_job(&shared, job, prev, Trigger::CatchUp, None).await {
+                        tracing::error!(job = job.as_str(), error = %e, "catch-up run failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(job = job.as_str(), error = %e, "cannot read job claims"),
+            }
+        }
+        let sched = tokio_cron_scheduler::JobScheduler::new()
+            .await
+            .map_err(|e| e.to_string())?;
+        for job in Job::ALL.into_iter().filter(|j| cfg.job_enabled(*j)) {
+            let tx = tx.clone();
+            let j = tokio_cron_scheduler::Job::new_async_tz(cfg.schedule(job), tz, move |_, _| {
+                let tx = tx.clone();
+                Box::pin(async move {
+                    let _ = tx.send(job);
+                })
+            })
+            .map_err(|e| format!("jobs.{}: {e}", job.config_key()))?;
+            sched.add(j).await.map_err(|e| e.to_string())?;
+        }
+        sched.start().await.map_err(|e| e.to_string())?;
+        scheduler = Some(sched);
+    }
+    let prefix = shared.engine.store().names().prefix.clone();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(job) = rx.recv() => {
+                // The scheduled time this firing stands for, in the job's zone.
+                let Ok(cron) = parse_schedule(cfg.schedule(job)) else { continue };
+                let Ok(at) = cron.find_previous_occurrence(&Utc::now().with_timezone(&tz), true) else { continue };
+                let shared = shared.clone();
+                running.spawn(async move {
+                    if let Err(e) = run_job(&shared, job, at.with_timezone(&Utc), Trigger::Schedule, None).await {
+                        tracing::error!(job = job.as_str(), error = %e, "scheduled run failed");
+                    }
+                });
+            }
+            Some(msg) = requests.next() => {
+                let shared = shared.clone();
+                let prefix = prefix.clone();
+                running.spawn(async move { on_demand(&shared, &prefix, msg).await });
+            }
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    if let Some(mut s) = scheduler {
+        let _ = s.shutdown().await;
+    }
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
+    let name = msg
+        .subject
+        .strip_prefix(&format!("{prefix}.job."))
+        .unwrap_or("")
+        .to_string();
+    let reply = match name.parse::<Job>() {
+        Err(e) => json!({"ok": false, "error": {"code": "unknown_job", "message": e}}),
+        Ok(job) => {
+            let body: Value = serde_json::from_slice(&msg.payload).unwrap_or(Value::Null);
+            match window_end(&body, &shared.cfg.jobs) {
+                Err(message) => {
+                    json!({"ok": false, "error": {"code": "invalid_value", "message": message, "field": "date"}})
+                }
+                Ok(end) => match run_job(shared, job, Utc::now(), Trigger::Manual, end).await {
+                    Ok(Some(r)) => json!({"ok": true, "record": r}),
+                    Ok(None) => {
+                        json!({"ok": false, "error": {"code": "conflict", "message": "claimed elsewhere"}})
+                    }
+                    Err(e) => {
+                        tracing::error!(job = job.as_str(), error = %e, "on-demand run failed");
+                        json!({"ok": false, "error": {"code": "unavailable", "message": "the job could not be recorded; retry"}})
+                    }
+                },
+            }
+        }
+    };
+    if let Some(to) = msg.reply {
+        let _ = shared
+            .client
+            .publish(to, serde_json::to_vec(&reply).expect("json").into())
+            .await;
+    }
+}
+
+/// `{"date": "YYYY-MM-DD"}` → the end of that day's review window (the
+/// review's scheduled time of day on that date, in the jobs' time zone).
+fn window_end(body: &Value, cfg: &JobsConfig) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(date) = body.get("date").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| format!("date {date:?} is not YYYY-MM-DD"))?;
+    let tz = cfg.tz();
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_local_timezone(tz)
+        .earliest()
+        .ok_or("no such local time")?;
+    let cron = parse_schedule(&cfg.daily_review.schedule)?;
+    let at = cron
+        .find_next_occurrence(&start, true)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(at.with_timezone(&Utc)))
+}

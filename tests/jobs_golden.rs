@@ -1,0 +1,174 @@
+//! Job bodies on a fixed event history give the expected digests (golden
+//! files under tests/fixtures/jobs/; `UPDATE_GOLDEN=1 cargo test --test
+//! jobs_golden` rewrites them after an intended change).
+
+use std::path::PathBuf;
+
+use baton::domain::testkit::{policy, report};
+use baton::domain::{apply, decide, handoff_id_for, Command, Handoff, Policy, Severity};
+use baton::jobs::{audit, review};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap()
+}
+
+/// Runs commands (at offsets in seconds from t0) against one handoff.
+fn handoff(policy: &Policy, r: baton::domain::Report, steps: &[(i64, Command)]) -> Handoff {
+    let id = handoff_id_for("agent_failure", &r).unwrap();
+    let mut state = None;
+    let mut all = vec![(
+        0,
+        Command::Open {
+            template: "agent_failure".into(),
+            report: r,
+            warnings: vec![],
+            source: None,
+        },
+    )];
+    all.extend(steps.iter().cloned());
+    for (at, cmd) in all {
+        let now = t0() + Duration::seconds(at);
+        for e in decide(state.as_ref(), &cmd, now, policy).unwrap() {
+            apply(&mut state, &e.seal(Uuid::nil(), id, now));
+        }
+    }
+    state.unwrap()
+}
+
+fn run(n: u32) -> baton::domain::Report {
+    let mut r = report(Severity::P1);
+    r.packet.run_id = Some(format!("run-{n}"));
+    r
+}
+
+fn history(policy: &Policy) -> Vec<Handoff> {
+    let ack = |by: &str| Command::Acknowledge { by: by.into() };
+    let mut missing_rollback = run(3);
+    missing_rollback.packet.rollback_command = None;
+    missing_rollback.packet.workflow_id = Some("search-reindex".into());
+    missing_rollback.team = Some("search".into());
+    let mut p2 = report(Severity::P2);
+    p2.packet.run_id = Some("p2".into());
+    p2.packet.workflow_id = Some("search-reindex".into());
+    p2.packet.rollback_command = None;
+    p2.team = Some("search".into());
+    let mut drill = run(9);
+    drill.drill = true;
+    drill.team = Some("drill".into());
+    drill.dedup_key = Some("drill/1".into());
+    vec![
+        // Acked in 2 minutes: no escalation.
+        handoff(policy, run(1), &[(120, ack("alice"))]),
+        // Acked after two escalation steps.
+        handoff(policy, run(2), &[(700, Command::Tick), (700, ack("bob"))]),
+        // Never acked: all three steps.
+        handoff(policy, missing_rollback, &[(2000, Command::Tick)]),
+        handoff(policy, p2, &[(60, ack("dana"))]),
+        // A drill acked in 90 s and resolved at 10 min.
+        handoff(
+            policy,
+            drill,
+            &[
+                (90, ack("drill-primary")),
+                (
+                    600,
+                    Command::Resolve {
+                        by: "drill-primary".into(),
+                        note: None,
+                    },
+                ),
+            ],
+        ),
+        // Opened two days before the window: outside it.
+        {
+            let mut old = run(7);
+            old.packet.workflow_id = Some("legacy-export".into());
+            let mut h = handoff(policy, old, &[]);
+            h.opened_at -= Duration::days(2);
+            h
+        },
+    ]
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jobs")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(actual, expected, "{name} differs from its golden file");
+}
+
+#[test]
+fn daily_review_matches_its_golden_files() {
+    let policy = policy();
+    let h = history(&policy);
+    let r = review::daily_review(&h, &policy, t0() + Duration::hours(12), |h| h.drill);
+    assert_eq!(
+        r.opened, 4,
+        "drills and old handoffs are not production figures"
+    );
+    assert_eq!(r.top_escalations.len(), 2);
+    assert_eq!(
+        r.top_escalations[0].acknowledged_by, None,
+        "unacked, highest level first"
+    );
+    assert_eq!(
+        r.top_missing_field.as_ref().unwrap().field,
+        "rollback_command"
+    );
+    assert_eq!(r.drills[0].result, "passed");
+    golden(
+        "daily-review.json",
+        &serde_json::to_string_pretty(&r).unwrap(),
+    );
+    golden("daily-review.md", &review::render_markdown(&r));
+}
+
+#[test]
+fn ownership_audit_matches_its_golden_files() {
+    let mut policy = policy();
+    policy.ownership.push(baton::domain::OwnershipRule {
+        workflow: "legacy-*".into(),
+        team: "exports".into(),
+        primary: "gus".into(),
+        backup: None,
+    });
+    policy.ownership.push(baton::domain::OwnershipRule {
+        workflow: "ml-*".into(),
+        team: "ml".into(),
+        primary: "hana".into(),
+        backup: Some("HANA".into()),
+    });
+    policy.runbook.push(baton::domain::RunbookRule {
+        workflow: "search-*".into(),
+        rollback_command: "search alias swap --to previous".into(),
+        tested: false,
+    });
+    let h = history(&policy);
+    let a = audit::ownership_audit(
+        &policy,
+        &h,
+        t0() + Duration::hours(12),
+        std::time::Duration::from_secs(86400),
+    );
+    let stale: Vec<_> = a.stale_rules.iter().map(|r| r.workflow.as_str()).collect();
+    assert_eq!(
+        stale,
+        ["legacy-*", "ml-*"],
+        "legacy matched 2 days ago, ml never"
+    );
+    assert_eq!(a.no_backup.len(), 1);
+    assert_eq!(a.backup_is_primary.len(), 1);
+    assert_eq!(a.teams_without_rule, ["search"], "drills reveal no team");
+    assert_eq!(a.untested_rollbacks.len(), 1);
+    golden(
+        "ownership-audit.json",
+        &serde_json::to_string_pretty(&a).unwrap(),
+    );
+    golden("ownership-audit.md", &audit::render_markdown(&a));
+}
