@@ -5,9 +5,11 @@
 //!
 //! Series derived from events (counters and histograms) are fed by the
 //! projector, which sees every commit of the stream exactly once per process,
-//! so after a restart they describe the same history again. The gauges are
-//! recomputed from the rebuilt state. Process-local timings
-//! (`baton_event_append_seconds`, lateness) start from zero.
+//! so after a full replay they describe the same history again (after a
+//! snapshot restore, only the tail: see `snapshot`). The gauges are
+//! recomputed from the rebuilt state. Process-local series start from zero:
+//! the timings (`baton_event_append_seconds`, lateness), rejections (counted
+//! where the report was refused), pages published and job runs.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
