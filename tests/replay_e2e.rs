@@ -229,7 +229,7 @@ async fn restart_loads_the_snapshot_replays_the_tail_and_ignores_a_corrupt_one()
     );
     let text = b.shared().metrics.render();
     assert!(
-        text.contains(r#"baton_open_handoffs{severity="P1",status="paged"} 4"#),
+        text.contains(r#"baton_open_handoffs{severity="P1",state="paged"} 4"#),
         "gauges count the snapshot's handoffs too:\n{text}"
     );
     b.stop().await.unwrap();

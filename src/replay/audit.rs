@@ -235,10 +235,10 @@ fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
 fn check_deadlines(audit: &Audit<'_>, h: &Handoff, events: &[(u64, &Event)]) -> Vec<Finding> {
     let mut out = Vec::new();
     let sp = audit.policy.severity(h.severity);
-    let mut by_step: BTreeMap<u32, Vec<(u64, &Event, DateTime<Utc>)>> = BTreeMap::new();
+    let mut by_step: BTreeMap<u32, Vec<(u64, &Event)>> = BTreeMap::new();
     for (seq, e) in events {
-        if let EventData::Escalated { step, deadline, .. } = &e.data {
-            by_step.entry(*step).or_default().push((*seq, e, *deadline));
+        if let EventData::Escalated { step, .. } = &e.data {
+            by_step.entry(*step).or_default().push((*seq, e));
         }
     }
     let ack = h.acknowledged.as_ref().map(|a| a.at);
@@ -274,7 +274,7 @@ fn check_deadlines(audit: &Audit<'_>, h: &Handoff, events: &[(u64, &Event)]) -> 
                 ),
             ));
         }
-        for (seq, e, _) in &stored {
+        for (seq, e) in &stored {
             if e.occurred_at < step.due {
                 out.push(violation(
                     FindingKind::WrongEscalation,
