@@ -6,7 +6,7 @@
 //! so there is one write path, and a keyless report's handoff id (derived
 //! from its stream sequence) is the one the ingest will use. The answer is
 //! computed without waiting for the ingest: the id as
-//! [`stored_report_handoff_id`] derives it, and the HCS as the pure
+//! [`client::stored_report_handoff_id`] derives it for `baton report` too, and the HCS as the pure
 //! `domain::decide` scores the report at open.
 //!
 //! An invalid report goes through [`ingest::handle_report`], exactly as a
@@ -15,7 +15,6 @@
 //! field error at once.
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream;
 use async_nats::HeaderMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,13 +28,11 @@ use uuid::Uuid;
 
 use super::handoffs::HcsView;
 use super::problem::{Problem, ProblemDetails, ProblemField};
-use crate::domain::{
-    decide, handoff_id_for, parse_report, Command, EventData, FieldError, ParseLimits, Report,
-};
-use crate::engine::{keyless_handoff_id, ReportSource};
+use crate::client::stored_report_handoff_id;
+use crate::domain::{decide, parse_report, Command, EventData, FieldError, ParseLimits};
+use crate::engine::ReportSource;
 use crate::ingest::{self, Handled, TEMPLATES};
 use crate::server::Shared;
-use crate::store::{Names, StoreError};
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -56,32 +53,6 @@ pub struct ReportAccepted {
     pub gate_passed: bool,
     /// Fields truncated to `limits.max_field_bytes`.
     pub warnings: Vec<String>,
-}
-
-/// The handoff id the ingest gives a report stored at `seq` in
-/// `BATON_REPORTS`: the dedup-key id, else the keyless id derived from the
-/// stored message's stream time and sequence, as the ingest consumer sees
-/// them.
-pub async fn stored_report_handoff_id(
-    js: &jetstream::Context,
-    names: &Names,
-    template: &str,
-    report: &Report,
-    seq: u64,
-) -> Result<Uuid, StoreError> {
-    if let Some(id) = handoff_id_for(template, report) {
-        return Ok(id);
-    }
-    let stream = js
-        .get_stream(names.reports_stream())
-        .await
-        .map_err(|e| StoreError::nats("get stream", e))?;
-    let msg = stream
-        .get_raw_message(seq)
-        .await
-        .map_err(|e| StoreError::nats("get report", e))?;
-    let ms = u64::try_from(msg.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    Ok(keyless_handoff_id(ms, seq))
 }
 
 fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
