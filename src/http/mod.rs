@@ -11,6 +11,7 @@
 //! `body_too_large`). Every error is an RFC 9457 problem ([`problem`]).
 //!
 //! - [`handoffs`] — list, get, timeline, and the four commands.
+//! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
 //! - `/v1/stats` — [`crate::stats::compute`] over the projection.
 
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod handoffs;
 pub mod problem;
 pub mod reports;
+pub mod views;
 
 use std::sync::OnceLock;
 use std::time::Duration;

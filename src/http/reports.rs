@@ -26,8 +26,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::handoffs::HcsView;
 use super::problem::{Problem, ProblemDetails, ProblemField};
+use super::views::HcsView;
 use crate::client::stored_report_handoff_id;
 use crate::domain::{decide, parse_report, Command, EventData, FieldError, ParseLimits};
 use crate::engine::ReportSource;
