@@ -212,6 +212,31 @@ pub async fn stored_report_handoff_id(
 
 /// One line a human reads.
 pub fn describe(p: &Page) -> String {
+    if let Some(w) = &p.work {
+        let what = match p.kind.as_str() {
+            "returned" => "RETURNED to sender".to_string(),
+            "sla_missed" => "SLA MISSED".to_string(),
+            _ => "HANDOFF".to_string(),
+        };
+        return format!(
+            "{} {what} {} v{} {} → {} → {}/{} ({}) completeness {:.2}{} — {}",
+            p.sent_at.format("%H:%M:%S%.3f"),
+            p.template,
+            w.template_version,
+            w.from_team,
+            w.to_team,
+            p.route,
+            p.team,
+            p.target,
+            p.hcs.score,
+            if p.hcs.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (missing {})", p.hcs.missing.join(", "))
+            },
+            p.ack.cli,
+        );
+    }
     let what = match p.kind.as_str() {
         "escalation" => format!("ESCALATION L{} (step {})", p.level, p.step),
         "ticket" => "TICKET (packet incomplete)".to_string(),

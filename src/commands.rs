@@ -17,11 +17,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
+use crate::domain::work::{TemplateKind, WorkCommand};
 use crate::domain::{parse_object, Command, DomainError, Owner};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// The verbs served.
-pub const VERBS: &[&str] = &["ack", "override", "enrich", "resolve", "get", "digest"];
+pub const VERBS: &[&str] = &[
+    "ack", "override", "enrich", "resolve", "get", "digest", "start", "accept", "check",
+    "complete", "return", "resubmit", "cancel", "rate", "stats",
+];
 
 /// A command that failed. `code` is stable; `status` is what HTTP answers.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -51,11 +57,12 @@ impl From<EngineError> for CommandError {
             EngineError::Domain(d) => {
                 let status = match d {
                     DomainError::NotFound => 404,
-                    DomainError::Invalid { .. } => 422,
+                    DomainError::Invalid { .. } | DomainError::MissingFields(_) => 422,
                     _ => 409,
                 };
                 let field = match &d {
                     DomainError::Invalid { field, .. } => Some(field.as_str()),
+                    DomainError::MissingFields(f) => f.first().map(String::as_str),
                     _ => None,
                 };
                 CommandError::new(status, d.code(), d.to_string(), field)
@@ -127,6 +134,72 @@ pub fn command(
 ) -> Result<Option<Command>, CommandError> {
     Ok(Some(match verb {
         "get" | "digest" => return Ok(None),
+        "accept" => Command::Work(WorkCommand::Accept {
+            by: person(obj, "by")?,
+        }),
+        "check" => Command::Work(WorkCommand::Check {
+            by: person(obj, "by")?,
+            item: match obj.get("item") {
+                Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                None | Some(Value::Null) => {
+                    return Err(bad(
+                        "missing_field",
+                        "item",
+                        "item is required: its number (1-based) or text",
+                    ))
+                }
+                Some(_) => return Err(bad("wrong_type", "item", "item is a number or a string")),
+            },
+        }),
+        "complete" => Command::Work(WorkCommand::Complete {
+            by: person(obj, "by")?,
+        }),
+        "return" => Command::Work(WorkCommand::Return {
+            by: person(obj, "by")?,
+            missing: match obj.get("missing") {
+                None | Some(Value::Null) => vec![],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(String::from))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        bad("wrong_type", "missing", "missing is a list of field names")
+                    })?,
+                Some(_) => {
+                    return Err(bad(
+                        "wrong_type",
+                        "missing",
+                        "missing is a list of field names",
+                    ))
+                }
+            },
+            reason: text(obj, "reason")?.unwrap_or_default(),
+        }),
+        "resubmit" => Command::Work(WorkCommand::Resubmit {
+            by: person(obj, "by")?,
+            fields: work_fields(obj, max_field_bytes)?,
+        }),
+        "cancel" => Command::Work(WorkCommand::Cancel {
+            by: person(obj, "by")?,
+            reason: text(obj, "reason")?
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| bad("missing_field", "reason", "cancel needs a reason"))?,
+        }),
+        "rate" => Command::Work(WorkCommand::Rate {
+            by: person(obj, "by")?,
+            rating: match obj.get("rating").and_then(Value::as_u64) {
+                Some(n @ 1..=5) => n as u8,
+                _ => {
+                    return Err(bad(
+                        "invalid_value",
+                        "rating",
+                        "rating is a whole number from 1 to 5",
+                    ))
+                }
+            },
+            comment: text(obj, "comment")?,
+        }),
         "ack" => Command::Acknowledge {
             by: person(obj, "by")?,
         },
@@ -206,6 +279,93 @@ pub fn ok_body(outcome: &Outcome) -> Value {
     json!({"ok": true, "handoff": outcome.handoff, "events": outcome.events, "seq": outcome.seq})
 }
 
+/// The `fields` object of a team-handoff command: any JSON values, strings
+/// cut to `max_field_bytes`.
+fn work_fields(
+    obj: &Map<String, Value>,
+    max_field_bytes: usize,
+) -> Result<BTreeMap<String, Value>, CommandError> {
+    let Some(Value::Object(f)) = obj.get("fields") else {
+        return Err(bad(
+            "missing_field",
+            "fields",
+            "fields must be an object of field values",
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in f {
+        if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
+            return Err(bad(
+                "invalid_value",
+                "fields",
+                format!("bad field name {k:?}"),
+            ));
+        }
+        let v = match v {
+            Value::String(s) if s.len() > max_field_bytes => {
+                Value::String(s.chars().take(max_field_bytes).collect())
+            }
+            v => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
+}
+
+/// `start`: opens a team handoff from a template. With a `dedup_key` the id
+/// is stable (a retried start joins the same handoff); without one it is a
+/// fresh UUIDv7.
+pub async fn start(
+    engine: &Engine,
+    obj: &Map<String, Value>,
+    max_field_bytes: usize,
+) -> Result<Value, CommandError> {
+    let name = match obj.get("template") {
+        Some(Value::String(s)) => s.as_str(),
+        None => return Err(bad("missing_field", "template", "template is required")),
+        Some(_) => return Err(bad("wrong_type", "template", "template must be a string")),
+    };
+    let template = engine
+        .policy()
+        .templates
+        .get(name)
+        .filter(|t| t.kind == TemplateKind::Work)
+        .ok_or_else(|| {
+            let known: Vec<&str> = engine
+                .policy()
+                .templates
+                .values()
+                .filter(|t| t.kind == TemplateKind::Work)
+                .map(|t| t.name.as_str())
+                .collect();
+            CommandError::new(
+                404,
+                "unknown_template",
+                format!(
+                    "no team-handoff template {name:?}; known: {}",
+                    known.join(", ")
+                ),
+                Some("template"),
+            )
+        })?
+        .clone();
+    let by = person(obj, "by")?;
+    let fields = work_fields(obj, max_field_bytes)?;
+    let id = match text(obj, "dedup_key")? {
+        Some(k) => Uuid::new_v5(
+            &crate::domain::HANDOFF_NAMESPACE,
+            format!("{}\n{k}", template.name).as_bytes(),
+        ),
+        None => Uuid::now_v7(),
+    };
+    let cmd = Command::Work(WorkCommand::Initiate {
+        template: Box::new(template),
+        fields,
+        by,
+    });
+    Ok(ok_body(&engine.execute(id, cmd).await?))
+}
+
 /// Runs a command given as a verb and a JSON body with `id`.
 pub async fn handle(
     engine: &Engine,
@@ -226,6 +386,13 @@ pub async fn handle(
     };
     if verb == "digest" {
         return digest(engine, &obj);
+    }
+    if verb == "start" {
+        return start(engine, &obj, max_field_bytes).await;
+    }
+    if verb == "stats" {
+        let stats = crate::teams::work_stats(&engine.projection().all());
+        return Ok(json!({"ok": true, "stats": stats}));
     }
     let id = match obj.get("id") {
         Some(Value::String(s)) => parse_id(s)?,

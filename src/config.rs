@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::work::Template;
 use crate::domain::{
     default_severities, is_subject_token, BelowMin, Level, OwnershipRule, Policy, RouteConfig,
     RunbookRule, Severity, SeverityPolicy,
@@ -69,6 +70,60 @@ pub struct Config {
     /// The operations playbook's scheduled jobs (`[jobs]`).
     #[serde(default)]
     pub jobs: crate::jobs::JobsConfig,
+    /// Directory of handoff templates (`*.toml`, one per transition type).
+    /// Default: `templates/` beside the config file; without a config file,
+    /// the templates shipped in `config/templates/`.
+    #[serde(default)]
+    pub templates_dir: Option<PathBuf>,
+    /// The loaded templates (filled by [`Config::load`], not a config key).
+    #[serde(skip)]
+    pub templates: BTreeMap<String, Template>,
+}
+
+/// The templates shipped in `config/templates/`, built in for a daemon
+/// started without a config file.
+pub fn builtin_templates() -> BTreeMap<String, Template> {
+    [
+        include_str!("../config/templates/agent_failure.toml"),
+        include_str!("../config/templates/sales_to_onboarding.toml"),
+        include_str!("../config/templates/design_to_development.toml"),
+    ]
+    .iter()
+    .map(|t| toml::from_str::<Template>(t).expect("shipped templates parse"))
+    .map(|t| (t.name.clone(), t))
+    .collect()
+}
+
+/// Loads every `*.toml` in `dir` as a template; errors name the file.
+pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let t: Template = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(prev) = out.insert(t.name.clone(), t) {
+            return Err(ConfigError::Invalid(vec![format!(
+                "template {:?} is defined twice ({})",
+                prev.name,
+                path.display()
+            )]));
+        }
+    }
+    Ok(out)
 }
 
 impl Default for Config {
@@ -345,6 +400,19 @@ impl Config {
             message,
         })?;
         cfg.apply_env(|k| std::env::var(k).ok());
+        let dir = match &cfg.templates_dir {
+            Some(d) if d.is_relative() => path.parent().unwrap_or(Path::new(".")).join(d),
+            Some(d) => d.clone(),
+            None => path.parent().unwrap_or(Path::new(".")).join("templates"),
+        };
+        if dir.is_dir() {
+            cfg.templates = load_templates(&dir)?;
+        } else if cfg.templates_dir.is_some() {
+            return Err(ConfigError::Invalid(vec![format!(
+                "templates_dir: {} is not a directory",
+                dir.display()
+            )]));
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -358,8 +426,12 @@ impl Config {
     }
 
     /// Parses TOML text; the error names the offending key and line.
+    /// Templates start as the built-in ones; [`Config::load`] replaces them
+    /// with the directory's.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.templates = builtin_templates();
+        Ok(cfg)
     }
 
     /// Applies `BATON_*` overrides from `get`.
@@ -429,6 +501,7 @@ impl Config {
             default_team: self.default_team.clone(),
             drill_route: (!self.jobs.weekly_drill.page_real_routes)
                 .then(|| self.jobs.weekly_drill.route.clone()),
+            templates: self.templates.clone(),
         }
     }
 
@@ -436,6 +509,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
         problems.extend(self.jobs.validate());
+        for t in self.templates.values() {
+            problems.extend(t.validate());
+        }
+        if !self.templates.contains_key(crate::ingest::TEMPLATES[0]) {
+            problems.push("templates: agent_failure.toml is missing".into());
+        }
         let prefix_ok =
             !self.nats.prefix.is_empty() && self.nats.prefix.split('.').all(is_subject_token);
         if !prefix_ok {
@@ -504,6 +583,31 @@ mod tests {
             }
         }
         assert!(n >= 2, "expected config/baton.toml and config/dev.toml");
+    }
+
+    #[test]
+    fn shipped_templates_load_from_their_directory_and_match_the_builtin_copies() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
+        let loaded = load_templates(&dir).unwrap();
+        assert_eq!(loaded, builtin_templates());
+        for t in loaded.values() {
+            assert!(t.validate().is_empty(), "{}: {:?}", t.name, t.validate());
+        }
+        let cfg =
+            Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/baton.toml")).unwrap();
+        assert_eq!(cfg.templates.len(), 3);
+    }
+
+    #[test]
+    fn a_template_with_an_unknown_key_is_an_error_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.toml"),
+            "name = \"x\"\nversion = 1\nfrom_team = \"a\"\nto_team = \"b\"\nchecklst = []\n",
+        )
+        .unwrap();
+        let err = load_templates(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("x.toml") && err.contains("checklst"), "{err}");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //!   replays only the tail.
 //! - [`jobs`] — the operations playbook on a schedule: daily review, weekly
 //!   drill, ownership audit, each run claimed once across daemons.
+//! - [`teams`] — team handoffs at the edges: sender-quality stats, workflow diagrams.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 
@@ -44,3 +45,4 @@ pub mod sla;
 pub mod snapshot;
 pub mod stats;
 pub mod store;
+pub mod teams;

@@ -133,6 +133,22 @@ enum Cmd {
         #[arg(long, default_value = "jsonl")]
         format: Format,
     },
+    /// Team handoffs: start, accept, check, complete, return, resubmit, cancel, rate.
+    Handoff {
+        #[command(subcommand)]
+        action: HandoffCmd,
+    },
+    /// Per template and sending team: completion rate, acceptance and completion
+    /// hours, returns, completeness, rating.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw every template and the incident escalation chains.
+    Diagram {
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: baton::teams::diagram::Format,
+    },
     /// Scheduled jobs: `baton job run daily-review|weekly-drill|ownership-audit`.
     Job {
         #[command(subcommand)]
@@ -146,6 +162,83 @@ enum Cmd {
         /// The review record as JSON instead of Markdown.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HandoffCmd {
+    /// Start a team handoff from a template; fields as --field key=value and/or --fields FILE.json.
+    Start {
+        template: String,
+        #[arg(long)]
+        by: String,
+        /// key=value (repeatable); the value is JSON if it parses, else text.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        /// A JSON object of fields (or - for stdin).
+        #[arg(long)]
+        fields: Option<PathBuf>,
+        /// Makes a retried start join the same handoff.
+        #[arg(long)]
+        dedup_key: Option<String>,
+    },
+    /// The receiving team takes it.
+    Accept {
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Check off an exit criterion by number (1-based) or text.
+    Check {
+        id: String,
+        item: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Complete it (refused while any checklist item is unchecked).
+    Complete {
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Send it back to the sender, naming what is missing.
+    Return {
+        id: String,
+        #[arg(long)]
+        by: String,
+        /// Missing field names, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        missing: Vec<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Fill in what was missing and send a returned handoff again.
+    Resubmit {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        #[arg(long)]
+        fields: Option<PathBuf>,
+    },
+    /// Call it off.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Rate a completed handoff's quality, 1-5.
+    Rate {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        rating: u8,
+        #[arg(long)]
+        comment: Option<String>,
     },
 }
 
@@ -268,6 +361,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(server);
             result?;
         }
+        Cmd::Diagram { format } => {
+            let cfg = load_config(&cli, false)?;
+            print!("{}", baton::teams::diagram::render(&cfg.policy(), *format));
+        }
         Cmd::CheckConfig => {
             let cfg = load_config(&cli, false)?;
             let policy = cfg.policy();
@@ -353,11 +450,26 @@ async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         Cmd::Job {
             action: JobCmd::Run { name, json },
         } => print_job(&client.job(name, json!({})).await?, *json),
+        Cmd::Handoff { action } => print_json(&handoff(client, action).await?),
+        Cmd::Stats { json: as_json } => {
+            let v = client.command("stats", json!({})).await?;
+            if *as_json {
+                print_json(&v["stats"]);
+            } else {
+                let stats: Vec<baton::teams::WorkStats> =
+                    serde_json::from_value(v["stats"].clone())?;
+                print!("{}", baton::teams::render_table(&stats));
+            }
+        }
         Cmd::Review { date, json } => print_job(
             &client.job("daily-review", json!({"date": date})).await?,
             *json,
         ),
-        Cmd::Serve | Cmd::Dev { .. } | Cmd::CheckConfig | Cmd::Report { .. } => {
+        Cmd::Serve
+        | Cmd::Dev { .. }
+        | Cmd::CheckConfig
+        | Cmd::Report { .. }
+        | Cmd::Diagram { .. } => {
             unreachable!("handled above")
         }
         Cmd::Replay { .. } | Cmd::Timeline { .. } | Cmd::Audit { .. } | Cmd::Export { .. } => {
@@ -365,6 +477,76 @@ async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--field k=v` pairs and `--fields FILE` merged into one JSON object.
+fn fields_arg(pairs: &[String], file: &Option<PathBuf>) -> anyhow::Result<Value> {
+    let mut obj = match file {
+        Some(f) => {
+            match serde_json::from_slice(&read_input(f)?).context("fields file is not JSON")? {
+                Value::Object(o) => o,
+                _ => anyhow::bail!("the fields file must hold a JSON object"),
+            }
+        }
+        None => serde_json::Map::new(),
+    };
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--field {p:?}: expected KEY=VALUE"))?;
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        obj.insert(k.to_string(), v);
+    }
+    Ok(Value::Object(obj))
+}
+
+async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Result<Value> {
+    let (verb, body) = match action {
+        HandoffCmd::Start {
+            template,
+            by,
+            field,
+            fields,
+            dedup_key,
+        } => (
+            "start",
+            json!({"template": template, "by": by, "fields": fields_arg(field, fields)?, "dedup_key": dedup_key}),
+        ),
+        HandoffCmd::Accept { id, by } => ("accept", json!({"id": id, "by": by})),
+        HandoffCmd::Check { id, item, by } => ("check", json!({"id": id, "item": item, "by": by})),
+        HandoffCmd::Complete { id, by } => ("complete", json!({"id": id, "by": by})),
+        HandoffCmd::Return {
+            id,
+            by,
+            missing,
+            reason,
+        } => (
+            "return",
+            json!({"id": id, "by": by, "missing": missing, "reason": reason}),
+        ),
+        HandoffCmd::Resubmit {
+            id,
+            by,
+            field,
+            fields,
+        } => (
+            "resubmit",
+            json!({"id": id, "by": by, "fields": fields_arg(field, fields)?}),
+        ),
+        HandoffCmd::Cancel { id, by, reason } => {
+            ("cancel", json!({"id": id, "by": by, "reason": reason}))
+        }
+        HandoffCmd::Rate {
+            id,
+            by,
+            rating,
+            comment,
+        } => (
+            "rate",
+            json!({"id": id, "by": by, "rating": rating, "comment": comment}),
+        ),
+    };
+    Ok(client.command(verb, body).await?)
 }
 
 /// Prints a job run: its Markdown digest, or the record as JSON.
@@ -445,7 +627,7 @@ async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<ExitCode> {
             };
             run::replay(cfg, &filter, *format, true).await?
         }
-        Cmd::Timeline { id } => run::timeline_of(cfg, *id, true).await?,
+        Cmd::Timeline { id } => run::timeline_of(cfg, *id).await?,
         Cmd::Export {
             since,
             until,

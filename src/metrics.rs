@@ -38,7 +38,20 @@ pub struct Metrics {
     pub pages_published_total: IntCounterVec,
     pub job_runs_total: IntCounterVec,
     pub ownership_audit_findings: IntGaugeVec,
+    pub work_handoffs_total: IntCounterVec,
+    pub work_accept_seconds: HistogramVec,
+    pub work_complete_seconds: HistogramVec,
+    pub work_returns_total: IntCounterVec,
+    pub work_completeness: HistogramVec,
+    pub work_rating: HistogramVec,
+    pub work_sla_missed_total: IntCounterVec,
 }
+
+/// Team-handoff durations: minutes to weeks.
+const WORK_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 432000.0,
+    864000.0, 1728000.0,
+];
 
 /// Buckets that resolve each SLA band: seconds up to the P3 band's hours.
 const MTTA_BUCKETS: &[f64] = &[
@@ -159,7 +172,98 @@ impl Metrics {
                 ),
                 &["kind"]
             )),
+            work_handoffs_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_work_handoffs_total",
+                    "Team handoffs by outcome (initiated, completed, cancelled)."
+                ),
+                &["template", "from_team", "outcome"]
+            )),
+            work_accept_seconds: reg!(HistogramVec::new(
+                hist(
+                    "baton_work_accept_seconds",
+                    "Team handoffs: time from initiated to accepted.",
+                    WORK_BUCKETS.to_vec()
+                ),
+                &["template", "from_team"]
+            )),
+            work_complete_seconds: reg!(HistogramVec::new(
+                hist(
+                    "baton_work_complete_seconds",
+                    "Team handoffs: time from initiated to completed.",
+                    WORK_BUCKETS.to_vec()
+                ),
+                &["template", "from_team"]
+            )),
+            work_returns_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_work_returns_total",
+                    "Team handoffs sent back for missing context."
+                ),
+                &["template", "from_team"]
+            )),
+            work_completeness: reg!(HistogramVec::new(
+                hist(
+                    "baton_work_completeness",
+                    "Team handoffs: completeness score at start.",
+                    (1..=10).map(|i| f64::from(i) * 10.0).collect()
+                ),
+                &["template", "from_team"]
+            )),
+            work_rating: reg!(HistogramVec::new(
+                hist(
+                    "baton_work_rating",
+                    "Team handoffs: the receiving team's rating (1-5).",
+                    vec![1.0, 2.0, 3.0, 4.0, 5.0]
+                ),
+                &["template", "from_team"]
+            )),
+            work_sla_missed_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_work_sla_missed_total",
+                    "Team handoffs whose accept or complete SLA passed."
+                ),
+                &["template", "stage"]
+            )),
             registry,
+        }
+    }
+
+    fn observe_work(&self, event: &Event, w: &crate::domain::work::WorkState) {
+        let labels = [w.template.name.as_str(), w.template.from_team.as_str()];
+        let outcome = |o: &str| {
+            self.work_handoffs_total
+                .with_label_values(&[labels[0], labels[1], o])
+                .inc()
+        };
+        match &event.data {
+            EventData::Initiated { completeness, .. } => {
+                outcome("initiated");
+                self.work_completeness
+                    .with_label_values(&labels)
+                    .observe(completeness.score);
+            }
+            EventData::Accepted { accept_ms, .. } => self
+                .work_accept_seconds
+                .with_label_values(&labels)
+                .observe(*accept_ms as f64 / 1000.0),
+            EventData::Completed { complete_ms, .. } => {
+                outcome("completed");
+                self.work_complete_seconds
+                    .with_label_values(&labels)
+                    .observe(*complete_ms as f64 / 1000.0);
+            }
+            EventData::Cancelled { .. } => outcome("cancelled"),
+            EventData::Returned { .. } => self.work_returns_total.with_label_values(&labels).inc(),
+            EventData::Rated { rating, .. } => self
+                .work_rating
+                .with_label_values(&labels)
+                .observe(f64::from(*rating)),
+            EventData::SlaMissed { stage, .. } => self
+                .work_sla_missed_total
+                .with_label_values(&[labels[0], stage])
+                .inc(),
+            _ => {}
         }
     }
 
@@ -170,6 +274,9 @@ impl Metrics {
         let Some(h) = state.filter(|h| !h.drill) else {
             return;
         };
+        if let Some(w) = &h.work {
+            return self.observe_work(event, w);
+        }
         let sev = h.severity.as_str();
         match &event.data {
             EventData::Opened {

@@ -57,6 +57,9 @@ pub struct Page {
     pub respond_by: Option<DateTime<Utc>>,
     pub sent_at: DateTime<Utc>,
     pub ack: AckHow,
+    /// Team handoffs: template version, teams, fields, checklist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<crate::domain::WorkNotice>,
 }
 
 /// How to acknowledge.
@@ -81,6 +84,7 @@ pub fn pages_for(event: &Event, names: &Names) -> Vec<(String, String, Page)> {
             ..
         } => (*level, *step, Some(*deadline)),
         crate::domain::EventData::Expired { deadline, .. } => (0, 0, Some(*deadline)),
+        crate::domain::EventData::SlaMissed { deadline, .. } => (1, 0, Some(*deadline)),
         _ => (0, 0, None),
     };
     let id = event.handoff_id;
@@ -105,11 +109,28 @@ pub fn pages_for(event: &Event, names: &Names) -> Vec<(String, String, Page)> {
                 deadline,
                 respond_by: notice.respond_by,
                 sent_at: event.occurred_at,
-                ack: AckHow {
-                    nats: names.cmd("ack"),
-                    cli: format!("baton ack {id} --by <you>"),
-                    http: format!("POST /v1/handoffs/{id}/ack"),
+                ack: match notice.work {
+                    // A returned handoff is answered by resubmitting it.
+                    Some(_) if kind == "returned" => AckHow {
+                        nats: names.cmd("resubmit"),
+                        cli: format!(
+                            "baton handoff resubmit {id} --by <you> --field <name>=<value>"
+                        ),
+                        http: format!("POST /v1/handoffs/{id}/resubmit"),
+                    },
+                    // Team handoffs are taken by accepting them.
+                    Some(_) => AckHow {
+                        nats: names.cmd("accept"),
+                        cli: format!("baton handoff accept {id} --by <you>"),
+                        http: format!("POST /v1/handoffs/{id}/accept"),
+                    },
+                    None => AckHow {
+                        nats: names.cmd("ack"),
+                        cli: format!("baton ack {id} --by <you>"),
+                        http: format!("POST /v1/handoffs/{id}/ack"),
+                    },
                 },
+                work: notice.work.clone(),
             };
             (
                 names.page(&rt.route, &notice.team),

@@ -111,7 +111,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     {
         let (p, t) = (projection.clone(), shutdown.clone());
         tasks.spawn(async move {
-            snapshot::run(snapshots, p, snapshot::INTERVAL, t).await;
+            snapshot::run(snapshots, p, snapshot::INTERVAL, after, t).await;
             ("snapshots", Ok(()))
         });
     }
@@ -214,6 +214,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             .map_err(|e| StoreError::nats("subscribe", e))?;
         tasks.spawn(async move { ("jobs", crate::jobs::run(s, jobs_sub, t).await) });
     }
+    // A request/response on the same connection is a barrier: the server
+    // handles a connection's messages in order, so once it answers, the
+    // subscriptions above are registered and a command sent now is served.
+    // (`Client::flush` only drains the socket buffer; it is not enough.)
+    event_store.last_seq().await?;
     tracing::info!(prefix = %cfg.nats.prefix, http = ?http_addr, "baton is serving");
     Ok(Running {
         shared,

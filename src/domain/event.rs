@@ -72,6 +72,20 @@ pub struct Notice {
     /// When the next escalation fires unless someone acknowledges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respond_by: Option<DateTime<Utc>>,
+    /// Team handoffs: the template version, teams, fields and checklist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkNotice>,
+}
+
+/// What a team-handoff notice adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkNotice {
+    pub template_version: u32,
+    pub from_team: String,
+    pub to_team: String,
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Exit criteria the receiver checks off.
+    pub checklist: Vec<String>,
 }
 
 /// Why a handoff paged at level 0.
@@ -176,6 +190,62 @@ pub enum EventData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         report: Option<String>,
     },
+    /// A team handoff started; carries the template as it is now.
+    Initiated {
+        template: Box<super::work::Template>,
+        by: String,
+        fields: std::collections::BTreeMap<String, serde_json::Value>,
+        completeness: Hcs,
+        notice: Notice,
+    },
+    /// The receiving team took it.
+    Accepted {
+        by: String,
+        accept_ms: i64,
+        breached: bool,
+    },
+    /// An exit criterion was met.
+    Checked {
+        index: u32,
+        item: String,
+        by: String,
+    },
+    /// The receiver sent it back, naming what is missing.
+    Returned {
+        by: String,
+        missing: Vec<String>,
+        reason: String,
+        notice: Notice,
+    },
+    /// The sender filled in what was missing and sent it again.
+    Resubmitted {
+        by: String,
+        fields: std::collections::BTreeMap<String, serde_json::Value>,
+        completeness: Hcs,
+        notice: Notice,
+    },
+    /// Every exit criterion met; done.
+    Completed {
+        by: String,
+        complete_ms: i64,
+        breached: bool,
+    },
+    /// Called off.
+    Cancelled { by: String, reason: String },
+    /// The receiving team's feedback on the handoff's quality.
+    Rated {
+        by: String,
+        rating: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// An accept or complete SLA passed.
+    SlaMissed {
+        /// `accept` or `complete`.
+        stage: String,
+        deadline: DateTime<Utc>,
+        notice: Notice,
+    },
 }
 
 impl EventData {
@@ -193,6 +263,15 @@ impl EventData {
             EventData::Expired { .. } => "expired",
             EventData::Resolved { .. } => "resolved",
             EventData::ReportedAgain { .. } => "reported_again",
+            EventData::Initiated { .. } => "initiated",
+            EventData::Accepted { .. } => "accepted",
+            EventData::Checked { .. } => "checked",
+            EventData::Returned { .. } => "returned",
+            EventData::Resubmitted { .. } => "resubmitted",
+            EventData::Completed { .. } => "completed",
+            EventData::Cancelled { .. } => "cancelled",
+            EventData::Rated { .. } => "rated",
+            EventData::SlaMissed { .. } => "sla_missed",
         }
     }
 
@@ -205,6 +284,11 @@ impl EventData {
                 ticket: Some(n), ..
             } => Some(("ticket", n)),
             EventData::Expired { notice, .. } => Some(("refresh", notice)),
+            EventData::Initiated { notice, .. } | EventData::Resubmitted { notice, .. } => {
+                Some(("handoff", notice))
+            }
+            EventData::Returned { notice, .. } => Some(("returned", notice)),
+            EventData::SlaMissed { notice, .. } => Some(("sla_missed", notice)),
             _ => None,
         }
     }

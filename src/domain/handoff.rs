@@ -104,10 +104,22 @@ pub struct Handoff {
     /// A synthetic drill.
     #[serde(default)]
     pub drill: bool,
+    /// Team handoffs only: template, lifecycle, checklist, feedback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<Box<super::work::WorkState>>,
 }
 
 impl Handoff {
     pub fn status(&self) -> Status {
+        if let Some(w) = &self.work {
+            use super::work::WorkStatus as W;
+            return match w.status {
+                W::Initiated => Status::Paged,
+                W::Returned => Status::Held,
+                W::Accepted => Status::Acknowledged,
+                W::Completed | W::Cancelled => Status::Resolved,
+            };
+        }
         if self.resolved.is_some() {
             Status::Resolved
         } else if self.acknowledged.is_some() {
@@ -141,6 +153,9 @@ impl Handoff {
     pub fn next_deadline(&self, policy: &Policy) -> Option<DateTime<Utc>> {
         if self.resolved.is_some() {
             return None;
+        }
+        if let Some(w) = &self.work {
+            return w.next_deadline(self.opened_at);
         }
         let mut next: Option<DateTime<Utc>> = None;
         let mut consider = |t: Option<DateTime<Utc>>| {
@@ -194,6 +209,8 @@ pub enum Command {
     },
     /// The SLA timer's wake-up: fire whatever is due at `now`.
     Tick,
+    /// A team-handoff command.
+    Work(super::work::WorkCommand),
 }
 
 const SYSTEM: &str = "baton";
@@ -212,7 +229,21 @@ pub fn decide(
     now: DateTime<Utc>,
     policy: &Policy,
 ) -> Result<Vec<NewEvent>, DomainError> {
+    if let Command::Work(w) = cmd {
+        return super::work::decide(state, w, now, policy);
+    }
+    if let Some(w) = state.and_then(|h| h.work.as_deref()) {
+        return match cmd {
+            Command::Tick => Ok(super::work::tick(state.expect("some"), w, now, policy)),
+            _ => Err(DomainError::Invalid {
+                field: "id".into(),
+                message: "this is a team handoff; use accept/check/complete/return/cancel/rate"
+                    .into(),
+            }),
+        };
+    }
     match (state, cmd) {
+        (_, Command::Work(_)) => unreachable!("handled above"),
         (
             None,
             Command::Open {
@@ -302,6 +333,7 @@ fn notice(
         packet: h.packet.clone(),
         incomplete: !h.gate_passed,
         respond_by,
+        work: None,
     }
 }
 
@@ -555,6 +587,62 @@ fn tick(h: &Handoff, now: DateTime<Utc>, policy: &Policy) -> Vec<NewEvent> {
 
 /// Applies one event. No rules here: whatever was stored happened.
 pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
+    if let EventData::Initiated {
+        template,
+        by,
+        fields,
+        completeness,
+        ..
+    } = &event.data
+    {
+        if state.is_none() {
+            *state = Some(Handoff {
+                id: event.handoff_id,
+                template: template.name.clone(),
+                severity: template.priority,
+                team: template.to_team.clone(),
+                opened_at: event.occurred_at,
+                packet: Packet::default(),
+                hcs: completeness.clone(),
+                gate_passed: true,
+                held: None,
+                hold_until: None,
+                paged_at: Some(event.occurred_at),
+                incomplete: false,
+                escalation_steps: 0,
+                escalation_level: 0,
+                acknowledged: None,
+                mtta_ms: None,
+                expired: false,
+                overridden: None,
+                resolved: None,
+                reports: 1,
+                events: 1,
+                drill: false,
+                work: Some(Box::new(super::work::WorkState {
+                    template: (**template).clone(),
+                    status: super::work::WorkStatus::Initiated,
+                    initiated_by: by.clone(),
+                    fields: fields.clone(),
+                    submitted_at: event.occurred_at,
+                    accepted: None,
+                    checked: Default::default(),
+                    returns: 0,
+                    completed: None,
+                    cancelled: None,
+                    rating: None,
+                    accept_missed: false,
+                    complete_missed: false,
+                })),
+            });
+        }
+        return;
+    }
+    if let Some(h) = state.as_mut().filter(|h| h.work.is_some()) {
+        h.events += 1;
+        super::work::apply(h, event);
+        return;
+    }
     if let EventData::Opened {
         template,
         severity,
@@ -589,6 +677,7 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
                 reports: 1,
                 events: 1,
                 drill: *drill,
+                work: None,
             });
             return;
         }
@@ -600,6 +689,16 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
     match &event.data {
         EventData::Opened { .. } => h.reports += 1,
         EventData::ReportedAgain { .. } => h.reports += 1,
+        // Team-handoff events apply through `work::apply` above.
+        EventData::Initiated { .. }
+        | EventData::Accepted { .. }
+        | EventData::Checked { .. }
+        | EventData::Returned { .. }
+        | EventData::Resubmitted { .. }
+        | EventData::Completed { .. }
+        | EventData::Cancelled { .. }
+        | EventData::Rated { .. }
+        | EventData::SlaMissed { .. } => {}
         EventData::Enriched { values, team, .. } => {
             h.packet.merge_from(values, false);
             if let Some(t) = team {

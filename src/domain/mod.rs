@@ -12,12 +12,13 @@ mod packet;
 mod policy;
 #[cfg(test)]
 mod tests;
+pub mod work;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use event::{
-    Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, EVENT_VERSION,
+    Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, WorkNotice, EVENT_VERSION,
 };
 pub use handoff::{
     apply, decide, handoff_id_for, Command, Handoff, Stamp, Status, HANDOFF_NAMESPACE,
@@ -72,6 +73,15 @@ pub enum DomainError {
     /// The command's content is wrong (HTTP 422).
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A team handoff cannot start without these entry criteria (HTTP 422).
+    #[error("missing required fields: {}", .0.join(", "))]
+    MissingFields(Vec<String>),
+    /// `complete` while exit criteria are unchecked (HTTP 409).
+    #[error("unchecked checklist items: {}", .0.join("; "))]
+    Unchecked(Vec<String>),
+    /// The lifecycle does not allow this now (HTTP 409).
+    #[error("{0}")]
+    WrongState(String),
 }
 
 impl DomainError {
@@ -83,6 +93,9 @@ impl DomainError {
             DomainError::AlreadyAcknowledged { .. } => "already_acknowledged",
             DomainError::AlreadyPaged => "already_paged",
             DomainError::Invalid { .. } => "invalid",
+            DomainError::MissingFields(_) => "missing_required_fields",
+            DomainError::Unchecked(_) => "checklist_incomplete",
+            DomainError::WrongState(_) => "wrong_state",
         }
     }
 }
@@ -146,6 +159,7 @@ pub mod testkit {
             routes: Default::default(),
             default_team: "unassigned".into(),
             drill_route: Some("drill".into()),
+            templates: crate::config::builtin_templates(),
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct Policy {
     /// Where drill handoffs page instead of their real routes (`None`: the
     /// real routes).
     pub drill_route: Option<String>,
+    /// Handoff templates by name (`config/templates/*.toml`).
+    pub templates: BTreeMap<String, super::work::Template>,
 }
 
 /// The route name that reaches the packet's primary owner.

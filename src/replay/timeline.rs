@@ -254,6 +254,94 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
                 .map(|r| format!(" by {r}"))
                 .unwrap_or_default()
         ),
+        EventData::Initiated {
+            template,
+            by,
+            completeness,
+            ..
+        } => format!(
+            "{by} started a {} handoff (template v{}) from {} to {}; completeness {:.2}{}. {} was notified.",
+            template.name,
+            template.version,
+            template.from_team,
+            template.to_team,
+            completeness.score,
+            if completeness.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (missing {})", completeness.missing.join(", "))
+            },
+            template.to_team
+        ),
+        EventData::Accepted {
+            by,
+            accept_ms,
+            breached,
+        } => format!(
+            "{by} accepted it after {:.1} min{}.",
+            *accept_ms as f64 / 60_000.0,
+            if *breached { ", after the accept SLA" } else { "" }
+        ),
+        EventData::Checked { item, by, .. } => format!("{by} checked \"{item}\"."),
+        EventData::Returned {
+            by,
+            missing,
+            reason,
+            ..
+        } => format!(
+            "{by} returned it to the sender{}{}.",
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(", missing {}", missing.join(", "))
+            },
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        ),
+        EventData::Resubmitted {
+            by, completeness, ..
+        } => format!(
+            "{by} resubmitted it; completeness {:.2}.",
+            completeness.score
+        ),
+        EventData::Completed {
+            by,
+            complete_ms,
+            breached,
+        } => format!(
+            "{by} completed it {:.1} h after it started{}.",
+            *complete_ms as f64 / 3_600_000.0,
+            if *breached { ", after the complete SLA" } else { "" }
+        ),
+        EventData::Cancelled { by, reason } => format!("{by} cancelled it: {reason}."),
+        EventData::Rated {
+            by,
+            rating,
+            comment,
+        } => format!(
+            "{by} rated the handoff {rating}/5{}.",
+            comment
+                .as_deref()
+                .map(|c| format!(": \"{c}\""))
+                .unwrap_or_default()
+        ),
+        EventData::SlaMissed {
+            stage,
+            deadline,
+            notice,
+        } => format!(
+            "The {stage} SLA passed at {}; paged {}.",
+            deadline.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+            notice
+                .routes
+                .iter()
+                .map(|r| format!("{} ({})", r.route, r.target))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
