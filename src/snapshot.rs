@@ -276,12 +276,19 @@ impl SnapshotStore {
     }
 
     /// Writes the projection's state; returns the manifest written.
-    pub async fn save(&self, projection: &Projection) -> Result<Manifest, StoreError> {
+    pub async fn save(&self, projection: &Arc<Projection>) -> Result<Manifest, StoreError> {
         let (events_stream, _) = self.events_identity().await?;
-        let seq = projection.applied_seq.load(Ordering::Acquire);
-        let mut enc = Encoder::new(CHUNK_BYTES);
-        projection.visit(|_| true, |h, s| enc.push(h, s));
-        let (manifest, chunks) = enc.finish(Uuid::now_v7(), seq, events_stream, Utc::now());
+        // Serializing every handoff is CPU work: off the runtime's threads,
+        // so the SLA timer and commands keep their latency meanwhile.
+        let p = projection.clone();
+        let (manifest, chunks) = tokio::task::spawn_blocking(move || {
+            let seq = p.applied_seq.load(Ordering::Acquire);
+            let mut enc = Encoder::new(CHUNK_BYTES);
+            p.visit(|_| true, |h, s| enc.push(h, s));
+            enc.finish(Uuid::now_v7(), seq, events_stream, Utc::now())
+        })
+        .await
+        .map_err(|e| StoreError::nats("snapshot encode", e))?;
         // Overwrite the slot that does not hold the newest manifest.
         let newest = self
             .manifests()
@@ -402,15 +409,16 @@ pub async fn restore(store: &SnapshotStore, projection: &Projection) -> u64 {
     }
 }
 
-/// Writes a snapshot every [`INTERVAL`] when the projection moved, and once
-/// more on shutdown.
+/// Writes a snapshot every `interval` when the projection moved past
+/// `saved` (the sequence of the snapshot loaded at start, 0 for none), and
+/// once more on shutdown.
 pub async fn run(
     store: SnapshotStore,
     projection: Arc<Projection>,
     interval: Duration,
+    mut saved: u64,
     shutdown: CancellationToken,
 ) {
-    let mut saved = projection.applied_seq.load(Ordering::Acquire);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         let stopping = tokio::select! {

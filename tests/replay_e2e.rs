@@ -167,7 +167,54 @@ async fn audit_names_the_handoff_of_a_corrupted_event_and_a_diverging_daemon() {
         out.contains(&format!("VIOLATION undecodable_event handoff {id} seq 2")),
         "{out}"
     );
+    let (code, story, _) = baton(&file, &["timeline", &id.to_string()]);
+    assert_eq!(code, 0);
+    assert!(
+        story.contains("Paged level 0") && story.contains("WARNING: the commit at seq 2"),
+        "{story}"
+    );
     daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_passed_while_no_daemon_ran_is_a_missing_escalation_until_one_fires_it() {
+    let nats = Nats::start();
+    let a = Daemon::start(config(&nats.url)).await;
+    let (_c, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("down")).await;
+    let id = p1_id("down");
+    eventually("paged", || async {
+        (!pages_of(&js, id).await.is_empty()).then_some(())
+    })
+    .await;
+    a.crash();
+    let file = config_file(&nats.url);
+    let audit = || {
+        baton(
+            &file,
+            &["audit", "verify", "--no-daemon", "--grace", "50ms"],
+        )
+    };
+    // Step 1 is due 700 ms after open; nobody is there to fire it.
+    let out = eventually("the audit reports the missed step", || async {
+        let (code, out, _) = audit();
+        (code == 2 && out.contains("missing_escalation")).then_some(out)
+    })
+    .await;
+    assert!(
+        out.contains(&format!("VIOLATION missing_escalation handoff {id}")),
+        "{out}"
+    );
+    let b = Daemon::start(config(&nats.url)).await;
+    eventually(
+        "the restarted daemon fires both steps and pages them",
+        || async {
+            let (code, _, _) = audit();
+            (code == 0).then_some(())
+        },
+    )
+    .await;
+    b.stop().await.unwrap();
 }
 
 async fn rebuilt(js: &async_nats::jetstream::Context) -> BTreeMap<Uuid, (Handoff, u64)> {
@@ -387,4 +434,115 @@ async fn record_fixtures() {
     )
     .unwrap();
     daemon.stop().await.unwrap();
+}
+
+/// Restart time with and without a snapshot on a generated stream:
+/// `BATON_MEASURE_HANDOFFS=100000 cargo test --release --test replay_e2e --
+/// --ignored --nocapture measure_restart`. Prints the timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_restart_with_and_without_a_snapshot() {
+    use baton::domain::{decide, Command, Commit};
+    let n: usize = std::env::var("BATON_MEASURE_HANDOFFS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    // Extra commits per handoff (`reported_again`): the stream's length.
+    let extra: usize = std::env::var("BATON_MEASURE_EXTRA_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let nats = Nats::start();
+    let mut cfg = config(&nats.url);
+    cfg.pages.enabled = false;
+    for sev in baton::domain::Severity::ALL {
+        cfg.severity.get_mut(&sev).unwrap().first_response =
+            Some(std::time::Duration::from_secs(3600));
+    }
+    // Streams first, then the generated history straight into BATON_EVENTS.
+    Daemon::start(cfg.clone()).await.stop().await.unwrap();
+    let (_c, js) = nats.client().await;
+    let policy = cfg.policy();
+    let names = Names::new("baton");
+    let started = std::time::Instant::now();
+    let mut acks = Vec::new();
+    for i in 0..n {
+        let id = Uuid::now_v7();
+        let report = baton::domain::testkit::report(baton::domain::Severity::P2);
+        let cmd = Command::Open {
+            template: "agent_failure".into(),
+            report,
+            warnings: vec![],
+            source: Some(format!("report:{i}")),
+        };
+        let now = chrono::Utc::now();
+        let events = decide(None, &cmd, now, &policy)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.seal(Uuid::now_v7(), id, now))
+            .collect();
+        let body = serde_json::to_vec(&Commit { events }).unwrap();
+        acks.push(js.publish(names.events(id), body.into()).await.unwrap());
+        for _ in 0..extra {
+            let again = baton::domain::Event {
+                id: Uuid::now_v7(),
+                handoff_id: id,
+                version: baton::domain::EVENT_VERSION,
+                occurred_at: now,
+                actor: "baton".into(),
+                data: baton::domain::EventData::ReportedAgain { report: None },
+            };
+            let body = serde_json::to_vec(&Commit {
+                events: vec![again],
+            })
+            .unwrap();
+            acks.push(js.publish(names.events(id), body.into()).await.unwrap());
+        }
+        if acks.len() >= 1000 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+    println!(
+        "generated {n} handoffs, {} commits in {:?}",
+        n * (1 + extra),
+        started.elapsed()
+    );
+    // Ignore the empty snapshot written at the first stop.
+    for slot in ["a", "b"] {
+        js.publish(format!("baton.snapshot.{slot}.manifest"), "{}".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let t = std::time::Instant::now();
+    let full = Daemon::start(cfg.clone()).await;
+    let full_ms = t.elapsed().as_millis();
+    assert_eq!(full.shared().engine.projection().len(), n);
+    let t = std::time::Instant::now();
+    full.stop().await.unwrap();
+    let stop_ms = t.elapsed().as_millis();
+    let store = SnapshotStore::open(js.clone(), &names, 1).await.unwrap();
+    let t = std::time::Instant::now();
+    let loaded = store.load().await.expect("snapshot written at stop");
+    println!(
+        "snapshot: {} handoffs in {} chunks, {} bytes, loaded and verified in {} ms",
+        loaded.manifest.handoffs,
+        loaded.manifest.chunks,
+        loaded.manifest.bytes,
+        t.elapsed().as_millis()
+    );
+    let t = std::time::Instant::now();
+    let snap = Daemon::start(cfg).await;
+    let snap_ms = t.elapsed().as_millis();
+    assert_eq!(snap.shared().engine.projection().len(), n);
+    snap.stop().await.unwrap();
+    println!(
+        "{n} handoffs: start with full replay {full_ms} ms; stop incl. snapshot {stop_ms} ms; start from snapshot {snap_ms} ms"
+    );
 }

@@ -34,7 +34,7 @@ pub enum FindingKind {
     SequenceGap,
     /// An event's handoff id differs from its subject's, or an event id repeats.
     MisfiledEvent,
-    /// A handoff's first event is not `opened`, or it is opened twice.
+    /// A handoff's first event is not `opened`/`initiated`, or it repeats.
     EventBeforeOpen,
     /// An event other than `reported_again` after `resolved`.
     EventAfterResolved,
@@ -185,7 +185,10 @@ pub fn verify(
     }
     for (id, events) in &per_handoff {
         out.extend(check_lifecycle(*id, events));
-        if let Some(rb) = state.get(id) {
+        // Escalation deadlines are the incident policy's; team handoffs
+        // (`initiated`) keep their own SLA events and are not checked here.
+        let incident = events.first().is_some_and(|(_, e)| e.kind() == "opened");
+        if let (Some(rb), true) = (state.get(id), incident) {
             out.extend(check_deadlines(audit, &rb.handoff, events));
         }
     }
@@ -193,21 +196,26 @@ pub fn verify(
     out
 }
 
+/// The stored types that open a handoff: `opened` (an incident report) and
+/// `initiated` (a team handoff, which shares the stream and the aggregate).
+const OPENING: [&str; 2] = ["opened", "initiated"];
+
 /// Opened first and once; nothing but `reported_again` after `resolved`.
 fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut opened = false;
     let mut resolved = false;
     for (seq, e) in events {
-        match (&e.data, opened, resolved) {
-            (EventData::Opened { .. }, true, _) => out.push(violation(
+        let opening = OPENING.contains(&e.kind());
+        match (&e.data, opening, opened, resolved) {
+            (_, true, true, _) => out.push(violation(
                 FindingKind::EventBeforeOpen,
                 Some(id),
                 Some(*seq),
-                "opened a second time".into(),
+                format!("{} a second time", e.kind()),
             )),
-            (EventData::Opened { .. }, false, _) => opened = true,
-            (_, false, _) => {
+            (_, true, false, _) => opened = true,
+            (_, false, false, _) => {
                 out.push(violation(
                     FindingKind::EventBeforeOpen,
                     Some(id),
@@ -216,14 +224,14 @@ fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
                 ));
                 opened = true;
             }
-            (EventData::ReportedAgain { .. }, _, true) => {}
-            (_, _, true) => out.push(violation(
+            (EventData::ReportedAgain { .. }, _, _, true) => {}
+            (_, _, _, true) => out.push(violation(
                 FindingKind::EventAfterResolved,
                 Some(id),
                 Some(*seq),
                 format!("{} by {} after it was resolved", e.kind(), e.actor),
             )),
-            (EventData::Resolved { .. }, _, false) => resolved = true,
+            (EventData::Resolved { .. }, _, _, false) => resolved = true,
             _ => {}
         }
     }

@@ -32,7 +32,7 @@ use crate::store::StoreError;
 
 pub use audit::{verify, Finding, FindingKind};
 pub use output::{export_rows, render_handoffs, Format};
-pub use read::{read_events, read_pages, PageRecord, ReadRange};
+pub use read::{read_events, read_handoff, read_pages, PageRecord, ReadRange};
 pub use timeline::timeline;
 
 /// Why a replay could not run. The CLI prints it and exits 1 (an audit that

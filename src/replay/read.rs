@@ -159,6 +159,40 @@ pub async fn read_events(
     Ok(out)
 }
 
+/// Reads one handoff's commits with direct gets on its subject: as many
+/// round trips as it has commits, however long the stream.
+pub async fn read_handoff(
+    js: &jetstream::Context,
+    names: &Names,
+    id: Uuid,
+) -> Result<Vec<Record>, ReplayError> {
+    use async_nats::jetstream::stream::DirectGetErrorKind;
+    let stream = js
+        .get_stream(names.events_stream())
+        .await
+        .map_err(|e| StoreError::nats("get stream", e))?;
+    let subject = names.events(id);
+    let mut out = Vec::new();
+    let mut next = 1;
+    loop {
+        match stream
+            .direct_get_next_for_subject(subject.clone(), Some(next))
+            .await
+        {
+            Ok(m) => {
+                next = m.sequence + 1;
+                out.push(Record {
+                    seq: m.sequence,
+                    subject: subject.clone(),
+                    commit: decode_commit(m.sequence, &m.payload).map_err(|e| e.to_string()),
+                });
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::nats("direct get", e).into()),
+        }
+    }
+}
+
 /// Reads every page still held by `BATON_PAGES` (it has a `max_age`).
 pub async fn read_pages(
     js: &jetstream::Context,

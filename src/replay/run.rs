@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::audit::{compare, local_buckets, verify, Audit, Finding};
 use super::output::{events_jsonl, export_rows, render_handoffs, Format};
-use super::read::{daemon_digests, read_events, read_pages, ReadRange};
+use super::read::{daemon_digests, read_events, read_handoff, read_pages, ReadRange};
 use super::{events_of, rebuild, timeline, Filter, Position, ReplayError};
 use crate::config::Config;
 use crate::store::{self, Names};
@@ -58,15 +58,19 @@ pub async fn replay(
 }
 
 /// `baton timeline ID`.
-pub async fn timeline_of(cfg: &Config, id: Uuid, progress: bool) -> Result<String, ReplayError> {
+/// A commit that does not decode is named, not hidden.
+pub async fn timeline_of(cfg: &Config, id: Uuid) -> Result<String, ReplayError> {
     let (_client, js) = connect(cfg).await?;
     let names = Names::new(&cfg.nats.prefix);
-    let records = read_events(&js, &names, ReadRange::default(), progress).await?;
-    Ok(timeline(
-        &events_of(&records, id),
-        &cfg.policy(),
-        Utc::now(),
-    ))
+    let records = read_handoff(&js, &names, id).await?;
+    let mut text = timeline(&events_of(&records, id), &cfg.policy(), Utc::now());
+    for r in records.iter().filter(|r| r.commit.is_err()) {
+        text.push_str(&format!(
+            "  WARNING: the commit at seq {} does not decode and is missing above; run `baton audit verify`\n",
+            r.seq
+        ));
+    }
+    Ok(text)
 }
 
 /// `baton export`: raw events (JSONL) in the window, or one CSV row per
