@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::{handoff_id_for, parse_report, FieldError, ParseLimits, Report};
+use crate::domain::{handoff_id_for, FieldError, ParseLimits, Report};
 use crate::engine::keyless_handoff_id;
 use crate::pages::Page;
 use crate::store::{self, Names, StoreError};
@@ -37,13 +37,14 @@ pub enum ClientError {
 /// Validates a report with the daemon's own rules (no connection needed).
 pub fn validate_report(
     cfg: &Config,
+    template: &str,
     payload: &[u8],
 ) -> Result<crate::domain::ParsedReport, ClientError> {
     let limits = ParseLimits {
         max_report_bytes: cfg.limits.max_report_bytes,
         max_field_bytes: cfg.limits.max_field_bytes,
     };
-    parse_report(payload, limits).map_err(ClientError::Invalid)
+    crate::ingest::validate(&cfg.policy(), limits, template, payload).map_err(ClientError::Invalid)
 }
 
 /// A connected client.
@@ -69,7 +70,7 @@ impl Client {
     /// Validates a report locally (same rules as the daemon), stores it in
     /// `BATON_REPORTS` and returns its stream sequence and handoff id.
     pub async fn report(&self, template: &str, payload: &[u8]) -> Result<(u64, Uuid), ClientError> {
-        let parsed = validate_report(&self.cfg, payload)?;
+        let parsed = validate_report(&self.cfg, template, payload)?;
         let ack = self
             .js
             .publish(self.names.report(template), payload.to_vec().into())

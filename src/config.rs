@@ -512,7 +512,7 @@ impl Config {
         for t in self.templates.values() {
             problems.extend(t.validate());
         }
-        if !self.templates.contains_key(crate::ingest::TEMPLATES[0]) {
+        if !self.templates.contains_key(crate::ingest::AGENT_FAILURE) {
             problems.push("templates: agent_failure.toml is missing".into());
         }
         let prefix_ok =

@@ -22,13 +22,47 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::domain::{parse_report, FieldError, ParseLimits};
+use crate::domain::work::TemplateKind;
+use crate::domain::{parse_report, FieldError, ParseLimits, ParsedReport, Policy};
 use crate::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
-/// Templates Baton accepts reports for.
-pub const TEMPLATES: &[&str] = &["agent_failure"];
+/// The template of the agent-failure packet (always configured).
+pub const AGENT_FAILURE: &str = "agent_failure";
+
+/// Whether reports may be published for `template`: any `kind = "incident"`
+/// template of the policy.
+pub fn is_report_template(policy: &Policy, template: &str) -> bool {
+    policy
+        .templates
+        .get(template)
+        .is_some_and(|t| t.kind == TemplateKind::Incident)
+}
+
+/// Validates a report for a template: the one check shared by the NATS
+/// consumer, `POST /v1/reports/{template}` and `baton report`.
+pub fn validate(
+    policy: &Policy,
+    limits: ParseLimits,
+    template: &str,
+    payload: &[u8],
+) -> Result<ParsedReport, Vec<FieldError>> {
+    if !is_report_template(policy, template) {
+        let known: Vec<&str> = policy
+            .templates
+            .values()
+            .filter(|t| t.kind == TemplateKind::Incident)
+            .map(|t| t.name.as_str())
+            .collect();
+        return Err(vec![FieldError::new(
+            "",
+            "unknown_template",
+            format!("no report template {template:?}; known: {}", known.join(", ")),
+        )]);
+    }
+    parse_report(payload, limits)
+}
 
 /// Durable consumer name on `BATON_REPORTS`.
 pub const CONSUMER: &str = "baton-ingest";
@@ -89,23 +123,14 @@ pub async fn handle_report(
         max_report_bytes: cfg.limits.max_report_bytes,
         max_field_bytes: cfg.limits.max_field_bytes,
     };
-    let parsed = if TEMPLATES.contains(&template) {
-        parse_report(payload, limits)
-    } else {
-        Err(vec![FieldError::new(
-            "",
-            "unknown_template",
-            format!("no template {template:?}; known: {}", TEMPLATES.join(", ")),
-        )])
-    };
-    match parsed {
+    match validate(engine.policy(), limits, template, payload) {
         Ok(p) => Ok(Handled::Stored(Box::new(
             engine
                 .report(template, p.report, p.warnings, source)
                 .await?,
         ))),
         Err(reasons) => {
-            let label = if TEMPLATES.contains(&template) {
+            let label = if is_report_template(engine.policy(), template) {
                 template
             } else {
                 "unknown"

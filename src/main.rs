@@ -402,7 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Refuse an invalid report before needing a server.
             let cfg = load_config(&cli, false)?;
             let payload = read_input(file)?;
-            baton::client::validate_report(&cfg, &payload)?;
+            baton::client::validate_report(&cfg, template, &payload)?;
             let client = Client::connect(cfg).await?;
             report(&client, template, &payload).await?;
         }

@@ -51,6 +51,10 @@ pub struct Stats {
     pub by_team: BTreeMap<String, TeamStats>,
     /// Fields still missing from packets, most often first (at most 10).
     pub missing_fields: Vec<FieldCount>,
+    /// Team handoffs started in the window, per template and sending team
+    /// (completion rate, acceptance and completion hours, returns,
+    /// completeness, rating). They are not in the incident figures above.
+    pub work: Vec<crate::teams::WorkStats>,
 }
 
 /// Figures for one severity.
@@ -97,7 +101,12 @@ pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: 
     let since = now - Duration::days(i64::from(days));
     let window: Vec<&Handoff> = handoffs
         .iter()
-        .filter(|h| h.opened_at >= since && !h.drill)
+        .filter(|h| h.opened_at >= since && !h.drill && h.work.is_none())
+        .collect();
+    let work: Vec<Handoff> = handoffs
+        .iter()
+        .filter(|h| h.opened_at >= since && h.work.is_some())
+        .cloned()
         .collect();
 
     let by_severity = Severity::ALL
@@ -157,6 +166,7 @@ pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: 
         by_severity,
         by_team,
         missing_fields,
+        work: crate::teams::work_stats(&work),
     }
 }
 

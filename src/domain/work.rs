@@ -177,12 +177,14 @@ impl Template {
     }
 }
 
-/// A field value that says something (not null, not an empty string, not a
-/// placeholder like "tbd").
+/// A field value that says something: not null, not empty, not a
+/// placeholder for an answer still to come ("tbd"). Unlike in incident
+/// packets, "none" and "n/a" are answers here ("special requirements: none").
 fn present(v: Option<&Value>) -> bool {
+    const PENDING: [&str; 6] = ["", "tbd", "todo", "unknown", "?", "..."];
     match v {
         None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !super::is_placeholder(s),
+        Some(Value::String(s)) => !PENDING.contains(&s.trim().to_ascii_lowercase().as_str()),
         Some(Value::Array(a)) => !a.is_empty(),
         Some(Value::Object(o)) => !o.is_empty(),
         Some(_) => true,
@@ -1060,6 +1062,18 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), "invalid");
+    }
+
+    #[test]
+    fn none_is_an_answer_but_tbd_is_not() {
+        let mut f = full_fields();
+        f.insert("special_requirements".into(), json!("none"));
+        assert!(when(&None, 0, start(f.clone())).is_ok());
+        f.insert("special_requirements".into(), json!("TBD"));
+        assert_eq!(
+            when(&None, 0, start(f)).unwrap_err(),
+            DomainError::MissingFields(vec!["special_requirements".into()])
+        );
     }
 
     #[test]

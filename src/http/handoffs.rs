@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::{
-    AckBody, CommandReply, EnrichBody, HandoffPage, HandoffView, OverrideBody, ResolveBody,
+    AckBody, ByBody, CancelBody, CheckBody, CommandReply, EnrichBody, HandoffPage, HandoffView,
+    OverrideBody, RateBody, ResolveBody, ResubmitBody, ReturnBody, StartBody,
     Timeline,
 };
 use crate::commands;
@@ -379,6 +380,68 @@ command_endpoint!(
     "Fill packet fields; re-scores and may release a hold."
 );
 command_endpoint!(resolve, "resolve", ResolveBody, "Close a handoff.");
+command_endpoint!(accept, "accept", ByBody, "Team handoff: the receiving team takes it.");
+command_endpoint!(
+    check,
+    "check",
+    CheckBody,
+    "Team handoff: check off an exit criterion."
+);
+command_endpoint!(
+    complete,
+    "complete",
+    ByBody,
+    "Team handoff: complete it (refused while any checklist item is unchecked)."
+);
+command_endpoint!(
+    return_to_sender,
+    "return",
+    ReturnBody,
+    "Team handoff: send it back naming what is missing."
+);
+command_endpoint!(
+    resubmit,
+    "resubmit",
+    ResubmitBody,
+    "Team handoff: fill in what was missing and send it again."
+);
+command_endpoint!(cancel, "cancel", CancelBody, "Team handoff: call it off.");
+command_endpoint!(
+    rate,
+    "rate",
+    RateBody,
+    "Team handoff: rate a completed handoff's quality, 1-5."
+);
+
+/// Start a team handoff from a template.
+#[utoipa::path(
+    post,
+    path = "/v1/handoffs",
+    tag = "commands",
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "Started (or joined, with the same dedup_key)", body = CommandReply),
+        (status = 400, description = "Body is not a JSON object", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such template", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "A required field is missing or a value is wrong", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Event store unavailable", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    let body = super::body(body)?;
+    match commands::handle(&s.engine, "start", &body, s.cfg.limits.max_field_bytes).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => {
+            tracing::info!(verb = "start", code = %e.code, "command refused");
+            Err(e.into())
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

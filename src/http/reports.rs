@@ -29,9 +29,9 @@ use uuid::Uuid;
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::HcsView;
 use crate::client::stored_report_handoff_id;
-use crate::domain::{decide, parse_report, Command, EventData, FieldError, ParseLimits};
+use crate::domain::{decide, Command, EventData, FieldError, ParseLimits};
 use crate::engine::ReportSource;
-use crate::ingest::{self, Handled, TEMPLATES};
+use crate::ingest::{self, Handled};
 use crate::server::Shared;
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.
@@ -103,16 +103,7 @@ pub async fn submit(
         max_report_bytes: s.cfg.limits.max_report_bytes,
         max_field_bytes: s.cfg.limits.max_field_bytes,
     };
-    let parsed = if TEMPLATES.contains(&template.as_str()) {
-        parse_report(&payload, limits)
-    } else {
-        Err(vec![FieldError::new(
-            "",
-            "unknown_template",
-            format!("no template {template:?}; known: {}", TEMPLATES.join(", ")),
-        )])
-    };
-    let parsed = match parsed {
+    let parsed = match ingest::validate(s.engine.policy(), limits, &template, &payload) {
         Ok(p) => p,
         Err(reasons) => return Err(reject(&s, &template, &payload, reasons).await),
     };

@@ -224,6 +224,67 @@ pub struct ResolveBody {
     pub note: Option<String>,
 }
 
+/// Body of `POST /v1/handoffs` (start a team handoff).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StartBody {
+    /// Template name (`config/templates/<name>.toml`, `kind = "work"`).
+    pub template: String,
+    pub by: String,
+    /// Field values; every `required_fields` entry must be present.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    /// Makes a retried start join the same handoff.
+    pub dedup_key: Option<String>,
+}
+
+/// Body of `accept`, `complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ByBody {
+    pub by: String,
+}
+
+/// Body of `check`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CheckBody {
+    pub by: String,
+    /// Checklist item: its number (1-based) or exact text.
+    #[schema(value_type = String)]
+    pub item: Value,
+}
+
+/// Body of `return`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReturnBody {
+    pub by: String,
+    /// Missing field names.
+    pub missing: Option<Vec<String>>,
+    pub reason: Option<String>,
+}
+
+/// Body of `resubmit`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResubmitBody {
+    pub by: String,
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// Body of `cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CancelBody {
+    pub by: String,
+    pub reason: String,
+}
+
+/// Body of `rate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RateBody {
+    pub by: String,
+    /// 1 to 5.
+    pub rating: u8,
+    pub comment: Option<String>,
+}
+
 /// The command reply, identical to the NATS reply:
 /// `{"ok": true, "handoff": {...}, "events": [...], "seq": n}`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -446,12 +446,12 @@ async fn body(
             let payload = serde_json::to_vec(&report).expect("json");
             let ack = shared
                 .js
-                .publish(names.report(crate::ingest::TEMPLATES[0]), payload.into())
+                .publish(names.report(crate::ingest::AGENT_FAILURE), payload.into())
                 .await
                 .map_err(|e| e.to_string())?
                 .await
                 .map_err(|e| e.to_string())?;
-            let id = crate::domain::handoff_id_for(crate::ingest::TEMPLATES[0], &report.report())
+            let id = crate::domain::handoff_id_for(crate::ingest::AGENT_FAILURE, &report.report())
                 .expect("drills carry a dedup key");
             return Ok((
                 json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.jobs.weekly_drill.route}),

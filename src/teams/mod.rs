@@ -13,7 +13,7 @@ use crate::domain::work::WorkStatus;
 use crate::domain::Handoff;
 
 /// Figures for one template and sending team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkStats {
     pub template: String,
     pub from_team: String,
