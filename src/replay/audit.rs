@@ -18,8 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::read::DaemonDigests;
-use super::{bucket_of, Rebuilt, Record};
+use super::{Rebuilt, Record};
 use crate::domain::{BelowMin, Event, EventData, Handoff, Policy};
 use crate::pages::pages_for;
 use crate::store::Names;
@@ -98,7 +97,7 @@ impl fmt::Display for Finding {
     }
 }
 
-fn violation(
+pub(super) fn violation(
     kind: FindingKind,
     handoff: Option<Uuid>,
     seq: Option<u64>,
@@ -431,94 +430,6 @@ fn check_pages(
                     ),
                 });
             }
-        }
-    }
-    out
-}
-
-/// The local bucket digests (see [`super::bucket_digest`]).
-pub fn local_buckets(state: &BTreeMap<Uuid, Rebuilt>) -> Vec<String> {
-    let mut buckets: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); 256];
-    for (id, rb) in state {
-        buckets[bucket_of(id) as usize].push((*id, super::digest(&rb.handoff, rb.last_seq)));
-    }
-    buckets
-        .iter()
-        .map(|b| super::bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
-        .collect()
-}
-
-/// Compares the state rebuilt from records up to `upto` with the daemon's
-/// digests. Differences explained by the daemon being ahead of (or behind)
-/// the audit's read are notices; the rest are divergences. Pure.
-pub fn compare(state: &BTreeMap<Uuid, Rebuilt>, upto: u64, daemon: &DaemonDigests) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let fetched: HashSet<u8> = daemon.fetched.iter().copied().collect();
-    let notice = |id: Uuid, detail: String| Finding {
-        kind: FindingKind::Divergence,
-        violation: false,
-        handoff: Some(id),
-        seq: None,
-        detail,
-    };
-    for (id, rb) in state
-        .iter()
-        .filter(|(id, _)| fetched.contains(&bucket_of(id)))
-    {
-        let local = super::digest(&rb.handoff, rb.last_seq);
-        match daemon.handoffs.get(id) {
-            Some((seq, d)) if *seq == rb.last_seq && *d == local => {}
-            Some((seq, _)) if *seq > upto => out.push(notice(
-                *id,
-                format!("changed at seq {seq}, after the audit's read"),
-            )),
-            Some((seq, d)) if *seq == rb.last_seq => out.push(violation(
-                FindingKind::Divergence,
-                Some(*id),
-                Some(*seq),
-                format!("daemon digest {d} differs from the log's {local} at the same sequence"),
-            )),
-            Some((seq, _)) if *seq < rb.last_seq && daemon.applied_seq < rb.last_seq => {
-                out.push(notice(
-                    *id,
-                    format!(
-                        "daemon at seq {} has not applied seq {} yet",
-                        daemon.applied_seq, rb.last_seq
-                    ),
-                ))
-            }
-            Some((seq, _)) => out.push(violation(
-                FindingKind::Divergence,
-                Some(*id),
-                Some(rb.last_seq),
-                format!(
-                    "daemon reflects seq {seq}, the log's last commit is seq {}",
-                    rb.last_seq
-                ),
-            )),
-            None if daemon.applied_seq < rb.last_seq => out.push(notice(
-                *id,
-                format!(
-                    "daemon at seq {} has not applied seq {} yet",
-                    daemon.applied_seq, rb.last_seq
-                ),
-            )),
-            None => out.push(violation(
-                FindingKind::Divergence,
-                Some(*id),
-                Some(rb.last_seq),
-                "in the log but not in the daemon's state".into(),
-            )),
-        }
-    }
-    for (id, (seq, _)) in &daemon.handoffs {
-        if !state.contains_key(id) && *seq <= upto {
-            out.push(violation(
-                FindingKind::Divergence,
-                Some(*id),
-                Some(*seq),
-                "in the daemon's state but not in the log".into(),
-            ));
         }
     }
     out

@@ -6,15 +6,16 @@
 //! pages. The NATS reading lives at the edge ([`read`]); what is done with the
 //! records is pure and unit-tested: [`rebuild`] folds records into state with
 //! the same `domain::apply` the daemon uses, [`timeline`] tells one handoff's
-//! story, [`audit`] checks the log's invariants and compares the rebuilt state
-//! with the daemon's digests, and [`output`] renders tables, JSON and CSV.
-//! [`run`] strings them together for the CLI.
+//! story, [`audit`] checks the log's invariants, [`compare`] holds the
+//! rebuilt state against the daemon's digests, and [`output`] renders
+//! tables, JSON and CSV. [`run`] strings them together for the CLI.
 //!
 //! A [`Record`] is one stream message as read: its sequence, subject and the
 //! decoded [`Commit`] — or why it did not decode, because an auditor must see
 //! the messages the daemon skipped, not lose them.
 
 pub mod audit;
+pub mod compare;
 pub mod output;
 pub mod read;
 pub mod run;
@@ -24,13 +25,13 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::{apply, Commit, Event, Handoff, Severity};
 use crate::store::StoreError;
 
 pub use audit::{verify, Finding, FindingKind};
+pub use compare::{bucket_digest, bucket_of, digest};
 pub use output::{export_rows, render_handoffs, Format};
 pub use read::{read_events, read_handoff, read_pages, PageRecord, ReadRange};
 pub use timeline::timeline;
@@ -178,40 +179,6 @@ pub fn events_of(records: &[Record], id: Uuid) -> Vec<Event> {
         .flat_map(|c| c.events.iter())
         .filter(|e| e.handoff_id == id)
         .cloned()
-        .collect()
-}
-
-/// The state digest of one handoff: SHA-256 (hex, first 16 bytes) of its
-/// JSON form and the sequence it reflects. The daemon's `digest` command and
-/// the auditor compute it the same way, so equal digests mean equal state.
-pub fn digest(handoff: &Handoff, last_seq: u64) -> String {
-    let mut h = Sha256::new();
-    h.update(last_seq.to_be_bytes());
-    h.update(serde_json::to_vec(handoff).expect("state serializes"));
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The bucket (0–255) of a handoff id in the digest exchange: the id's last
-/// byte, which is random in both UUIDv5 and UUIDv7.
-pub fn bucket_of(id: &Uuid) -> u8 {
-    id.as_bytes()[15]
-}
-
-/// Digest of one bucket: the digests of its handoffs in id order.
-pub fn bucket_digest<'a>(entries: impl Iterator<Item = (&'a Uuid, &'a str)>) -> String {
-    let mut sorted: Vec<_> = entries.collect();
-    sorted.sort();
-    let mut h = Sha256::new();
-    for (id, d) in sorted {
-        h.update(id.as_bytes());
-        h.update(d.as_bytes());
-    }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::audit::{compare, local_buckets, verify, Audit, Finding};
+use super::audit::{verify, Audit, Finding};
+use super::compare::{compare, local_buckets};
 use super::output::{events_jsonl, export_rows, render_handoffs, Format};
 use super::read::{daemon_digests, read_events, read_handoff, read_pages, ReadRange};
 use super::{events_of, rebuild, timeline, Filter, Position, ReplayError};

@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use super::audit::{compare, verify, Audit, FindingKind};
+use super::audit::{verify, Audit, FindingKind};
+use super::compare::compare;
 use super::read::{DaemonDigests, PageRecord};
 use super::*;
 use crate::domain::{decide, testkit, Command, Commit, EventData, Policy};

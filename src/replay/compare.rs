@@ -1,0 +1,142 @@
+//! The audit's comparison of the state rebuilt from the log with the
+//! running daemon's, by digest.
+//!
+//! Both sides compute [`digest`] the same way: SHA-256 over a handoff's JSON
+//! state and the sequence it reflects. The daemon answers `digest` with one
+//! digest per bucket (the id's last byte, random in UUIDv5 and UUIDv7), so
+//! only the buckets that differ are fetched handoff by handoff; a million
+//! handoffs cost 256 small replies plus whatever differs. [`compare`] then
+//! tells a divergence from a daemon that is merely behind or ahead of the
+//! audit's read. Pure.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::audit::{violation, Finding, FindingKind};
+use super::read::DaemonDigests;
+use super::Rebuilt;
+use crate::domain::Handoff;
+
+/// The state digest of one handoff: SHA-256 (hex, first 16 bytes) of its
+/// JSON form and the sequence it reflects. The daemon's `digest` command and
+/// the auditor compute it the same way, so equal digests mean equal state.
+pub fn digest(handoff: &Handoff, last_seq: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(last_seq.to_be_bytes());
+    h.update(serde_json::to_vec(handoff).expect("state serializes"));
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bucket (0–255) of a handoff id in the digest exchange: the id's last
+/// byte, which is random in both UUIDv5 and UUIDv7.
+pub fn bucket_of(id: &Uuid) -> u8 {
+    id.as_bytes()[15]
+}
+
+/// Digest of one bucket: the digests of its handoffs in id order.
+pub fn bucket_digest<'a>(entries: impl Iterator<Item = (&'a Uuid, &'a str)>) -> String {
+    let mut sorted: Vec<_> = entries.collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for (id, d) in sorted {
+        h.update(id.as_bytes());
+        h.update(d.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The local bucket digests (see [`bucket_digest`]).
+pub fn local_buckets(state: &BTreeMap<Uuid, Rebuilt>) -> Vec<String> {
+    let mut buckets: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); 256];
+    for (id, rb) in state {
+        buckets[bucket_of(id) as usize].push((*id, digest(&rb.handoff, rb.last_seq)));
+    }
+    buckets
+        .iter()
+        .map(|b| bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
+        .collect()
+}
+
+/// Compares the state rebuilt from records up to `upto` with the daemon's
+/// digests. Differences explained by the daemon being ahead of (or behind)
+/// the audit's read are notices; the rest are divergences. Pure.
+pub fn compare(state: &BTreeMap<Uuid, Rebuilt>, upto: u64, daemon: &DaemonDigests) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let fetched: HashSet<u8> = daemon.fetched.iter().copied().collect();
+    let notice = |id: Uuid, detail: String| Finding {
+        kind: FindingKind::Divergence,
+        violation: false,
+        handoff: Some(id),
+        seq: None,
+        detail,
+    };
+    for (id, rb) in state
+        .iter()
+        .filter(|(id, _)| fetched.contains(&bucket_of(id)))
+    {
+        let local = digest(&rb.handoff, rb.last_seq);
+        match daemon.handoffs.get(id) {
+            Some((seq, d)) if *seq == rb.last_seq && *d == local => {}
+            Some((seq, _)) if *seq > upto => out.push(notice(
+                *id,
+                format!("changed at seq {seq}, after the audit's read"),
+            )),
+            Some((seq, d)) if *seq == rb.last_seq => out.push(violation(
+                FindingKind::Divergence,
+                Some(*id),
+                Some(*seq),
+                format!("daemon digest {d} differs from the log's {local} at the same sequence"),
+            )),
+            Some((seq, _)) if *seq < rb.last_seq && daemon.applied_seq < rb.last_seq => {
+                out.push(notice(
+                    *id,
+                    format!(
+                        "daemon at seq {} has not applied seq {} yet",
+                        daemon.applied_seq, rb.last_seq
+                    ),
+                ))
+            }
+            Some((seq, _)) => out.push(violation(
+                FindingKind::Divergence,
+                Some(*id),
+                Some(rb.last_seq),
+                format!(
+                    "daemon reflects seq {seq}, the log's last commit is seq {}",
+                    rb.last_seq
+                ),
+            )),
+            None if daemon.applied_seq < rb.last_seq => out.push(notice(
+                *id,
+                format!(
+                    "daemon at seq {} has not applied seq {} yet",
+                    daemon.applied_seq, rb.last_seq
+                ),
+            )),
+            None => out.push(violation(
+                FindingKind::Divergence,
+                Some(*id),
+                Some(rb.last_seq),
+                "in the log but not in the daemon's state".into(),
+            )),
+        }
+    }
+    for (id, (seq, _)) in &daemon.handoffs {
+        if !state.contains_key(id) && *seq <= upto {
+            out.push(violation(
+                FindingKind::Divergence,
+                Some(*id),
+                Some(*seq),
+                "in the daemon's state but not in the log".into(),
+            ));
+        }
+    }
+    out
+}
