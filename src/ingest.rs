@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::{self, consumer::pull, AckKind};
+use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -58,7 +58,10 @@ pub fn validate(
         return Err(vec![FieldError::new(
             "",
             "unknown_template",
-            format!("no report template {template:?}; known: {}", known.join(", ")),
+            format!(
+                "no report template {template:?}; known: {}",
+                known.join(", ")
+            ),
         )]);
     }
     parse_report(payload, limits)
@@ -189,20 +192,14 @@ pub async fn run(
         .get_stream(names.reports_stream())
         .await
         .map_err(|e| StoreError::nats("get stream", e))?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                description: Some("Baton report ingest".into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: i64::try_from(cfg.limits.ingest_concurrency * 2).unwrap_or(1024),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| StoreError::nats("create ingest consumer", e))?;
+    let consumer = crate::store::durable_consumer(
+        &stream,
+        CONSUMER,
+        "Baton report ingest",
+        i64::try_from(cfg.limits.ingest_concurrency * 2).unwrap_or(1024),
+        String::new(),
+    )
+    .await?;
     let mut messages = consumer
         .messages()
         .await

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::{self, consumer::pull, AckKind};
+use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use futures::stream::FuturesOrdered;
@@ -158,21 +158,14 @@ pub async fn run(
         .get_stream(names.events_stream())
         .await
         .map_err(|e| StoreError::nats("get stream", e))?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                description: Some("Baton page publisher".into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 10_000,
-                filter_subject: format!("{}.events.*", names.prefix),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| StoreError::nats("create pages consumer", e))?;
+    let consumer = crate::store::durable_consumer(
+        &stream,
+        CONSUMER,
+        "Baton page publisher",
+        10_000,
+        format!("{}.events.*", names.prefix),
+    )
+    .await?;
     let mut messages = consumer
         .messages()
         .await

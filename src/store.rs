@@ -210,6 +210,32 @@ pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(),
     Ok(())
 }
 
+/// Gets or creates a durable pull consumer with explicit acks: the ingest's
+/// and the page publisher's, which only ack after their work is stored.
+pub async fn durable_consumer(
+    stream: &stream::Stream,
+    name: &str,
+    description: &str,
+    max_ack_pending: i64,
+    filter_subject: String,
+) -> Result<jetstream::consumer::PullConsumer, StoreError> {
+    stream
+        .get_or_create_consumer(
+            name,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(name.into()),
+                description: Some(description.into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending,
+                filter_subject,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| StoreError::nats("create consumer", format!("{name}: {e}")))
+}
+
 /// The stored outcome of an append.
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {

@@ -110,6 +110,42 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// A handoff with nothing happened yet but its opening.
+    pub fn new(
+        id: Uuid,
+        template: &str,
+        severity: Severity,
+        team: &str,
+        opened_at: DateTime<Utc>,
+    ) -> Self {
+        Handoff {
+            id,
+            template: template.to_string(),
+            severity,
+            team: team.to_string(),
+            opened_at,
+            packet: Packet::default(),
+            // `scored` always follows `opened` in the same commit.
+            hcs: Hcs::default(),
+            gate_passed: false,
+            held: None,
+            hold_until: None,
+            paged_at: None,
+            incomplete: false,
+            escalation_steps: 0,
+            escalation_level: 0,
+            acknowledged: None,
+            mtta_ms: None,
+            expired: false,
+            overridden: None,
+            resolved: None,
+            reports: 1,
+            events: 1,
+            drill: false,
+            work: None,
+        }
+    }
+
     pub fn status(&self) -> Status {
         if let Some(w) = &self.work {
             use super::work::WorkStatus as W;
@@ -596,45 +632,33 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
     } = &event.data
     {
         if state.is_none() {
-            *state = Some(Handoff {
-                id: event.handoff_id,
-                template: template.name.clone(),
-                severity: template.priority,
-                team: template.to_team.clone(),
-                opened_at: event.occurred_at,
-                packet: Packet::default(),
-                hcs: completeness.clone(),
-                gate_passed: true,
-                held: None,
-                hold_until: None,
-                paged_at: Some(event.occurred_at),
-                incomplete: false,
-                escalation_steps: 0,
-                escalation_level: 0,
-                acknowledged: None,
-                mtta_ms: None,
-                expired: false,
-                overridden: None,
-                resolved: None,
-                reports: 1,
-                events: 1,
-                drill: false,
-                work: Some(Box::new(super::work::WorkState {
-                    template: (**template).clone(),
-                    status: super::work::WorkStatus::Initiated,
-                    initiated_by: by.clone(),
-                    fields: fields.clone(),
-                    submitted_at: event.occurred_at,
-                    accepted: None,
-                    checked: Default::default(),
-                    returns: 0,
-                    completed: None,
-                    cancelled: None,
-                    rating: None,
-                    accept_missed: false,
-                    complete_missed: false,
-                })),
-            });
+            let mut h = Handoff::new(
+                event.handoff_id,
+                &template.name,
+                template.priority,
+                &template.to_team,
+                event.occurred_at,
+            );
+            h.hcs = completeness.clone();
+            // The receiving team is notified as the handoff starts.
+            h.gate_passed = true;
+            h.paged_at = Some(event.occurred_at);
+            h.work = Some(Box::new(super::work::WorkState {
+                template: (**template).clone(),
+                status: super::work::WorkStatus::Initiated,
+                initiated_by: by.clone(),
+                fields: fields.clone(),
+                submitted_at: event.occurred_at,
+                accepted: None,
+                checked: Default::default(),
+                returns: 0,
+                completed: None,
+                cancelled: None,
+                rating: None,
+                accept_missed: false,
+                complete_missed: false,
+            }));
+            *state = Some(h);
         }
         return;
     }
@@ -653,32 +677,16 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
     } = &event.data
     {
         if state.is_none() {
-            *state = Some(Handoff {
-                id: event.handoff_id,
-                template: template.clone(),
-                severity: *severity,
-                team: team.clone(),
-                opened_at: event.occurred_at,
-                packet: packet.clone(),
-                // `scored` always follows `opened` in the same commit.
-                hcs: Hcs::default(),
-                gate_passed: false,
-                held: None,
-                hold_until: None,
-                paged_at: None,
-                incomplete: false,
-                escalation_steps: 0,
-                escalation_level: 0,
-                acknowledged: None,
-                mtta_ms: None,
-                expired: false,
-                overridden: None,
-                resolved: None,
-                reports: 1,
-                events: 1,
-                drill: *drill,
-                work: None,
-            });
+            let mut h = Handoff::new(
+                event.handoff_id,
+                template,
+                *severity,
+                team,
+                event.occurred_at,
+            );
+            h.packet = packet.clone();
+            h.drill = *drill;
+            *state = Some(h);
             return;
         }
     }

@@ -191,6 +191,24 @@ fn present(v: Option<&Value>) -> bool {
     }
 }
 
+/// Every required field present, or an error naming each missing one.
+fn require_entry_criteria(
+    t: &Template,
+    fields: &BTreeMap<String, Value>,
+) -> Result<(), DomainError> {
+    let missing: Vec<String> = t
+        .required_fields
+        .iter()
+        .filter(|f| !present(fields.get(*f)))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::MissingFields(missing))
+    }
+}
+
 /// The template's completeness score for a set of fields (HCS-style, 0–100).
 pub fn completeness(t: &Template, fields: &BTreeMap<String, Value>) -> Hcs {
     let weights = t.weights();
@@ -411,15 +429,7 @@ pub fn decide(
                 by,
             },
         ) => {
-            let missing: Vec<String> = template
-                .required_fields
-                .iter()
-                .filter(|f| !present(fields.get(*f)))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                return Err(DomainError::MissingFields(missing));
-            }
+            require_entry_criteria(template, fields)?;
             let score = completeness(template, fields);
             let respond_by = template.sla.as_ref().map(|s| now + s.accept);
             let routes = [ROUTE_TEAM.to_string()];
@@ -601,15 +611,7 @@ pub fn decide(
             }
             let mut merged = w.fields.clone();
             merged.extend(fields.clone());
-            let missing: Vec<String> = t
-                .required_fields
-                .iter()
-                .filter(|f| !present(merged.get(*f)))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                return Err(DomainError::MissingFields(missing));
-            }
+            require_entry_criteria(t, &merged)?;
             let score = completeness(t, &merged);
             let respond_by = t.sla.as_ref().map(|s| now + s.accept);
             let routes = [ROUTE_TEAM.to_string()];
