@@ -703,31 +703,78 @@ async fn team_handoffs_over_http_take_the_same_path_as_over_nats() {
         "client_name": "Acme", "contract_value": 1, "start_date": "2026-12-01",
         "key_contacts": ["ann"], "special_requirements": "none", "goals": "live"
     });
-    let p = post(&app, "/v1/handoffs", json!({"template": "sales_to_onboarding", "by": "sam", "fields": {"client_name": "Acme"}}))
-        .await
-        .problem(422, "missing_required_fields");
-    assert!(p["detail"].as_str().unwrap_or_default().contains("goals") || p.to_string().contains("goals"), "{p}");
-    post(&app, "/v1/handoffs", json!({"template": "nope", "by": "sam", "fields": fields}))
-        .await
-        .problem(404, "unknown_template");
-    let r = post(&app, "/v1/handoffs", json!({"template": "sales_to_onboarding", "by": "sam", "fields": fields})).await;
+    let p = post(
+        &app,
+        "/v1/handoffs",
+        json!({"template": "sales_to_onboarding", "by": "sam", "fields": {"client_name": "Acme"}}),
+    )
+    .await
+    .problem(422, "missing_required_fields");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("goals")
+            || p.to_string().contains("goals"),
+        "{p}"
+    );
+    post(
+        &app,
+        "/v1/handoffs",
+        json!({"template": "nope", "by": "sam", "fields": fields}),
+    )
+    .await
+    .problem(404, "unknown_template");
+    let r = post(
+        &app,
+        "/v1/handoffs",
+        json!({"template": "sales_to_onboarding", "by": "sam", "fields": fields}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let id = r.json()["handoff"]["id"].as_str().unwrap().to_string();
     let base = format!("/v1/handoffs/{id}");
-    assert_eq!(post(&app, &format!("{base}/accept"), json!({"by": "olga"})).await.status, StatusCode::OK);
+    assert_eq!(
+        post(&app, &format!("{base}/accept"), json!({"by": "olga"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
     post(&app, &format!("{base}/complete"), json!({"by": "olga"}))
         .await
         .problem(409, "checklist_incomplete");
     for item in 1..=4 {
-        let r = post(&app, &format!("{base}/check"), json!({"by": "olga", "item": item})).await;
+        let r = post(
+            &app,
+            &format!("{base}/check"),
+            json!({"by": "olga", "item": item}),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
-    assert_eq!(post(&app, &format!("{base}/complete"), json!({"by": "olga"})).await.status, StatusCode::OK);
-    let r = post(&app, &format!("{base}/rate"), json!({"by": "olga", "rating": 5})).await;
+    assert_eq!(
+        post(&app, &format!("{base}/complete"), json!({"by": "olga"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = post(
+        &app,
+        &format!("{base}/rate"),
+        json!({"by": "olga", "rating": 5}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let stats = get(&app, "/v1/stats").await.json();
     let row = &stats["work"][0];
-    assert_eq!((row["template"].as_str(), row["completed"].as_u64(), row["avg_rating"].as_f64()), (Some("sales_to_onboarding"), Some(1), Some(5.0)));
-    assert_eq!(stats["total"], 0, "team handoffs stay out of the incident figures");
+    assert_eq!(
+        (
+            row["template"].as_str(),
+            row["completed"].as_u64(),
+            row["avg_rating"].as_f64()
+        ),
+        (Some("sales_to_onboarding"), Some(1), Some(5.0))
+    );
+    assert_eq!(
+        stats["total"], 0,
+        "team handoffs stay out of the incident figures"
+    );
     daemon.stop().await.unwrap();
 }

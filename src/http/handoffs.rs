@@ -19,8 +19,7 @@ use uuid::Uuid;
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::{
     AckBody, ByBody, CancelBody, CheckBody, CommandReply, EnrichBody, HandoffPage, HandoffView,
-    OverrideBody, RateBody, ResolveBody, ResubmitBody, ReturnBody, StartBody,
-    Timeline,
+    OverrideBody, RateBody, ResolveBody, ResubmitBody, ReturnBody, StartBody, Timeline,
 };
 use crate::commands;
 use crate::domain::{Handoff, Policy, Severity, Status};
@@ -380,7 +379,12 @@ command_endpoint!(
     "Fill packet fields; re-scores and may release a hold."
 );
 command_endpoint!(resolve, "resolve", ResolveBody, "Close a handoff.");
-command_endpoint!(accept, "accept", ByBody, "Team handoff: the receiving team takes it.");
+command_endpoint!(
+    accept,
+    "accept",
+    ByBody,
+    "Team handoff: the receiving team takes it."
+);
 command_endpoint!(
     check,
     "check",
