@@ -115,7 +115,19 @@ async fn timeline_tells_the_story_audit_passes_and_then_names_an_injected_duplic
         ]
     );
     // State as of the first commit: paged, not yet escalated.
-    let (_, early, _) = baton(&cfg, &["replay", "--until", "1", "--format", "jsonl"]);
+    let id_arg = id.to_string();
+    let (_, early, _) = baton(
+        &cfg,
+        &[
+            "replay",
+            "--handoff",
+            &id_arg,
+            "--until",
+            "1",
+            "--format",
+            "jsonl",
+        ],
+    );
     let h: Handoff = serde_json::from_str(early.trim()).unwrap();
     assert_eq!(h.status(), Status::Paged);
 

@@ -28,6 +28,21 @@ async fn connect(
     Ok((client, js))
 }
 
+/// The records a filter needs: one handoff's by direct get, else the stream
+/// (only a sequence bound limits what is read; time bounds filter after).
+async fn records_for(
+    js: &async_nats::jetstream::Context,
+    names: &Names,
+    filter: &Filter,
+    from_since: bool,
+    progress: bool,
+) -> Result<Vec<super::Record>, ReplayError> {
+    match filter.handoff {
+        Some(id) => read_handoff(js, names, id).await,
+        None => read_events(js, names, range(filter, from_since), progress).await,
+    }
+}
+
 /// Only a sequence bound can limit what is read; time bounds filter after.
 fn range(filter: &Filter, from_since: bool) -> ReadRange {
     ReadRange {
@@ -52,7 +67,7 @@ pub async fn replay(
 ) -> Result<String, ReplayError> {
     let (_client, js) = connect(cfg).await?;
     let names = Names::new(&cfg.nats.prefix);
-    let records = read_events(&js, &names, range(filter, false), progress).await?;
+    let records = records_for(&js, &names, filter, false, progress).await?;
     let state = rebuild(&records, filter);
     let rows: Vec<_> = state.values().filter(|r| r.active_since).collect();
     Ok(render_handoffs(&rows, format))
@@ -86,7 +101,7 @@ pub async fn export(
     let names = Names::new(&cfg.nats.prefix);
     match format {
         Format::Jsonl => {
-            let records = read_events(&js, &names, range(filter, true), progress).await?;
+            let records = records_for(&js, &names, filter, true, progress).await?;
             let events = records
                 .iter()
                 .filter(|r| r.at_or_before(filter.until) && r.at_or_after(filter.since))
@@ -96,7 +111,7 @@ pub async fn export(
             Ok(events_jsonl(events))
         }
         Format::Csv => {
-            let records = read_events(&js, &names, range(filter, false), progress).await?;
+            let records = records_for(&js, &names, filter, false, progress).await?;
             let state = rebuild(&records, filter);
             Ok(export_rows(state.values().filter(|r| r.active_since)))
         }
