@@ -290,16 +290,21 @@ impl SnapshotStore {
         .await
         .map_err(|e| StoreError::nats("snapshot encode", e))?;
         // Overwrite the slot that does not hold the newest manifest.
-        let newest = self
+        let previous: Vec<(&str, Manifest)> = self
             .manifests()
             .await
             .into_iter()
-            .filter_map(|(slot, m)| Some((m.ok()?.seq, slot)))
-            .max();
+            .filter_map(|(slot, m)| Some((slot, m.ok()?)))
+            .collect();
+        let newest = previous.iter().map(|(slot, m)| (m.seq, *slot)).max();
         let slot = match newest {
             Some((_, "a")) => "b",
             _ => "a",
         };
+        let stale = previous
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(0, |(_, m)| m.chunks);
         let nats = |e: &dyn std::fmt::Display| StoreError::nats("snapshot write", e.to_string());
         let mut acks = Vec::with_capacity(chunks.len());
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -326,6 +331,13 @@ impl SnapshotStore {
             .map_err(|e| nats(&e))?
             .await
             .map_err(|e| nats(&e))?;
+        // Chunks past the new count belonged to the slot's older snapshot.
+        for i in manifest.chunks..stale {
+            let subject = self.subject(slot, &format!("chunk.{i}"));
+            if let Err(e) = self.stream.purge().filter(subject).await {
+                tracing::debug!(error = %e, "stale snapshot chunk not purged");
+            }
+        }
         Ok(manifest)
     }
 
