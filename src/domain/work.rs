@@ -1078,6 +1078,130 @@ mod tests {
         );
     }
 
+    /// Every shipped work template: missing entry criterion named, late
+    /// accept escalates, unchecked exit criteria named, return counted,
+    /// rating recorded and reflected in the stats.
+    #[test]
+    fn every_work_template_follows_the_lifecycle_rules() {
+        let p = policy();
+        let works: Vec<&Template> = p
+            .templates
+            .values()
+            .filter(|t| t.kind == TemplateKind::Work)
+            .collect();
+        assert!(works.len() >= 2);
+        for tpl in works {
+            let full: BTreeMap<String, Value> = tpl
+                .required_fields
+                .iter()
+                .map(|f| (f.clone(), json!(format!("{f} value"))))
+                .collect();
+            let run = |cmds: &[(i64, WorkCommand)]| {
+                let mut state = None;
+                for (at, c) in cmds {
+                    for e in decide_cmd(state.as_ref(), &Command::Work(c.clone()), t(*at), &p)
+                        .expect("accepted")
+                    {
+                        apply_event(&mut state, &e.seal(Uuid::now_v7(), Uuid::nil(), t(*at)));
+                    }
+                }
+                state
+            };
+            let start = |f: BTreeMap<String, Value>| WorkCommand::Initiate {
+                template: Box::new(tpl.clone()),
+                fields: f,
+                by: by("s"),
+            };
+            // Entry criteria.
+            let mut short = full.clone();
+            let last = tpl.required_fields.last().unwrap().clone();
+            short.remove(&last);
+            assert_eq!(
+                decide_cmd(None, &Command::Work(start(short)), t(0), &p).unwrap_err(),
+                DomainError::MissingFields(vec![last.clone()]),
+                "{}",
+                tpl.name
+            );
+            // Late accept escalates on the template's routes.
+            let opened = run(&[(0, start(full.clone()))]);
+            let due = tpl.sla.as_ref().unwrap().accept.as_secs() as i64;
+            let tick = decide_cmd(opened.as_ref(), &Command::Tick, t(due), &p).unwrap();
+            let EventData::SlaMissed { stage, notice, .. } = &tick[0].data else {
+                panic!("{}", tpl.name)
+            };
+            assert_eq!(stage, "accept");
+            let routes: Vec<_> = notice.routes.iter().map(|r| r.route.clone()).collect();
+            assert_eq!(routes, tpl.escalation.accept, "{}", tpl.name);
+            // Exit criteria.
+            let accepted = run(&[
+                (0, start(full.clone())),
+                (1, WorkCommand::Accept { by: by("r") }),
+            ]);
+            assert_eq!(
+                decide_cmd(
+                    accepted.as_ref(),
+                    &Command::Work(WorkCommand::Complete { by: by("r") }),
+                    t(2),
+                    &p
+                )
+                .unwrap_err(),
+                DomainError::Unchecked(tpl.checklist.clone()),
+                "{}",
+                tpl.name
+            );
+            // Return counted; completion and rating reach the stats.
+            let mut cmds = vec![
+                (0, start(full.clone())),
+                (
+                    1,
+                    WorkCommand::Return {
+                        by: by("r"),
+                        missing: vec![last.clone()],
+                        reason: String::new(),
+                    },
+                ),
+                (
+                    2,
+                    WorkCommand::Resubmit {
+                        by: by("s"),
+                        fields: BTreeMap::new(),
+                    },
+                ),
+                (3, WorkCommand::Accept { by: by("r") }),
+            ];
+            for i in 1..=tpl.checklist.len() {
+                cmds.push((
+                    4,
+                    WorkCommand::Check {
+                        by: by("r"),
+                        item: i.to_string(),
+                    },
+                ));
+            }
+            cmds.push((5, WorkCommand::Complete { by: by("r") }));
+            cmds.push((
+                6,
+                WorkCommand::Rate {
+                    by: by("r"),
+                    rating: 3,
+                    comment: None,
+                },
+            ));
+            let done = run(&cmds).unwrap();
+            let stats = crate::teams::work_stats(std::slice::from_ref(&done));
+            assert_eq!(
+                (
+                    stats[0].completed,
+                    stats[0].returns_per_handoff,
+                    stats[0].avg_rating
+                ),
+                (1, 1.0, Some(3.0)),
+                "{}",
+                tpl.name
+            );
+        }
+    }
+
     #[test]
     fn shipped_templates_validate() {
         for t in policy().templates.values() {
