@@ -131,6 +131,22 @@ async fn timeline_tells_the_story_audit_passes_and_then_names_an_injected_duplic
     let h: Handoff = serde_json::from_str(early.trim()).unwrap();
     assert_eq!(h.status(), Status::Paged);
 
+    // The daemon's per-bucket digests are the log's.
+    let (h, seq) = rebuilt(&js).await.remove(&id).unwrap();
+    let r = command(
+        &client,
+        "digest",
+        json!({"bucket": baton::replay::bucket_of(&id)}),
+    )
+    .await;
+    assert_eq!(
+        r["digests"][id.to_string()]["digest"],
+        baton::replay::digest(&h, seq),
+        "{r}"
+    );
+    let r = command(&client, "digest", json!({"bucket": 300})).await;
+    assert_eq!(r["error"]["code"], "invalid_value", "{r}");
+
     // Someone publishes the first page a second time under another id.
     let first = stream_json(&js, "BATON_PAGES").await.remove(0);
     let mut headers = HeaderMap::new();
