@@ -1,0 +1,235 @@
+//! Escalation precision, and the daemon's CPU at a steady report rate.
+//!
+//! `n` complete P1 reports are published at a steady `rate` per second, with
+//! P1's first response set to just over the time that takes, so every
+//! handoff is open (paged, unacknowledged) when the first deadline comes and
+//! the deadlines inherit the opening's spread: ~`rate` fire per second with
+//! `n` open. Each escalation is one step paging two routes. Lateness is
+//! measured from the step's deadline (stored on the `escalated` event) to
+//! the server's stored time of the event and of each escalation page.
+//!
+//! The opening period doubles as the CPU window: CPU time of the daemon's
+//! threads (and of nats-server) over its middle 60 %.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use baton::domain::EventData;
+use baton::pages::Page;
+use baton::store::{decode_commit, Names};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::broker::{read_all, stream_state, wait_for_count, Broker};
+use crate::daemon::{Daemon, THREAD_NAME};
+use crate::fixtures::{config, p1_payload, TEMPLATE};
+use crate::report::{Section, Target};
+use crate::sys::{threads_cpu, Spread};
+
+/// Slack between the last report published and the first deadline.
+const MARGIN: Duration = Duration::from_secs(3);
+
+fn precise(s: &Spread) -> Target {
+    Target::Met(s.p99 <= 5.0 && s.max <= 50.0, "p99 ≤ 5 ms, max ≤ 50 ms")
+}
+
+struct CpuMark {
+    at: Instant,
+    daemon: Duration,
+    process: Duration,
+    nats: Duration,
+    reports: usize,
+}
+
+pub async fn run(
+    daemon_rt: &tokio::runtime::Handle,
+    n: usize,
+    rate: usize,
+) -> anyhow::Result<Section> {
+    let broker = Broker::start()?;
+    let (_client, js) = broker.connect().await?;
+    let first_response = Duration::from_secs_f64(n as f64 / rate as f64) + MARGIN;
+    let cfg = config(
+        broker.url(),
+        &format!(
+            "[severity.P1]\nfirst_response = \"{}ms\"\n\
+             escalation = [ {{ routes = [\"oncall\", \"incident_captain\"], delay = \"1h\" }} ]\n",
+            first_response.as_millis()
+        ),
+    )?;
+    let names = Names::new(&cfg.nats.prefix);
+    let (daemon, _) = Daemon::start(daemon_rt, cfg).await?;
+    let payloads: Vec<_> = (0..n).map(p1_payload).collect();
+    let subject = names.report(TEMPLATE);
+    let mark = |reports| CpuMark {
+        at: Instant::now(),
+        daemon: threads_cpu(THREAD_NAME),
+        process: crate::sys::process_cpu(std::process::id()),
+        nats: broker.cpu(),
+        reports,
+    };
+
+    // Steady publishing: `per_tick` reports every millisecond.
+    let per_tick = (rate / 1000).max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(per_tick as f64 / rate as f64));
+    let mut acks = FuturesUnordered::new();
+    let (from, to) = (n / 5, n - n / 5);
+    let (mut cpu_from, mut cpu_to) = (None, None);
+    let mut sent = 0;
+    while sent < n {
+        tokio::select! {
+            _ = tick.tick() => {
+                for _ in 0..per_tick.min(n - sent) {
+                    let ack = js.publish(subject.clone(), payloads[sent].clone()).await?;
+                    acks.push(ack.into_future());
+                    sent += 1;
+                    if sent == from { cpu_from = Some(mark(sent)); }
+                    if sent == to { cpu_to = Some(mark(sent)); }
+                }
+            }
+            Some(r) = acks.next(), if !acks.is_empty() => { r?; }
+        }
+    }
+    while let Some(r) = acks.next().await {
+        r?;
+    }
+    let projection = daemon.shared().engine.projection().clone();
+    let waited = Instant::now();
+    while projection.len() < n && waited.elapsed() < first_response {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open = projection.len();
+    ensure!(
+        open == n,
+        "{open} of {n} handoffs opened before the first deadline"
+    );
+    eprintln!(
+        "[e2e] escalation: {n} reports published, {open} handoffs open; waiting for deadlines"
+    );
+
+    // Opening commits, then one escalation each; one page, then two each.
+    let limit = first_response + Duration::from_secs(60) + Duration::from_millis(n as u64 * 2);
+    wait_for_count(&js, &names.events_stream(), limit, |m| m >= 2 * n as u64).await?;
+    wait_for_count(&js, &names.pages_stream(), limit, |m| m >= 3 * n as u64).await?;
+    let lateness_metric = daemon
+        .shared()
+        .metrics
+        .escalation_lateness_seconds
+        .get_sample_count();
+    daemon.stop().await?;
+
+    let (mut decided, mut stored, mut deadlines) = (vec![], vec![], vec![]);
+    let (_, last) = stream_state(&js, &names.events_stream()).await?;
+    let mut decode_error = None;
+    let events_filter = format!("{}.events.*", names.prefix);
+    read_all(
+        &js,
+        &names.events_stream(),
+        &events_filter,
+        last,
+        |seq, at, payload| match decode_commit(seq, payload) {
+            Ok(c) => {
+                for e in &c.events {
+                    if let EventData::Escalated { deadline, .. } = &e.data {
+                        let d = deadline.timestamp_nanos_opt().unwrap_or(0) as i128;
+                        let occurred = e.occurred_at.timestamp_nanos_opt().unwrap_or(0) as i128;
+                        decided.push((occurred - d) as f64 / 1e6);
+                        stored.push((at - d) as f64 / 1e6);
+                        deadlines.push(d);
+                    }
+                }
+            }
+            Err(e) => decode_error = Some(e),
+        },
+    )
+    .await?;
+    if let Some(e) = decode_error {
+        return Err(e.into());
+    }
+    let mut paged = vec![];
+    let (_, last) = stream_state(&js, &names.pages_stream()).await?;
+    let pages_filter = format!("{}.page.>", names.prefix);
+    read_all(
+        &js,
+        &names.pages_stream(),
+        &pages_filter,
+        last,
+        |_, at, payload| {
+            if let Ok(p) = serde_json::from_slice::<Page>(payload) {
+                if let (true, Some(d)) = (p.kind == "escalation", p.deadline) {
+                    let d = d.timestamp_nanos_opt().unwrap_or(0) as i128;
+                    paged.push((at - d) as f64 / 1e6);
+                }
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        stored.len() == n && paged.len() == 2 * n,
+        "every escalation and page read"
+    );
+    let first = deadlines.iter().min().copied().unwrap_or(0);
+    let last_deadline = deadlines.iter().max().copied().unwrap_or(0);
+    let fire_rate = n as f64 / ((last_deadline - first) as f64 / 1e9).max(1e-9);
+    let (decided, stored, paged) = (Spread::of(decided), Spread::of(stored), Spread::of(paged));
+
+    let (a, b) = (cpu_from.expect("marked"), cpu_to.expect("marked"));
+    let wall = (b.at - a.at).as_secs_f64();
+    let steady = (b.reports - a.reports) as f64 / wall;
+    let pct = |d: Duration| 100.0 * d.as_secs_f64() / wall;
+    let daemon_cpu = pct(b.daemon - a.daemon);
+    let process_cpu = pct(b.process - a.process);
+    let nats_cpu = pct(b.nats - a.nats);
+    let us_per_report = (b.daemon - a.daemon).as_secs_f64() * 1e6 / (b.reports - a.reports) as f64;
+
+    let ms = |s: &Spread| format!("{:.2} / {:.2} / {:.2} ms", s.p50, s.p99, s.max);
+    let mut s = Section::new("escalation");
+    s.row(
+        format!("{n} open handoffs, deadlines firing at"),
+        format!(
+            "{fire_rate:.0} /s over {:.1} s",
+            (last_deadline - first) as f64 / 1e9
+        ),
+        Target::None,
+    );
+    s.row(
+        "lateness deadline → event stored, p50 / p99 / max",
+        ms(&stored),
+        precise(&stored),
+    );
+    s.row(
+        "lateness deadline → page stored, p50 / p99 / max",
+        ms(&paged),
+        precise(&paged),
+    );
+    s.row(
+        "  (deadline → decided, p50 / p99 / max)",
+        ms(&decided),
+        Target::None,
+    );
+    s.row(
+        format!("daemon CPU at a steady {steady:.0} reports/s"),
+        format!(
+            "{daemon_cpu:.1} % of one core ({us_per_report:.0} µs/report); nats-server {nats_cpu:.1} %; whole harness {process_cpu:.1} %"
+        ),
+        Target::None,
+    );
+    s.json = json!({
+        "open_handoffs": open,
+        "escalations": n,
+        "fires_per_s": fire_rate,
+        "lateness_event_stored_ms": stored,
+        "lateness_page_stored_ms": paged,
+        "lateness_decided_ms": decided,
+        "lateness_metric_samples": lateness_metric,
+        "cpu_window_s": wall,
+        "steady_reports_per_s": steady,
+        "daemon_cpu_pct_of_core": daemon_cpu,
+        "daemon_cpu_us_per_report": us_per_report,
+        "nats_server_cpu_pct_of_core": nats_cpu,
+        "process_cpu_pct_of_core": process_cpu,
+    });
+    Ok(s)
+}

@@ -1,0 +1,200 @@
+//! End-to-end load harness: Baton against the broker's own limits, on one
+//! machine, in one run.
+//!
+//! `cargo bench --bench e2e` (full sizes, several minutes) or
+//! `cargo bench --bench e2e -- --quick` (small sizes, CI). Each phase starts
+//! its own `nats-server -js` (file storage, temp dir) and runs the daemon
+//! in-process on a runtime of its own. Prints a Markdown table on stdout and
+//! writes every figure to `target/bench/e2e.json` (`e2e-quick.json` with
+//! `--quick`). It asserts nothing about speed; it fails only if Baton loses
+//! or rejects work, or a phase does not complete.
+//!
+//! Flags: `--quick`; `--only memory,ingest,replay,escalation`; `--json
+//! <path>`. Anything else (cargo's own `--bench`) is ignored.
+//!
+//! # Layout
+//! - [`memory`] — RSS per open handoff (runs first, on a clean heap).
+//! - [`ingest`] — raw publish rate, a bare client doing Baton's JetStream
+//!   operations ([`pipeline`]), and Baton's reports/s to page stored.
+//! - [`replay`] — raw ordered-consumer rate vs the projector; restart to ready.
+//! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
+//! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
+//!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
+
+mod broker;
+mod daemon;
+mod escalation;
+mod fixtures;
+mod ingest;
+mod memory;
+mod pipeline;
+mod replay;
+mod report;
+mod sys;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Sizes {
+    /// Open handoffs at the two memory readings.
+    memory: (usize, usize),
+    /// Messages for the raw publish rate.
+    raw_publish: usize,
+    /// Reports through the full ingest path.
+    ingest: usize,
+    /// Commits in `BATON_EVENTS` for replay and restart.
+    replay: usize,
+    /// Open handoffs whose deadlines fire in the precision phase.
+    escalation: usize,
+    /// Reports (and later deadlines) per second in that phase.
+    rate: usize,
+}
+
+const FULL: Sizes = Sizes {
+    memory: (100_000, 1_000_000),
+    raw_publish: 200_000,
+    ingest: 100_000,
+    replay: 1_000_000,
+    escalation: 100_000,
+    rate: 1_000,
+};
+
+const QUICK: Sizes = Sizes {
+    memory: (10_000, 50_000),
+    raw_publish: 20_000,
+    ingest: 5_000,
+    replay: 20_000,
+    escalation: 2_000,
+    rate: 1_000,
+};
+
+const PHASES: [&str; 4] = ["memory", "ingest", "replay", "escalation"];
+
+struct Args {
+    quick: bool,
+    only: Vec<String>,
+    json: Option<PathBuf>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut out = Args {
+        quick: false,
+        only: PHASES.map(String::from).to_vec(),
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => out.quick = true,
+            "--only" => {
+                let list = it.next().unwrap_or_default();
+                out.only = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = out.only.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                    anyhow::bail!(
+                        "--only: unknown phase {bad:?}; phases: {}",
+                        PHASES.join(",")
+                    );
+                }
+            }
+            "--json" => out.json = it.next().map(PathBuf::from),
+            // cargo bench passes `--bench`, and maybe a name filter.
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// The daemon logs as `baton serve` does by default (text, `info`), to a
+/// file, so its logging costs what it costs in production.
+fn log_to(path: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    let file = std::fs::File::create(path)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,async_nats=warn"))
+        .with_writer(Arc::new(file))
+        .with_ansi(false)
+        .init();
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let sizes = if args.quick { QUICK } else { FULL };
+    let mode = if args.quick { "quick" } else { "full" };
+    let out_dir = target_dir().join("bench");
+    let json_path = args.json.clone().unwrap_or_else(|| {
+        out_dir.join(format!(
+            "e2e{}.json",
+            if args.quick { "-quick" } else { "" }
+        ))
+    });
+    log_to(&out_dir.join("e2e-daemon.log"))?;
+    let machine = sys::machine();
+    let started_at = chrono::Utc::now();
+    eprintln!(
+        "[e2e] {mode} run on {} × {}, {} GiB; {sizes:?}",
+        machine.nproc, machine.cpu, machine.ram_gib
+    );
+
+    let daemon_rt = daemon::runtime()?;
+    let load_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-load")
+        .enable_all()
+        .build()?;
+    let d = daemon_rt.handle();
+    let runs = |p: &str| args.only.iter().any(|o| o == p);
+    let clock = Instant::now();
+    let mut sections = vec![];
+    if runs("memory") {
+        sections.push(load_rt.block_on(memory::run(sizes.memory.0, sizes.memory.1))?);
+    }
+    if runs("ingest") {
+        sections.push(load_rt.block_on(ingest::run(d, sizes.raw_publish, sizes.ingest))?);
+    }
+    if runs("replay") {
+        sections.push(load_rt.block_on(replay::run(d, sizes.replay))?);
+    }
+    if runs("escalation") {
+        sections.push(load_rt.block_on(escalation::run(d, sizes.escalation, sizes.rate))?);
+    }
+    let took = clock.elapsed().as_secs_f64();
+
+    println!(
+        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}\n",
+        started_at.format("%Y-%m-%d %H:%M UTC"),
+        machine.nproc,
+        machine.cpu,
+        machine.ram_gib,
+        machine.nats_server
+    );
+    report::print_table(&sections);
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let meta = json!({
+        "mode": mode,
+        "started_at": started_at,
+        "seconds": took,
+        "commit": commit,
+        "machine": machine,
+        "sizes": sizes,
+    });
+    report::write_json(&json_path, meta, &sections)?;
+    println!("\nfigures: {}", json_path.display());
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Replay and restart: `BATON_EVENTS` filled with `n` commits (handoffs'
+//! whole lives: opened+scored+paged, escalated, acknowledged, resolved, as
+//! `decide` produces them), then
+//! - the raw ordered-consumer read rate of that stream,
+//! - Baton's projector rebuilding state from it (the replay `serve` does
+//!   before it takes work),
+//! - restart to ready: how long `server::start` takes to return, without a
+//!   snapshot (full replay) and then with the snapshot the first daemon
+//!   wrote on shutdown.
+//!
+//! The commits are written by the harness, not through ingest: 1M commits
+//! through the full pipeline would take minutes and measure ingest again.
+//! They carry no headers (Baton's carry `Nats-Msg-Id` and the expected
+//! sequence, ~80 B that nothing reads on replay).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton::metrics::Metrics;
+use baton::projector::{self, Projection};
+use baton::store::{self, EventStore, Names};
+use baton::{config::Config, sla};
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{publish_all, read_all, stream_state, Broker};
+use crate::daemon::Daemon;
+use crate::fixtures::{config, lifecycle};
+use crate::report::{Section, Target};
+
+/// Handoffs whose commits are interleaved in the stream.
+const BLOCK: usize = 1000;
+
+pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result<Section> {
+    let broker = Broker::start()?;
+    let (_client, js) = broker.connect().await?;
+    // The restart below must not publish a million pages: in a running
+    // deployment the page consumer has long caught up with this history.
+    let cfg = config(broker.url(), "[pages]\nenabled = false\n")?;
+    store::ensure_streams(&js, &cfg).await?;
+    let names = Names::new(&cfg.nats.prefix);
+    let (commits, events, bytes) = fill(&js, &cfg, &names, n).await?;
+    let (_, last) = stream_state(&js, &names.events_stream()).await?;
+    eprintln!(
+        "[e2e] replay: stream holds {commits} commits ({events} events, {} MiB)",
+        bytes >> 20
+    );
+
+    let filter = format!("{}.events.*", names.prefix);
+    let started = Instant::now();
+    let mut read = 0u64;
+    read_all(&js, &names.events_stream(), &filter, last, |_, _, _| {
+        read += 1
+    })
+    .await?;
+    let raw = read as f64 / started.elapsed().as_secs_f64();
+    eprintln!("[e2e] replay: raw ordered consumer {raw:.0} msg/s");
+
+    let (took, handoffs) = daemon_rt.spawn(replay(cfg.clone(), last)).await??;
+    let baton = last as f64 / took.as_secs_f64();
+    eprintln!("[e2e] replay: Baton projector {baton:.0} msg/s");
+
+    // No snapshot yet: a full replay. Stopping writes the shutdown snapshot
+    // the second start loads.
+    let (daemon, restart) = Daemon::start(daemon_rt, cfg.clone()).await?;
+    let held = daemon.shared().engine.projection().len();
+    daemon.stop().await?;
+    eprintln!(
+        "[e2e] replay: restart to ready {:.2} s",
+        restart.as_secs_f64()
+    );
+    let (daemon, with_snapshot) = Daemon::start(daemon_rt, cfg).await?;
+    let held_too = daemon.shared().engine.projection().len();
+    daemon.stop().await?;
+    eprintln!(
+        "[e2e] replay: restart with a snapshot {:.2} s",
+        with_snapshot.as_secs_f64()
+    );
+    anyhow::ensure!(
+        held == handoffs && held_too == handoffs && handoffs == commits as usize / 4,
+        "state rebuilt whole"
+    );
+
+    let ratio = baton / raw;
+    let mut s = Section::new("replay");
+    s.row(
+        format!(
+            "raw ordered consumer, {commits} commits ({} MiB)",
+            bytes >> 20
+        ),
+        format!("{raw:.0} msg/s"),
+        Target::None,
+    );
+    s.row(
+        format!("Baton projector, same commits ({events} events)"),
+        format!("{baton:.0} msg/s ({:.2} s)", took.as_secs_f64()),
+        Target::None,
+    );
+    s.row(
+        "Baton replay ÷ raw ordered consumer",
+        format!("{ratio:.2}"),
+        Target::AtLeast(ratio, 0.8, "≥ 0.80"),
+    );
+    s.row(
+        format!("restart to ready, {commits} commits, no snapshot"),
+        format!("{:.2} s ({handoffs} handoffs)", restart.as_secs_f64()),
+        Target::None,
+    );
+    s.row(
+        format!("restart to ready, {commits} commits, with snapshot"),
+        format!("{:.2} s", with_snapshot.as_secs_f64()),
+        Target::AtMost(with_snapshot.as_secs_f64(), 2.0, "≤ 2 s"),
+    );
+    s.json = json!({
+        "commits": commits,
+        "events": events,
+        "stream_bytes": bytes,
+        "handoffs": handoffs,
+        "raw_ordered_msgs_per_s": raw,
+        "baton_replay_msgs_per_s": baton,
+        "baton_replay_s": took.as_secs_f64(),
+        "ratio": ratio,
+        "restart_to_ready_s": restart.as_secs_f64(),
+        "restart_with_snapshot_s": with_snapshot.as_secs_f64(),
+    });
+    Ok(s)
+}
+
+/// Publishes `n` commits (rounded down to whole lives); returns commits,
+/// events and payload bytes written.
+async fn fill(
+    js: &async_nats::jetstream::Context,
+    cfg: &Config,
+    names: &Names,
+    n: usize,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let policy = cfg.policy();
+    let lives = n / 4;
+    let start = Utc::now() - chrono::Duration::days(30);
+    let (mut commits, mut events, mut bytes) = (0u64, 0u64, 0u64);
+    let mut messages = Vec::new();
+    for block in (0..lives).step_by(BLOCK) {
+        let block: Vec<_> = (block..(block + BLOCK).min(lives))
+            .map(|i| lifecycle(&policy, i, start + chrono::Duration::seconds(i as i64)))
+            .collect();
+        // Each block's openings, then its escalations, acks, resolutions.
+        for stage in 0..4 {
+            for (id, lives) in &block {
+                let commit = &lives[stage];
+                let payload: Bytes = serde_json::to_vec(commit)?.into();
+                commits += 1;
+                events += commit.events.len() as u64;
+                bytes += payload.len() as u64;
+                messages.push((names.events(*id), payload));
+            }
+        }
+        if messages.len() >= 64 * BLOCK {
+            publish_all(js, messages.drain(..)).await?;
+        }
+    }
+    publish_all(js, messages).await?;
+    Ok((commits, events, bytes))
+}
+
+/// The projector alone, as `server::start` runs it before taking work: from
+/// sequence 0 until it has applied `last`. Returns the time and handoffs.
+async fn replay(cfg: Config, last: u64) -> anyhow::Result<(Duration, usize)> {
+    let client = store::connect(&cfg.nats).await?;
+    let js = store::jetstream(client, &cfg.nats);
+    let metrics = Arc::new(Metrics::new());
+    let event_store = EventStore::open(js, &cfg, Some(metrics.clone())).await?;
+    // Held, not run: before ready the daemon's timer only queues deadlines.
+    let (timer, _queue) = sla::channel();
+    let projection = Arc::new(Projection::new(Arc::new(cfg.policy()), timer, metrics));
+    let (ready_tx, mut ready) = tokio::sync::watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn(projector::run(
+        projection.clone(),
+        event_store,
+        0,
+        last,
+        ready_tx,
+        shutdown.clone(),
+    ));
+    let caught_up = ready.wait_for(|r| *r).await.is_ok();
+    let took = started.elapsed();
+    shutdown.cancel();
+    task.await??;
+    anyhow::ensure!(caught_up, "projector stopped before catching up");
+    Ok((took, projection.len()))
+}
