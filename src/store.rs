@@ -364,12 +364,184 @@ impl EventStore {
     }
 }
 
-/// Decodes one stored commit.
+/// Decodes one stored commit: the same result as `Commit`'s derived
+/// `Deserialize`, at two thirds of its cost (see [`wire`]).
 pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
-    serde_json::from_slice(payload).map_err(|e| StoreError::Decode {
-        seq,
-        message: e.to_string(),
-    })
+    match serde_json::from_slice::<wire::Commit>(payload) {
+        Ok(c) => Ok(Commit {
+            events: c.events.into_iter().map(|e| e.0).collect(),
+        }),
+        Err(e) => Err(StoreError::Decode {
+            seq,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The commit decoder every replay, page and reload runs through.
+///
+/// `Event` flattens its adjacently tagged `type`/`data` pair into the
+/// envelope, and serde decodes a flattened struct by first buffering the
+/// whole map into its generic `Content` tree (an allocation per string) and
+/// then decoding that again. Decoding is most of what replay costs: a P1
+/// opening commit (2.1 KB) took 11.6 µs to decode against 0.7 µs to apply
+/// (`cargo bench --bench core -- projection`). Here the envelope's fields
+/// are read directly and `data` goes straight to `EventData`'s own decoder
+/// once `type` is known: 7.5 µs. Unknown keys are ignored,
+/// as the derived decoder ignores them; a `data` stored before its `type`
+/// (Baton never writes one) takes a slower path through a JSON value.
+mod wire {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use crate::domain::{Event, EventData};
+
+    #[derive(Deserialize)]
+    pub struct Commit {
+        pub events: Vec<WireEvent>,
+    }
+
+    pub struct WireEvent(pub Event);
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum Field {
+        Id,
+        HandoffId,
+        Version,
+        OccurredAt,
+        Actor,
+        Type,
+        Data,
+        #[serde(other)]
+        Other,
+    }
+
+    impl<'de> Deserialize<'de> for WireEvent {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(EventVisitor)
+        }
+    }
+
+    struct EventVisitor;
+
+    impl<'de> Visitor<'de> for EventVisitor {
+        type Value = WireEvent;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an event")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent, A::Error> {
+            let (mut id, mut handoff_id, mut version, mut occurred_at, mut actor) =
+                (None, None, None, None, None);
+            let (mut kind, mut data, mut early) = (None::<String>, None, None);
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Id => id = Some(map.next_value()?),
+                    Field::HandoffId => handoff_id = Some(map.next_value()?),
+                    Field::Version => version = Some(map.next_value()?),
+                    Field::OccurredAt => occurred_at = Some(map.next_value()?),
+                    Field::Actor => actor = Some(map.next_value()?),
+                    Field::Type => kind = Some(map.next_value()?),
+                    Field::Data => match &kind {
+                        Some(tag) => data = Some(map.next_value_seed(Data(tag))?),
+                        None => early = Some(map.next_value::<serde_json::Value>()?),
+                    },
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+            let data = match (data, early) {
+                (Some(d), _) => d,
+                (None, Some(v)) => {
+                    EventData::deserialize(serde_json::json!({ "type": kind, "data": v }))
+                        .map_err(de::Error::custom)?
+                }
+                (None, None) => return Err(de::Error::missing_field("data")),
+            };
+            Ok(WireEvent(Event {
+                id: id.ok_or_else(|| de::Error::missing_field("id"))?,
+                handoff_id: handoff_id.ok_or_else(|| de::Error::missing_field("handoff_id"))?,
+                version: version.ok_or_else(|| de::Error::missing_field("version"))?,
+                occurred_at: occurred_at.ok_or_else(|| de::Error::missing_field("occurred_at"))?,
+                actor: actor.ok_or_else(|| de::Error::missing_field("actor"))?,
+                data,
+            }))
+        }
+    }
+
+    /// Decodes the `data` value as `EventData`, presenting it with its tag.
+    struct Data<'a>(&'a str);
+
+    impl<'de> DeserializeSeed<'de> for Data<'_> {
+        type Value = EventData;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<EventData, D::Error> {
+            EventData::deserialize(Tagged {
+                tag: self.0,
+                data: Some(d),
+                next: 0,
+            })
+        }
+    }
+
+    /// The map `{"type": tag, "data": <d>}`, without building it.
+    struct Tagged<'a, D> {
+        tag: &'a str,
+        data: Option<D>,
+        next: u8,
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Tagged<'_, D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            visitor.visit_map(self)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    impl<'de, D: Deserializer<'de>> MapAccess<'de> for Tagged<'_, D> {
+        type Error = D::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, D::Error> {
+            let key = match self.next {
+                0 => "type",
+                1 => "data",
+                _ => return Ok(None),
+            };
+            seed.deserialize(key.into_deserializer()).map(Some)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, D::Error> {
+            self.next += 1;
+            if self.next == 1 {
+                seed.deserialize(self.tag.into_deserializer())
+            } else {
+                let d = self
+                    .data
+                    .take()
+                    .ok_or_else(|| de::Error::custom("data read twice"))?;
+                seed.deserialize(d)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -388,5 +560,167 @@ mod tests {
             n.template_of("acme.baton-x.report.agent_failure"),
             "agent_failure"
         );
+    }
+
+    /// Commits holding every event kind, as `decide` produces them.
+    fn every_kind_of_commit() -> Vec<Commit> {
+        use crate::domain::testkit::{policy, report};
+        use crate::domain::{apply, decide, Command, Packet, Severity};
+        let policy = policy();
+        let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut commits = vec![];
+        let mut life = |r: crate::domain::Report, steps: Vec<(Command, i64)>| {
+            let id = Uuid::now_v7();
+            let mut state = None;
+            let open = Command::Open {
+                template: "agent_failure".into(),
+                report: r.clone(),
+                warnings: vec!["error_summary truncated".into()],
+                source: Some("report:9".into()),
+            };
+            for (cmd, secs) in std::iter::once((open, 0)).chain(steps) {
+                let at = t0 + chrono::Duration::seconds(secs);
+                let events = decide(state.as_ref(), &cmd, at, &policy).unwrap();
+                let commit = Commit {
+                    events: events
+                        .into_iter()
+                        .map(|e| e.seal(Uuid::now_v7(), id, at))
+                        .collect(),
+                };
+                commit.events.iter().for_each(|e| apply(&mut state, e));
+                commits.push(commit);
+            }
+        };
+        // P1 missing run_id: enriched from the runbook, held, overridden,
+        // reported again, escalated and expired, acknowledged, resolved.
+        let mut p1 = report(Severity::P1);
+        p1.packet.run_id = None;
+        p1.packet.rollback_command = None;
+        p1.packet.ttl_seconds = Some(400);
+        let again = Command::Open {
+            template: "agent_failure".into(),
+            report: p1.clone(),
+            warnings: vec![],
+            source: Some("report:10".into()),
+        };
+        let by = || "alice".to_string();
+        life(
+            p1,
+            vec![
+                (
+                    Command::Override {
+                        by: by(),
+                        reason: "known outage".into(),
+                    },
+                    1,
+                ),
+                (again, 2),
+                (Command::Tick, 401),
+                (Command::Acknowledge { by: by() }, 402),
+                (
+                    Command::Resolve {
+                        by: by(),
+                        note: Some("done".into()),
+                    },
+                    403,
+                ),
+            ],
+        );
+        // P3 below its gate: a ticket, then an enrichment that pages.
+        let mut p3 = report(Severity::P3);
+        p3.packet = Packet {
+            workflow_id: Some("ledger".into()),
+            ..Default::default()
+        };
+        p3.team = None;
+        let mut fields = crate::domain::testkit::full_packet();
+        fields.workflow_id = None;
+        life(
+            p3,
+            vec![(
+                Command::Enrich {
+                    by: by(),
+                    fields,
+                    team: Some("payments".into()),
+                },
+                5,
+            )],
+        );
+        commits
+    }
+
+    #[test]
+    fn decode_commit_matches_the_derived_decoder_for_every_incident_event_kind() {
+        let commits = every_kind_of_commit();
+        let mut kinds: Vec<_> = commits
+            .iter()
+            .flat_map(|c| &c.events)
+            .map(|e| e.kind())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), 11, "{kinds:?}");
+        for c in commits {
+            let payload = serde_json::to_vec(&c).unwrap();
+            let derived: Commit = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(decode_commit(1, &payload).unwrap(), derived);
+            assert_eq!(derived, c);
+        }
+    }
+
+    #[test]
+    fn decode_commit_matches_the_derived_decoder_on_recorded_events() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "jsonl") {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let payload = format!("{{\"events\":[{line}]}}");
+                let derived: Commit = serde_json::from_str(&payload).unwrap();
+                assert_eq!(
+                    decode_commit(1, payload.as_bytes()).unwrap(),
+                    derived,
+                    "{line}"
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no recorded events");
+    }
+
+    #[test]
+    fn decode_commit_takes_data_before_type_and_ignores_unknown_keys() {
+        let c = &every_kind_of_commit()[0];
+        let mut v = serde_json::to_value(c).unwrap();
+        for e in v["events"].as_array_mut().unwrap() {
+            let o = e.as_object_mut().unwrap();
+            let (t, d) = (o.remove("type").unwrap(), o.remove("data").unwrap());
+            let mut reordered = serde_json::Map::new();
+            reordered.insert("data".into(), d);
+            reordered.insert("later_field".into(), serde_json::json!({"x": [1]}));
+            reordered.append(o);
+            reordered.insert("type".into(), t);
+            *e = reordered.into();
+        }
+        let payload = serde_json::to_vec(&v).unwrap();
+        assert_eq!(&decode_commit(1, &payload).unwrap(), c);
+    }
+
+    #[test]
+    fn decode_commit_rejects_what_the_derived_decoder_rejects() {
+        let c = &every_kind_of_commit()[0];
+        let mut v = serde_json::to_value(c).unwrap();
+        v["events"][0].as_object_mut().unwrap().remove("actor");
+        let payload = serde_json::to_vec(&v).unwrap();
+        assert!(serde_json::from_slice::<Commit>(&payload).is_err());
+        let err = decode_commit(7, &payload).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Decode { seq: 7, message } if message.contains("actor")),
+            "{err}"
+        );
+        assert!(decode_commit(8, br#"{"events":[{"type":"opened"}]}"#).is_err());
     }
 }
