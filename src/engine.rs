@@ -103,7 +103,10 @@ impl Engine {
     pub async fn execute(&self, id: Uuid, cmd: Command) -> Result<Outcome, EngineError> {
         let slot = self.projection.slot(id);
         let result = self.execute_in(&slot, id, &cmd).await;
-        if matches!(result, Err(EngineError::Domain(DomainError::NotFound))) {
+        // Any refusal or failure on a handoff that does not exist must not
+        // leave its empty slot behind (a client retrying bad starts in a
+        // loop would grow memory without bound).
+        if result.is_err() {
             self.projection.forget_if_empty(id, slot);
         }
         result
@@ -191,12 +194,12 @@ impl Engine {
             return Ok(Some(h));
         }
         let slot = self.projection.slot(id);
-        self.refresh(&slot, id).await?;
+        let read = self.refresh(&slot, id).await;
         let h = slot.entry.lock().expect("not poisoned").state.clone();
         if h.is_none() {
             self.projection.forget_if_empty(id, slot);
         }
-        Ok(h)
+        read.map(|()| h)
     }
 }
 

@@ -230,6 +230,17 @@ impl Projection {
     }
 }
 
+/// The handoff a commit belongs to: the id in its subject, provided every
+/// event in it names that same handoff.
+fn filed_under(subject: &str, prefix: &str, commit: &Commit) -> Option<Uuid> {
+    let id: Uuid = subject
+        .strip_prefix(prefix)?
+        .strip_prefix(".events.")?
+        .parse()
+        .ok()?;
+    (!commit.events.is_empty() && commit.events.iter().all(|e| e.handoff_id == id)).then_some(id)
+}
+
 /// Follows `BATON_EVENTS` from `after_seq` with an ordered consumer and
 /// applies every commit. Sets `caught_up` once it has applied `target_seq`.
 pub async fn run(
@@ -264,6 +275,7 @@ pub async fn run(
         .await
         .map_err(|e| StoreError::nats("consume", e))?;
     let metrics = projection.metrics.clone();
+    let prefix = store.names().prefix.clone();
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -288,12 +300,18 @@ pub async fn run(
         };
         let (seq, pending) = info;
         match decode_commit(seq, &msg.payload) {
-            Ok(commit) => {
-                if let Some(first) = commit.events.first() {
-                    let slot = projection.slot(first.handoff_id);
+            // The subject says whose commit it is (the engine reads by
+            // subject too); a commit whose events name another handoff is
+            // misfiled and must not move that handoff's sequence.
+            Ok(commit) => match filed_under(&msg.subject, &prefix, &commit) {
+                Some(id) => {
+                    let slot = projection.slot(id);
                     projection.apply_commit(&slot, seq, &commit, true);
                 }
-            }
+                None => {
+                    tracing::error!(seq, subject = %msg.subject, "misfiled or empty event commit skipped")
+                }
+            },
             Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
         }
         projection.applied_seq.store(seq, Ordering::Release);
@@ -301,5 +319,54 @@ pub async fn run(
         if seq >= target_seq && !*caught_up.borrow() {
             caught_up.send_replace(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testkit::{policy, report};
+    use crate::domain::{decide, Command, Severity};
+
+    fn commit_for(id: Uuid) -> Commit {
+        let now = chrono::Utc::now();
+        let cmd = Command::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: None,
+        };
+        Commit {
+            events: decide(None, &cmd, now, &policy())
+                .unwrap()
+                .into_iter()
+                .map(|e| e.seal(Uuid::now_v7(), id, now))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn regression_commits_are_filed_by_subject_and_misfiled_ones_are_refused() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(
+            filed_under(&format!("baton.events.{a}"), "baton", &commit_for(a)),
+            Some(a)
+        );
+        assert_eq!(
+            filed_under(&format!("baton.events.{a}"), "baton", &commit_for(b)),
+            None
+        );
+        assert_eq!(
+            filed_under(
+                &format!("baton.events.{a}"),
+                "baton",
+                &Commit { events: vec![] }
+            ),
+            None
+        );
+        assert_eq!(
+            filed_under("baton.events.not-a-uuid", "baton", &commit_for(a)),
+            None
+        );
     }
 }

@@ -93,10 +93,15 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         _ = shutdown.cancelled() => {}
         r = wait_ready.wait_for(|r| *r) => {
             if r.is_err() {
-                // The projector ended before catching up: report its error.
-                if let Some(Ok((task, Err(message)))) = tasks.join_next().await {
-                    return Err(ServeError::Task { task, message });
-                }
+                // The projector ended before catching up, whichever way: a
+                // daemon without its state must not serve (it would never
+                // escalate).
+                let message = match tasks.join_next().await {
+                    Some(Ok((_, Err(message)))) => message,
+                    Some(Err(e)) => format!("panicked: {e}"),
+                    _ => "stopped before catching up".into(),
+                };
+                return Err(ServeError::Task { task: "projector", message });
             }
         }
     }
@@ -120,8 +125,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         let fire = move |id| {
             let e = e.clone();
             async move {
+                // The timer re-arms from the state after every tick, so a
+                // deadline scheduled while this tick ran is never lost.
                 match e.execute(id, Command::Tick).await {
-                    Ok(_) | Err(EngineError::Domain(DomainError::NotFound)) => Ok(()),
+                    Ok(o) => Ok(o.handoff.and_then(|h| h.next_deadline(e.policy()))),
+                    Err(EngineError::Domain(DomainError::NotFound)) => Ok(None),
                     Err(err) => Err(err.to_string()),
                 }
             }

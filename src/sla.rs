@@ -57,9 +57,13 @@ fn instant_for(at: DateTime<Utc>) -> Instant {
 
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Runs until shutdown. `fire(id)` executes a tick; `Ok(())` means whatever
-/// was due is stored. Nothing fires before `ready` is true (the projector has
-/// caught up), so ticks never decide on half-rebuilt state.
+/// Runs until shutdown. `fire(id)` executes a tick; `Ok(next)` means whatever
+/// was due is stored and `next` is the handoff's next deadline in the state
+/// the tick left, which the timer arms (the earlier of it and whatever is
+/// armed already, so nothing scheduled meanwhile is lost; an early stale
+/// wake-up only ticks and re-arms). A failed or panicked tick is retried in a
+/// second. Nothing fires before `ready` is true (the projector has caught
+/// up), so ticks never decide on half-rebuilt state.
 pub async fn run<F, Fut>(
     queue: TimerQueue,
     fire: F,
@@ -69,7 +73,7 @@ pub async fn run<F, Fut>(
     shutdown: CancellationToken,
 ) where
     F: Fn(Uuid) -> Fut,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
+    Fut: Future<Output = Result<Option<DateTime<Utc>>, String>> + Send + 'static,
 {
     let mut rx = queue.0;
     let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>> = BinaryHeap::new();
@@ -77,7 +81,18 @@ pub async fn run<F, Fut>(
     // Deadlines fired but not yet stored: id → original deadline.
     let mut firing: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     let permits = Arc::new(Semaphore::new(concurrency));
-    let mut ticks: JoinSet<(Uuid, Result<(), String>)> = JoinSet::new();
+    let mut ticks: JoinSet<Result<Option<DateTime<Utc>>, String>> = JoinSet::new();
+    let mut tick_ids: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+    // Arms the earlier of `at` and what is armed now.
+    let arm = |heap: &mut BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>,
+               armed: &mut HashMap<Uuid, DateTime<Utc>>,
+               id: Uuid,
+               at: DateTime<Utc>| {
+        if armed.get(&id).is_none_or(|cur| at < *cur) {
+            armed.insert(id, at);
+            heap.push(Reverse((at, id)));
+        }
+    };
     let mut gauge = tokio::time::interval(Duration::from_secs(1));
     let far = Duration::from_secs(3600);
 
@@ -100,16 +115,22 @@ pub async fn run<F, Fut>(
                 Some((id, None)) => { armed.remove(&id); }
                 None => break,
             },
-            Some(done) = ticks.join_next() => {
-                if let Ok((id, result)) = done {
-                    match result {
-                        Ok(()) => { firing.remove(&id); }
-                        Err(e) => {
-                            tracing::warn!(handoff_id = %id, error = %e, "deadline tick failed; retrying");
-                            let at = Utc::now() + RETRY;
-                            armed.insert(id, at);
-                            heap.push(Reverse((at, id)));
+            Some(done) = ticks.join_next_with_id() => {
+                let (task, result) = match done {
+                    Ok((task, r)) => (task, r),
+                    Err(e) => (e.id(), Err(format!("tick panicked: {e}"))),
+                };
+                let Some(id) = tick_ids.remove(&task) else { continue };
+                match result {
+                    Ok(next) => {
+                        firing.remove(&id);
+                        if let Some(at) = next {
+                            arm(&mut heap, &mut armed, id, at);
                         }
+                    }
+                    Err(e) => {
+                        tracing::warn!(handoff_id = %id, error = %e, "deadline tick failed; retrying");
+                        arm(&mut heap, &mut armed, id, Utc::now() + RETRY);
                     }
                 }
             }
@@ -123,11 +144,12 @@ pub async fn run<F, Fut>(
                     firing.entry(id).or_insert(at);
                     let permit = permits.clone().acquire_owned().await.expect("never closed");
                     let fut = fire(id);
-                    ticks.spawn(async move {
+                    let handle = ticks.spawn(async move {
                         let r = fut.await;
                         drop(permit);
-                        (id, r)
+                        r
                     });
+                    tick_ids.insert(handle.id(), id);
                 }
             }
             // Once ready, stop watching (a dropped sender would wake us forever).

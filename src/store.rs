@@ -171,7 +171,12 @@ pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(),
         },
         stream::Config {
             description: Some("Baton: pages for paging consumers".into()),
-            duplicate_window: cfg.pages.duplicate_window.min(cfg.pages.max_age),
+            // max_age 0 means "keep forever": only a real age bounds the window.
+            duplicate_window: if cfg.pages.max_age.is_zero() {
+                cfg.pages.duplicate_window
+            } else {
+                cfg.pages.duplicate_window.min(cfg.pages.max_age)
+            },
             max_age: cfg.pages.max_age,
             ..file(names.pages_stream(), vec![format!("{p}.page.*.*")])
         },

@@ -30,7 +30,7 @@ pub async fn run(n1: usize, n2: usize) -> anyhow::Result<Section> {
     let shutdown = CancellationToken::new();
     let timer_task = tokio::spawn(sla::run(
         queue,
-        |_| async { Ok::<(), String>(()) },
+        |_| async { Ok::<Option<chrono::DateTime<chrono::Utc>>, String>(None) },
         ready,
         1,
         metrics,

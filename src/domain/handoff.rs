@@ -107,6 +107,27 @@ pub struct Handoff {
     /// Team handoffs only: template, lifecycle, checklist, feedback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Box<super::work::WorkState>>,
+    /// `BATON_REPORTS` sequences of the latest reports joined (at most
+    /// [`RECENT_REPORTS`]): a redelivered report is recognised and changes
+    /// nothing. A set, not a high-water mark, because reports are processed
+    /// concurrently and may be stored out of order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_reports: Vec<u64>,
+}
+
+/// How many joined report sequences a handoff remembers. Redelivery comes
+/// within the ingest's ack wait (30 s), far inside this many reports.
+pub const RECENT_REPORTS: usize = 64;
+
+impl Handoff {
+    fn joined_report(&mut self, source: &Option<String>) {
+        if let Some(n) = report_seq(source) {
+            self.recent_reports.push(n);
+            if self.recent_reports.len() > RECENT_REPORTS {
+                self.recent_reports.remove(0);
+            }
+        }
+    }
 }
 
 impl Handoff {
@@ -143,6 +164,7 @@ impl Handoff {
             events: 1,
             drill: false,
             work: None,
+            recent_reports: Vec::new(),
         }
     }
 
@@ -181,7 +203,7 @@ impl Handoff {
 
     fn expires_at(&self) -> Option<DateTime<Utc>> {
         let ttl = self.packet.ttl_seconds?;
-        Some(self.opened_at + chrono::Duration::seconds(i64::try_from(ttl).ok()?))
+        super::later(self.opened_at, std::time::Duration::from_secs(ttl))
     }
 
     /// The earliest moment at which a `Tick` could produce events: the SLA
@@ -199,7 +221,11 @@ impl Handoff {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        if self.paged_at.is_none() && self.held == Some(BelowMin::EnrichThenPage) {
+        // An acknowledged hold needs no page: someone has it.
+        if self.paged_at.is_none()
+            && self.held == Some(BelowMin::EnrichThenPage)
+            && self.acknowledged.is_none()
+        {
             consider(self.hold_until);
         }
         consider(self.next_step(policy).map(|s| s.due));
@@ -211,7 +237,11 @@ impl Handoff {
 
     /// When the first-response SLA is due.
     pub fn first_response_due(&self, policy: &Policy) -> DateTime<Utc> {
-        self.opened_at + policy.severity(self.severity).first_response
+        super::later(
+            self.opened_at,
+            policy.severity(self.severity).first_response,
+        )
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 
@@ -251,6 +281,14 @@ pub enum Command {
 
 const SYSTEM: &str = "baton";
 
+/// Escalation steps one tick may store.
+pub const MAX_STEPS_PER_TICK: u32 = 32;
+
+/// The report stream sequence in a `source` of the form `report:<seq>`.
+fn report_seq(source: &Option<String>) -> Option<u64> {
+    source.as_deref()?.strip_prefix("report:")?.parse().ok()
+}
+
 fn ev(actor: &str, data: EventData) -> NewEvent {
     NewEvent {
         actor: actor.to_string(),
@@ -289,6 +327,12 @@ pub fn decide(
                 source,
             },
         ) => Ok(open(template, report, warnings, source, now, policy)),
+        // A redelivered report (its sequence already joined) changes nothing.
+        (Some(h), Command::Open { source, .. })
+            if report_seq(source).is_some_and(|n| h.recent_reports.contains(&n)) =>
+        {
+            Ok(vec![])
+        }
         (Some(_), Command::Open { source, .. }) => Ok(vec![ev(
             SYSTEM,
             EventData::ReportedAgain {
@@ -495,7 +539,7 @@ fn open(
         events.push(ev(SYSTEM, page(&h, PageReason::GatePassed, policy)));
     } else {
         let (until, ticket) = match sp.below_min {
-            BelowMin::EnrichThenPage => (Some(now + sp.max_hold), None),
+            BelowMin::EnrichThenPage => (super::later(now, sp.max_hold), None),
             BelowMin::Queue | BelowMin::Ticket => (
                 None,
                 Some(notice(
@@ -591,13 +635,22 @@ fn tick(h: &Handoff, now: DateTime<Utc>, policy: &Policy) -> Vec<NewEvent> {
     };
     if cur.paged_at.is_none()
         && cur.held == Some(BelowMin::EnrichThenPage)
+        && cur.acknowledged.is_none()
         && cur.hold_until.is_some_and(|u| u <= now)
     {
         let data = page(&cur, PageReason::MaxHold, policy);
         push(&mut cur, data, &mut out);
     }
     let sp = policy.severity(cur.severity);
-    while let Some(step) = cur.next_step(policy).filter(|s| s.due <= now) {
+    // At most MAX_STEPS_PER_TICK steps per commit (a daemon down for long
+    // must not build one huge message); the rest are due at once and fire
+    // on the next tick.
+    let mut fired = 0;
+    while let Some(step) = cur
+        .next_step(policy)
+        .filter(|s| s.due <= now && fired < MAX_STEPS_PER_TICK)
+    {
+        fired += 1;
         let routes = sp.level_routes(step.level).to_vec();
         let respond_by = sp.step(cur.opened_at, step.step + 1).map(|s| s.due);
         let data = EventData::Escalated {
@@ -673,6 +726,7 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
         team,
         packet,
         drill,
+        report,
         ..
     } = &event.data
     {
@@ -686,6 +740,7 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
             );
             h.packet = packet.clone();
             h.drill = *drill;
+            h.joined_report(report);
             *state = Some(h);
             return;
         }
@@ -696,7 +751,10 @@ pub fn apply(state: &mut Option<Handoff>, event: &super::Event) {
     h.events += 1;
     match &event.data {
         EventData::Opened { .. } => h.reports += 1,
-        EventData::ReportedAgain { .. } => h.reports += 1,
+        EventData::ReportedAgain { report } => {
+            h.reports += 1;
+            h.joined_report(report);
+        }
         // Team-handoff events apply through `work::apply` above.
         EventData::Initiated { .. }
         | EventData::Accepted { .. }

@@ -22,6 +22,7 @@ pub use event::{
 };
 pub use handoff::{
     apply, decide, handoff_id_for, Command, Handoff, Stamp, Status, HANDOFF_NAMESPACE,
+    MAX_STEPS_PER_TICK,
 };
 pub use hcs::{score, Hcs};
 pub use packet::{
@@ -32,6 +33,19 @@ pub use policy::{
     default_severities, BelowMin, Level, OwnershipRule, Policy, RouteConfig, RunbookRule, Severity,
     SeverityPolicy, Step, ROUTE_BACKUP, ROUTE_OWNER, ROUTE_QUEUE,
 };
+
+/// `t + d`, or `None` past chrono's range. Every deadline goes through this:
+/// `apply` runs on whatever the log holds, forever, so it must never panic on
+/// a duration, however large.
+pub fn later(t: DateTime<Utc>, d: std::time::Duration) -> Option<DateTime<Utc>> {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+}
+
+/// The longest duration Baton accepts anywhere (config, templates, packet
+/// TTLs): ten years. Anything longer is a typo, not a deadline.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// One problem with one field of a report or command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

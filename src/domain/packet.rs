@@ -341,7 +341,15 @@ pub fn parse_object(
     match obj.get("ttl_seconds") {
         None | Some(Value::Null) => {}
         Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => packet.ttl_seconds = Some(n),
+            Some(n) if n > 0 && n <= super::MAX_DURATION.as_secs() => packet.ttl_seconds = Some(n),
+            Some(n) if n > 0 => errors.push(FieldError::new(
+                "ttl_seconds",
+                "out_of_range",
+                format!(
+                    "ttl_seconds is at most {} (10 years); got {n}",
+                    super::MAX_DURATION.as_secs()
+                ),
+            )),
             _ => errors.push(FieldError::new(
                 "ttl_seconds",
                 "wrong_type",

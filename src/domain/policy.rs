@@ -158,6 +158,9 @@ pub struct Policy {
     pub templates: BTreeMap<String, super::work::Template>,
 }
 
+/// Most repeats one escalation level may have.
+pub const MAX_REPEAT: u32 = 1000;
+
 /// The route name that reaches the packet's primary owner.
 pub const ROUTE_OWNER: &str = "owner";
 /// The route name that reaches the packet's backup owner.
@@ -215,6 +218,20 @@ impl Policy {
             }
             if p.first_response.is_zero() {
                 problems.push(format!("severity.{sev}.first_response: must be > 0"));
+            }
+            let too_long = |d: &Duration| *d > super::MAX_DURATION;
+            if too_long(&p.first_response)
+                || too_long(&p.max_hold)
+                || p.escalation.iter().any(|l| too_long(&l.delay))
+            {
+                problems.push(format!(
+                    "severity.{sev}: durations must be at most 10 years"
+                ));
+            }
+            if p.escalation.iter().any(|l| l.repeat > MAX_REPEAT) {
+                problems.push(format!(
+                    "severity.{sev}.escalation: repeat must be at most {MAX_REPEAT}"
+                ));
             }
             if p.page_routes.is_empty() {
                 problems.push(format!("severity.{sev}.page_routes: must name a route"));
@@ -330,7 +347,7 @@ pub struct Step {
 impl SeverityPolicy {
     /// Step number `step` (1-based), or `None` past the last one.
     pub fn step(&self, opened_at: DateTime<Utc>, step: u32) -> Option<Step> {
-        let mut due = opened_at + self.first_response;
+        let mut due = super::later(opened_at, self.first_response)?;
         let mut n = 0;
         for (li, level) in self.escalation.iter().enumerate() {
             for r in 0..=level.repeat {
@@ -343,7 +360,7 @@ impl SeverityPolicy {
                         due,
                     });
                 }
-                due += level.delay;
+                due = super::later(due, level.delay)?;
             }
         }
         None

@@ -499,3 +499,99 @@ proptest! {
         prop_assert_eq!(steps.len(), n);
     }
 }
+
+#[test]
+fn regression_an_absurd_ttl_is_refused_at_parse_and_never_panics_on_replay() {
+    let body = br#"{"severity":"P1","ttl_seconds":10000000000000}"#;
+    let limits = ParseLimits {
+        max_report_bytes: 65536,
+        max_field_bytes: 4096,
+    };
+    assert_eq!(
+        parse_report(body, limits).unwrap_err()[0].code,
+        "out_of_range"
+    );
+    // A stored event is replayed forever, validated or not: apply and the
+    // deadline computation must survive any value.
+    let mut r = report(Severity::P1);
+    r.packet.ttl_seconds = Some(u64::MAX);
+    let mut state = None;
+    for e in decide(None, &open(r), t(0), &policy()).unwrap() {
+        apply(&mut state, &e.seal(Uuid::now_v7(), Uuid::nil(), t(0)));
+    }
+    let h = state.unwrap();
+    assert_eq!(
+        h.next_deadline(&policy()),
+        Some(t(300)),
+        "no expiry, no panic"
+    );
+    assert!(decide(Some(&h), &Command::Tick, t(10_000), &policy()).is_ok());
+}
+
+#[test]
+fn regression_absurd_policy_durations_mean_no_deadline_not_a_panic() {
+    let mut p = policy();
+    p.severities.get_mut(&Severity::P1).unwrap().first_response = std::time::Duration::MAX;
+    assert_eq!(p.severity(Severity::P1).step(t(0), 1), None);
+    assert!(!p.validate().is_empty(), "validation names it first");
+    let mut r = report(Severity::P1);
+    r.packet.ttl_seconds = None;
+    let h = given_with(p.clone(), &[(open(r), 0)]).state.unwrap();
+    assert_eq!(h.next_deadline(&p), None);
+}
+
+#[test]
+fn regression_ack_during_a_p1_hold_stops_the_max_hold_page() {
+    let mut r = report(Severity::P1);
+    r.packet.run_id = None;
+    let g = given(&[(open(r), 0), (ack("alice"), 5)]);
+    assert_eq!(g.state.as_ref().unwrap().next_deadline(&policy()), None);
+    g.when(Command::Tick, 61).then_expect(&[]);
+}
+
+#[test]
+fn regression_a_redelivered_report_changes_nothing_but_a_new_one_joins() {
+    let from = |seq: u64| Command::Open {
+        template: "agent_failure".into(),
+        report: report(Severity::P1),
+        warnings: vec![],
+        source: Some(format!("report:{seq}")),
+    };
+    let g = given(&[(from(7), 0)]);
+    assert!(
+        g.run(&from(7), 1).unwrap().is_empty(),
+        "redelivery of seq 7"
+    );
+    let then = given(&[(from(7), 0)])
+        .when(from(9), 2)
+        .then_expect(&["reported_again"]);
+    assert_eq!(then.state().recent_reports, [7, 9]);
+    // Stored out of order (concurrent ingest): an earlier sequence still joins.
+    given(&[(from(7), 0), (from(9), 2)])
+        .when(from(8), 3)
+        .then_expect(&["reported_again"]);
+    assert!(given(&[(from(7), 0), (from(9), 2)])
+        .run(&from(9), 3)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_long_outage_fires_missed_steps_in_bounded_commits() {
+    let mut p = policy();
+    p.severities.get_mut(&Severity::P1).unwrap().escalation[0].repeat = 100;
+    let g = given_with(p.clone(), &[(open(report(Severity::P1)), 0)]);
+    let first = g.run(&Command::Tick, 1_000_000).unwrap();
+    let steps = first
+        .iter()
+        .filter(|e| e.data.kind() == "escalated")
+        .count();
+    assert_eq!(steps, MAX_STEPS_PER_TICK as usize);
+    let mut g = g;
+    g.apply_all(first, 1_000_000);
+    assert_eq!(
+        g.state.as_ref().unwrap().next_deadline(&p),
+        Some(t(300 + 32 * 300)),
+        "the rest are due now"
+    );
+}

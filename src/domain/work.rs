@@ -126,6 +126,10 @@ impl Template {
                 Some(s) if s.accept.is_zero() || s.complete.is_zero() => {
                     p.push(format!("template {n}: sla durations must be > 0"))
                 }
+                Some(s) if s.accept > super::MAX_DURATION || s.complete > super::MAX_DURATION => p
+                    .push(format!(
+                        "template {n}: sla durations must be at most 10 years"
+                    )),
                 _ => {}
             }
             if self.required_fields.is_empty() {
@@ -287,12 +291,12 @@ impl WorkState {
 
     /// When nobody accepting becomes an SLA miss.
     pub fn accept_due(&self) -> Option<DateTime<Utc>> {
-        Some(self.submitted_at + self.sla()?.accept)
+        super::later(self.submitted_at, self.sla()?.accept)
     }
 
     /// When not being completed becomes an SLA miss.
     pub fn complete_due(&self, opened_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        Some(opened_at + self.sla()?.complete)
+        super::later(opened_at, self.sla()?.complete)
     }
 
     /// Checklist items not yet checked.
@@ -431,7 +435,10 @@ pub fn decide(
         ) => {
             require_entry_criteria(template, fields)?;
             let score = completeness(template, fields);
-            let respond_by = template.sla.as_ref().map(|s| now + s.accept);
+            let respond_by = template
+                .sla
+                .as_ref()
+                .and_then(|s| super::later(now, s.accept));
             let routes = [ROUTE_TEAM.to_string()];
             return Ok(vec![ev(
                 by,
@@ -613,7 +620,7 @@ pub fn decide(
             merged.extend(fields.clone());
             require_entry_criteria(t, &merged)?;
             let score = completeness(t, &merged);
-            let respond_by = t.sla.as_ref().map(|s| now + s.accept);
+            let respond_by = t.sla.as_ref().and_then(|s| super::later(now, s.accept));
             let routes = [ROUTE_TEAM.to_string()];
             Ok(vec![ev(
                 by,

@@ -328,8 +328,8 @@ fn claim_subject(names: &Names, job: Job) -> String {
     format!("{}.jobs.{}.claim", names.prefix, job.as_str())
 }
 
-/// The last claimed scheduled time of a job and its sequence.
-async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
+/// The last claim of a job and its sequence.
+async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
     let names = shared.engine.store().names();
     let stream = shared
         .js
@@ -345,7 +345,7 @@ async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, DateTime<U
                 seq: m.sequence,
                 message: e.to_string(),
             })?;
-            Ok(Some((m.sequence, c.scheduled_for)))
+            Ok(Some((m.sequence, c)))
         }
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
         Err(e) => Err(StoreError::nats("direct get", e)),
@@ -355,7 +355,7 @@ async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, DateTime<U
 /// Claims the run of `job` scheduled for `at`; exactly one caller wins.
 pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
     let last = last_claim(shared, job).await?;
-    if last.is_some_and(|(_, t)| t >= at) {
+    if last.as_ref().is_some_and(|(_, c)| c.scheduled_for >= at) {
         return Ok(Claimed::Taken);
     }
     let names = shared.engine.store().names();
@@ -366,12 +366,20 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
     );
     headers.insert(
         NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-        last.map_or(0, |(s, _)| s).to_string().as_str(),
+        last.as_ref().map_or(0, |(s, _)| *s).to_string().as_str(),
+    );
+    // A nonce makes "is the stored claim mine?" answerable after an
+    // ambiguous publish (ack lost, or a duplicate of our own retry).
+    let me = format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        uuid::Uuid::now_v7()
     );
     let claim = Claim {
         job: job.as_str().into(),
         scheduled_for: at,
-        claimed_by: format!("{}:{}", hostname(), std::process::id()),
+        claimed_by: me.clone(),
         claimed_at: Utc::now(),
     };
     let ack = shared
@@ -386,9 +394,17 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
         .await;
     match ack {
         Ok(a) if !a.duplicate => Ok(Claimed::Won),
-        Ok(_) => Ok(Claimed::Taken),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Claimed::Taken),
-        Err(e) => Err(StoreError::nats("publish claim", e)),
+        // Ambiguous: read back what is stored.
+        ambiguous => match last_claim(shared, job).await {
+            Ok(Some((_, c))) if c.scheduled_for == at && c.claimed_by == me => Ok(Claimed::Won),
+            Ok(_) if ambiguous.is_ok() => Ok(Claimed::Taken),
+            Ok(_) => Err(StoreError::nats(
+                "publish claim",
+                ambiguous.err().map(|e| e.to_string()).unwrap_or_default(),
+            )),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -404,6 +420,7 @@ async fn body(
     shared: &Shared,
     job: Job,
     now: DateTime<Utc>,
+    scheduled_for: DateTime<Utc>,
     window_end: Option<DateTime<Utc>>,
 ) -> Result<(Value, Option<String>), String> {
     let cfg = &shared.cfg;
@@ -442,11 +459,20 @@ async fn body(
             )
         }
         Job::WeeklyDrill => {
-            let report = drill::drill_report(&cfg.jobs.weekly_drill, now);
+            let report = drill::drill_report(&cfg.jobs.weekly_drill, scheduled_for);
             let payload = serde_json::to_vec(&report).expect("json");
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                NATS_MESSAGE_ID,
+                format!("drill:{}", scheduled_for.to_rfc3339()).as_str(),
+            );
             let ack = shared
                 .js
-                .publish(names.report(crate::ingest::AGENT_FAILURE), payload.into())
+                .publish_with_headers(
+                    names.report(crate::ingest::AGENT_FAILURE),
+                    headers,
+                    payload.into(),
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .await
@@ -488,7 +514,7 @@ pub async fn run_job(
     }
     let started_at = Utc::now();
     let clock = Instant::now();
-    let result = body(shared, job, started_at, window_end).await;
+    let result = body(shared, job, started_at, scheduled_for, window_end).await;
     let (outcome, error, result, markdown) = match result {
         Ok((v, md)) => ("ok", None, v, md),
         Err(e) => ("error", Some(e), Value::Null, None),
@@ -561,7 +587,7 @@ pub async fn run(
             };
             let prev = prev.with_timezone(&Utc);
             match last_claim(&shared, job).await {
-                Ok(Some((_, last))) if last < prev => {
+                Ok(Some((_, last))) if last.scheduled_for < prev => {
                     tracing::warn!(job = job.as_str(), scheduled_for = %prev, "missed run; running it now, marked late");
                     if let Err(e) = run_job(&shared, job, prev, Trigger::CatchUp, None).await {
                         tracing::error!(job = job.as_str(), error = %e, "catch-up run failed");
