@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::config::{Config, NatsConfig};
-use crate::domain::Commit;
+use crate::domain::{Commit, EVENT_VERSION};
 
 /// Errors at the JetStream boundary. Callers see: `Conflict` → reload and
 /// re-decide; anything else → the command fails with `unavailable` (HTTP 503)
@@ -372,15 +372,29 @@ impl EventStore {
 /// Decodes one stored commit: the same result as `Commit`'s derived
 /// `Deserialize`, at two thirds of its cost (see [`wire`]).
 pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
-    match serde_json::from_slice::<wire::Commit>(payload) {
-        Ok(c) => Ok(Commit {
+    let commit = match serde_json::from_slice::<wire::Commit>(payload) {
+        Ok(c) => Commit {
             events: c.events.into_iter().map(|e| e.0).collect(),
-        }),
-        Err(e) => Err(StoreError::Decode {
+        },
+        Err(e) => {
+            return Err(StoreError::Decode {
+                seq,
+                message: e.to_string(),
+            })
+        }
+    };
+    // An event from a newer Baton (rolling upgrade) must not be read as if
+    // it had today's shape: refuse it loudly instead of deciding on it.
+    if let Some(e) = commit.events.iter().find(|e| e.version > EVENT_VERSION) {
+        return Err(StoreError::Decode {
             seq,
-            message: e.to_string(),
-        }),
+            message: format!(
+                "event {} has schema version {}; this build reads up to {EVENT_VERSION}",
+                e.id, e.version
+            ),
+        });
     }
+    Ok(commit)
 }
 
 /// The commit decoder every replay, page and reload runs through.
@@ -552,6 +566,15 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_events_from_a_newer_schema_are_refused_not_misread() {
+        let json = r#"{"events":[{"id":"0190f3a0-0000-7000-8000-000000000000","handoff_id":"0190f3a0-0000-7000-8000-000000000001","version":2,"occurred_at":"2026-01-01T00:00:00Z","actor":"baton","type":"resolved","data":{"by":"x"}}]}"#;
+        let err = decode_commit(5, json.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("schema version 2"), "{err}");
+        let ok = json.replace(r#""version":2"#, r#""version":1"#);
+        assert_eq!(decode_commit(5, ok.as_bytes()).unwrap().events.len(), 1);
+    }
 
     #[test]
     fn names_follow_the_prefix() {
