@@ -26,9 +26,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{publish_all, read_all, stream_state, Broker};
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, THREAD_NAME};
 use crate::fixtures::{config, lifecycle};
 use crate::report::{Section, Target};
+use crate::sys::threads_cpu;
+use crate::LOAD_THREADS;
 
 /// Handoffs whose commits are interleaved in the stream.
 const BLOCK: usize = 1000;
@@ -49,6 +51,10 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     );
 
     let filter = format!("{}.events.*", names.prefix);
+    // CPU per commit: of the reading side (the load runtime's threads for
+    // the raw reader, the daemon's for the projector) and of nats-server.
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / last as f64;
+    let (client0, server0) = (threads_cpu(LOAD_THREADS), broker.cpu());
     let started = Instant::now();
     let mut read = 0u64;
     read_all(&js, &names.events_stream(), &filter, last, |_, _, _| {
@@ -56,10 +62,19 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     })
     .await?;
     let raw = read as f64 / started.elapsed().as_secs_f64();
+    let raw_cpu = (
+        per(threads_cpu(LOAD_THREADS).saturating_sub(client0)),
+        per(broker.cpu().saturating_sub(server0)),
+    );
     eprintln!("[e2e] replay: raw ordered consumer {raw:.0} msg/s");
 
+    let (client0, server0) = (threads_cpu(THREAD_NAME), broker.cpu());
     let (took, handoffs) = daemon_rt.spawn(replay(cfg.clone(), last)).await??;
     let baton = last as f64 / took.as_secs_f64();
+    let baton_cpu = (
+        per(threads_cpu(THREAD_NAME).saturating_sub(client0)),
+        per(broker.cpu().saturating_sub(server0)),
+    );
     eprintln!("[e2e] replay: Baton projector {baton:.0} msg/s");
 
     // No snapshot yet: a full replay. Stopping writes the shutdown snapshot
@@ -90,12 +105,20 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
             "raw ordered consumer, {commits} commits ({} MiB)",
             bytes >> 20
         ),
-        format!("{raw:.0} msg/s"),
+        format!(
+            "{raw:.0} msg/s (reader {:.1} + nats-server {:.1} µs CPU/commit)",
+            raw_cpu.0, raw_cpu.1
+        ),
         Target::None,
     );
     s.row(
         format!("Baton projector, same commits ({events} events)"),
-        format!("{baton:.0} msg/s ({:.2} s)", took.as_secs_f64()),
+        format!(
+            "{baton:.0} msg/s, {:.2} s (daemon {:.1} + nats-server {:.1} µs CPU/commit)",
+            took.as_secs_f64(),
+            baton_cpu.0,
+            baton_cpu.1
+        ),
         Target::None,
     );
     s.row(
@@ -119,6 +142,10 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
         "stream_bytes": bytes,
         "handoffs": handoffs,
         "raw_ordered_msgs_per_s": raw,
+        "raw_reader_cpu_us_per_commit": raw_cpu.0,
+        "raw_server_cpu_us_per_commit": raw_cpu.1,
+        "baton_daemon_cpu_us_per_commit": baton_cpu.0,
+        "baton_server_cpu_us_per_commit": baton_cpu.1,
         "baton_replay_msgs_per_s": baton,
         "baton_replay_s": took.as_secs_f64(),
         "ratio": ratio,
