@@ -89,21 +89,24 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         });
     }
     let mut wait_ready = ready.clone();
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        r = wait_ready.wait_for(|r| *r) => {
-            if r.is_err() {
-                // The projector ended before catching up, whichever way: a
-                // daemon without its state must not serve (it would never
-                // escalate).
-                let message = match tasks.join_next().await {
-                    Some(Ok((_, Err(message)))) => message,
-                    Some(Err(e)) => format!("panicked: {e}"),
-                    _ => "stopped before catching up".into(),
-                };
-                return Err(ServeError::Task { task: "projector", message });
-            }
-        }
+    // Only a bool leaves the select: the watch guard must not live across the
+    // await below (it would make `start`'s future !Send).
+    let projector_ended = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        r = wait_ready.wait_for(|r| *r) => r.is_err(),
+    };
+    if projector_ended {
+        // The projector ended before catching up, whichever way: a daemon
+        // without its state must not serve (it would never escalate).
+        let message = match tasks.join_next().await {
+            Some(Ok((_, Err(message)))) => message,
+            Some(Err(e)) => format!("panicked: {e}"),
+            _ => "stopped before catching up".into(),
+        };
+        return Err(ServeError::Task {
+            task: "projector",
+            message,
+        });
     }
     tracing::info!(
         events = target,

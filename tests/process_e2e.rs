@@ -144,3 +144,15 @@ fn cli_refuses_an_invalid_report_naming_every_problem_and_check_config_validates
     assert!(!bad_cfg.status.success());
     assert!(String::from_utf8_lossy(&bad_cfg.stderr).contains("urll"));
 }
+
+/// `server::start` must be spawnable (a Send future): embedding Baton in
+/// another runtime or task should not need a blocking thread.
+#[test]
+fn regression_server_start_is_a_send_future() {
+    fn assert_send<T: Send>(_: T) {}
+    let cfg = baton::config::Config::default();
+    assert_send(baton::server::start(
+        cfg,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+}
