@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::context::PublishErrorKind;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -151,21 +151,12 @@ impl Client {
         if !follow && (!all || last == 0) {
             return Ok(());
         }
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_policy: if all {
-                    DeliverPolicy::All
-                } else {
-                    DeliverPolicy::New
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| StoreError::nats("create consumer", e))?;
-        let mut msgs = consumer
-            .messages()
-            .await
-            .map_err(|e| StoreError::nats("consume", e))?;
+        let policy = if all {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::New
+        };
+        let mut msgs = store::ordered_messages(&stream, policy, String::new()).await?;
         while let Some(m) = msgs.next().await {
             let m = m.map_err(|e| StoreError::nats("consume", e))?;
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);

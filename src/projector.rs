@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -261,19 +261,12 @@ pub async fn run(
             start_sequence: after_seq + 1,
         }
     };
-    let consumer = store
-        .stream()
-        .create_consumer(OrderedConfig {
-            deliver_policy,
-            filter_subject: format!("{}.events.*", store.names().prefix),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::nats("create ordered consumer", e))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
+    let mut messages = crate::store::ordered_messages(
+        store.stream(),
+        deliver_policy,
+        format!("{}.events.*", store.names().prefix),
+    )
+    .await?;
     let metrics = projection.metrics.clone();
     let prefix = store.names().prefix.clone();
     loop {

@@ -215,6 +215,27 @@ pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(),
     Ok(())
 }
 
+/// Reads a stream in order from `deliver_policy` with an ordered consumer
+/// (ephemeral, recreated by the client on gaps): the projector's replay, the
+/// read-only replay tools and `baton pages` all read this way.
+pub async fn ordered_messages(
+    stream: &stream::Stream,
+    deliver_policy: jetstream::consumer::DeliverPolicy,
+    filter_subject: String,
+) -> Result<jetstream::consumer::pull::Ordered, StoreError> {
+    stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            deliver_policy,
+            filter_subject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| StoreError::nats("create ordered consumer", e))?
+        .messages()
+        .await
+        .map_err(|e| StoreError::nats("consume", e))
+}
+
 /// Gets or creates a durable pull consumer with explicit acks: the ingest's
 /// and the page publisher's, which only ack after their work is stored.
 pub async fn durable_consumer(

@@ -14,10 +14,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::jetstream::{
-    self,
-    consumer::{pull::OrderedConfig, DeliverPolicy},
-};
+use async_nats::jetstream::{self, consumer::DeliverPolicy};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -85,20 +82,14 @@ async fn read_raw(
     if state.messages == 0 || first > last {
         return Ok(());
     }
-    let consumer = s
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: first,
-            },
-            filter_subject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::nats("create ordered consumer", e))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
+    let mut messages = crate::store::ordered_messages(
+        &s,
+        DeliverPolicy::ByStartSequence {
+            start_sequence: first,
+        },
+        filter_subject,
+    )
+    .await?;
     let bar = progress(last, show_progress);
     bar.set_position(first - 1);
     let started = Instant::now();
