@@ -155,7 +155,7 @@ async fn sales_to_onboarding_from_start_to_rating_and_the_senders_figures() {
         "{metrics}"
     );
     assert!(
-        !metrics.contains("baton_mtta_seconds_count{severity=\"P3\"} 1"),
+        !metrics.contains("baton_mtta_seconds_count"),
         "team handoffs stay out of incident MTTA"
     );
     daemon.stop().await.unwrap();
