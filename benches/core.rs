@@ -198,5 +198,55 @@ fn projection_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hcs, decide_bench, apply_bench, projection_bench);
+/// A restart from a snapshot, per handoff: decoding the chunks and loading
+/// the entries into an empty projection.
+fn snapshot_bench(c: &mut Criterion) {
+    const BATCH: usize = 1000;
+    let policy = Arc::new(policy());
+    let states: Vec<Handoff> = (0..BATCH)
+        .map(|i| state_of(&open_commit(&policy, i, t0())))
+        .collect();
+    let mut enc = baton::snapshot::Encoder::new(baton::snapshot::CHUNK_BYTES);
+    for (i, h) in states.iter().enumerate() {
+        enc.push(h, i as u64 + 1);
+    }
+    let (manifest, chunks) = enc.finish(Uuid::now_v7(), BATCH as u64, "bench".into(), t0());
+    let mut g = c.benchmark_group("snapshot");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("encode_1000_handoffs", |b| {
+        b.iter(|| {
+            let mut enc = baton::snapshot::Encoder::new(baton::snapshot::CHUNK_BYTES);
+            for (i, h) in states.iter().enumerate() {
+                enc.push(h, i as u64 + 1);
+            }
+            black_box(enc.finish(Uuid::nil(), BATCH as u64, "bench".into(), t0()))
+        })
+    });
+    g.bench_function("decode_1000_handoffs", |b| {
+        b.iter(|| black_box(baton::snapshot::decode(&manifest, &chunks).expect("decodes")))
+    });
+    g.bench_function("import_1000_handoffs", |b| {
+        b.iter_batched(
+            || {
+                let entries = baton::snapshot::decode(&manifest, &chunks).expect("decodes");
+                (projection(&policy), entries)
+            },
+            |(p, entries)| {
+                p.import(entries, BATCH as u64);
+                p
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    hcs,
+    decide_bench,
+    apply_bench,
+    projection_bench,
+    snapshot_bench
+);
 criterion_main!(benches);

@@ -165,6 +165,19 @@ impl Projection {
     /// applying its events would have. Event-derived counters are not fed
     /// (see `snapshot`).
     pub fn import(&self, entries: Vec<(Handoff, u64)>, applied_seq: u64) {
+        for shard in &self.shards {
+            shard
+                .write()
+                .expect("not poisoned")
+                .reserve(entries.len() / SHARDS);
+        }
+        // Gauge moves add up per series; one update each at the end.
+        let mut gauges: HashMap<(crate::domain::Severity, Status), i64> = HashMap::new();
+        let mut count = |key: Option<(crate::domain::Severity, Status)>, by: i64| {
+            if let Some(k) = key.filter(|(_, s)| *s != Status::Resolved) {
+                *gauges.entry(k).or_default() += by;
+            }
+        };
         for (h, seq) in entries {
             let slot = self.slot(h.id);
             let mut entry = slot.entry.lock().expect("not poisoned");
@@ -172,10 +185,21 @@ impl Projection {
                 continue;
             }
             let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
-            self.move_gauge(before, Some((h.severity, h.status())));
-            self.timer.schedule(h.id, h.next_deadline(&self.policy));
+            count(before, -1);
+            count(Some((h.severity, h.status())), 1);
+            // A slot that held nothing has nothing armed to cancel.
+            let next = h.next_deadline(&self.policy);
+            if next.is_some() || before.is_some() {
+                self.timer.schedule(h.id, next);
+            }
             entry.state = Some(h);
             entry.last_seq = seq;
+        }
+        for ((sev, st), by) in gauges {
+            self.metrics
+                .open_handoffs
+                .with_label_values(&[sev.as_str(), st.as_str()])
+                .add(by);
         }
         self.applied_seq.fetch_max(applied_seq, Ordering::AcqRel);
     }

@@ -4,16 +4,20 @@
 //! Storage is a plain stream, `BATON_SNAPSHOTS` on `<prefix>.snapshot.>`,
 //! holding one message per subject (a hand-made KV: async-nats's
 //! `create_key_value` cannot parse server 2.9's account info). A snapshot is
-//! line-delimited JSON `{"h": <Handoff>, "seq": <last commit seq>}` cut at
-//! line boundaries into chunks below NATS's payload limit, each on
+//! a sequence of entries, each a little-endian `u32` length and a MessagePack
+//! map `{"h": <Handoff>, "seq": <last commit seq>}` (format 2; format 1 was
+//! line-delimited JSON, three times slower to write and 1.5 times to read),
+//! cut at entry boundaries into LZ4-compressed chunks below NATS's payload
+//! limit, each on
 //! `<prefix>.snapshot.<slot>.chunk.<n>` with a `Baton-Snapshot-Id` header,
-//! and a [`Manifest`] (id, sequence, chunk count, byte count, SHA-256) on
-//! `<prefix>.snapshot.<slot>.manifest`, written last. Two slots alternate, so
+//! and a [`Manifest`] (id, sequence, chunk count, byte count, SHA-256 of
+//! each chunk) on `<prefix>.snapshot.<slot>.manifest`, written last. Two slots alternate, so
 //! a crash while writing one leaves the other whole.
 //!
-//! Loading takes the newest manifest whose chunks are all there, carry its
-//! id, add up to its size and hash; whose format and event version this
-//! build reads; and whose events stream is the one now running (same
+//! Loading fetches chunks several at a time and verifies and decodes them on
+//! blocking threads while the rest arrive. It takes the newest manifest
+//! whose chunks are all there, carry its id, add up to its size and match
+//! their hashes; whose format and event version this build reads; and whose events stream is the one now running (same
 //! creation time, sequence not past the end). Anything else is skipped with
 //! a warning, and with no valid snapshot the projector replays from zero.
 //!
@@ -36,6 +40,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -46,11 +51,16 @@ use crate::projector::Projection;
 use crate::store::{Names, StoreError};
 
 /// Bumped when the snapshot layout changes; other formats are ignored.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// How often the daemon writes a snapshot (when anything changed).
 pub const INTERVAL: Duration = Duration::from_secs(300);
-/// Largest chunk body; below the 1 MiB default `max_payload`.
+/// Largest chunk body before compression; below the 1 MiB default
+/// `max_payload` even if LZ4 gained nothing.
 pub const CHUNK_BYTES: usize = 512 * 1024;
+/// Chunk reads in flight while loading.
+const FETCH_AHEAD: usize = 8;
+/// Chunks verified and decoded together by one blocking task.
+const DECODE_GROUP: usize = 8;
 const SLOTS: [&str; 2] = ["a", "b"];
 const ID_HEADER: &str = "Baton-Snapshot-Id";
 
@@ -64,8 +74,10 @@ pub struct Manifest {
     pub handoffs: u64,
     pub chunks: u32,
     pub bytes: u64,
-    /// SHA-256 (hex) of the chunks' bodies in order.
-    pub sha256: String,
+    /// SHA-256 (hex) of each chunk's body, in order (format 2 on; each
+    /// chunk is verified by whichever thread decodes it).
+    #[serde(default)]
+    pub chunk_sha256: Vec<String>,
     pub event_version: u32,
     /// Creation time of the events stream it was taken from.
     pub events_stream: String,
@@ -79,9 +91,15 @@ pub struct Snapshot {
     pub entries: Vec<(Handoff, u64)>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Line {
+#[derive(Deserialize)]
+struct Entry {
     h: Handoff,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    h: &'a Handoff,
     seq: u64,
 }
 
@@ -89,7 +107,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Builds chunks from entries, one line each. Pure.
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Builds chunks from entries: each entry is a little-endian `u32` length
+/// and a MessagePack map `{"h": <Handoff>, "seq": <u64>}` (named fields, so
+/// the same serde attributes as the JSON wire apply); each chunk of entries
+/// is one LZ4 block with its size prepended. Pure.
 pub struct Encoder {
     chunks: Vec<Vec<u8>>,
     current: Vec<u8>,
@@ -108,14 +133,24 @@ impl Encoder {
     }
 
     pub fn push(&mut self, h: &Handoff, seq: u64) {
-        let line =
-            serde_json::to_vec(&serde_json::json!({"h": h, "seq": seq})).expect("state serializes");
-        if !self.current.is_empty() && self.current.len() + line.len() + 1 > self.chunk_bytes {
-            self.chunks.push(std::mem::take(&mut self.current));
+        let entry = rmp_serde::to_vec_named(&EntryRef { h, seq }).expect("state serializes");
+        let len = u32::try_from(entry.len()).expect("an entry is far below 4 GiB");
+        if !self.current.is_empty() && self.current.len() + 4 + entry.len() > self.chunk_bytes {
+            self.close_chunk();
         }
-        self.current.extend_from_slice(&line);
-        self.current.push(b'\n');
+        self.current.extend_from_slice(&len.to_le_bytes());
+        self.current.extend_from_slice(&entry);
         self.handoffs += 1;
+    }
+
+    /// Stores the entries gathered so far as one LZ4 block (MessagePack
+    /// repeats every field name; compressed, a chunk is about a third of
+    /// its size, and loading is bound by the bytes the server sends).
+    fn close_chunk(&mut self) {
+        self.chunks
+            .push(lz4_flex::compress_prepend_size(&std::mem::take(
+                &mut self.current,
+            )));
     }
 
     /// The manifest (minus the stream identity) and the chunks.
@@ -127,11 +162,7 @@ impl Encoder {
         now: DateTime<Utc>,
     ) -> (Manifest, Vec<Vec<u8>>) {
         if !self.current.is_empty() {
-            self.chunks.push(std::mem::take(&mut self.current));
-        }
-        let mut sha = Sha256::new();
-        for c in &self.chunks {
-            sha.update(c);
+            self.close_chunk();
         }
         let manifest = Manifest {
             format: FORMAT,
@@ -140,7 +171,7 @@ impl Encoder {
             handoffs: self.handoffs,
             chunks: self.chunks.len() as u32,
             bytes: self.chunks.iter().map(|c| c.len() as u64).sum(),
-            sha256: hex(&sha.finalize()),
+            chunk_sha256: self.chunks.iter().map(|c| sha256_hex(c)).collect(),
             event_version: EVENT_VERSION,
             events_stream,
             created_at: now,
@@ -149,8 +180,8 @@ impl Encoder {
     }
 }
 
-/// Verifies chunks against their manifest and decodes them. Pure.
-pub fn decode(manifest: &Manifest, chunks: &[Vec<u8>]) -> Result<Vec<(Handoff, u64)>, String> {
+/// Whether this build reads snapshots described by `manifest`.
+fn readable(manifest: &Manifest) -> Result<(), String> {
     if manifest.format != FORMAT {
         return Err(format!(
             "format {} (this build reads {FORMAT})",
@@ -163,27 +194,96 @@ pub fn decode(manifest: &Manifest, chunks: &[Vec<u8>]) -> Result<Vec<(Handoff, u
             manifest.event_version
         ));
     }
+    if manifest.chunk_sha256.len() != manifest.chunks as usize {
+        return Err(format!(
+            "{} checksums for {} chunks",
+            manifest.chunk_sha256.len(),
+            manifest.chunks
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies and decodes whole chunks (an entry never spans two) of
+/// `manifest` that start at chunk `first`. Pure; loading runs several at
+/// once, on every core, while later chunks are still being fetched.
+pub fn decode_chunks<C: AsRef<[u8]>>(
+    manifest: &Manifest,
+    first: usize,
+    chunks: &[C],
+) -> Result<Vec<(Handoff, u64)>, String> {
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let chunk = chunk.as_ref();
+        let i = first + i;
+        if manifest.chunk_sha256.get(i).map(String::as_str) != Some(sha256_hex(chunk).as_str()) {
+            return Err(format!("chunk {i}: checksum mismatch"));
+        }
+        let body = lz4_flex::decompress_size_prepended(chunk)
+            .map_err(|e| format!("chunk {i} does not decompress: {e}"))?;
+        let mut rest = body.as_slice();
+        while !rest.is_empty() {
+            let (len, body) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| format!("chunk {i}: entry length cut short"))?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if body.len() < len {
+                return Err(format!("chunk {i}: entry cut short"));
+            }
+            let (entry, next) = body.split_at(len);
+            let e: Entry = rmp_serde::from_slice(entry)
+                .map_err(|e| format!("chunk {i}: entry does not decode: {e}"))?;
+            out.push((e.h, e.seq));
+            rest = next;
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies all of a snapshot's chunks against its manifest and decodes
+/// them, on every core the machine has. Pure.
+pub fn decode<C: AsRef<[u8]> + Sync>(
+    manifest: &Manifest,
+    chunks: &[C],
+) -> Result<Vec<(Handoff, u64)>, String> {
+    readable(manifest)?;
     if chunks.len() != manifest.chunks as usize {
         return Err(format!("{} of {} chunks", chunks.len(), manifest.chunks));
     }
-    let mut sha = Sha256::new();
-    let mut bytes = 0u64;
-    for c in chunks {
-        sha.update(c);
-        bytes += c.len() as u64;
-    }
-    if bytes != manifest.bytes || hex(&sha.finalize()) != manifest.sha256 {
-        return Err("checksum mismatch".into());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, chunks.len().max(1));
+    let per_thread = chunks.len().div_ceil(threads).max(1);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(n, group)| scope.spawn(move || decode_chunks(manifest, n * per_thread, group)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("snapshot decoder panicked".into()))
+            })
+            .collect()
+    });
+    let bytes: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
+    collect(manifest, bytes, parts)
+}
+
+/// Joins decoded parts in order and checks the totals.
+fn collect(
+    manifest: &Manifest,
+    bytes: u64,
+    parts: Vec<Result<Vec<(Handoff, u64)>, String>>,
+) -> Result<Vec<(Handoff, u64)>, String> {
+    if bytes != manifest.bytes {
+        return Err(format!("{bytes} of {} bytes", manifest.bytes));
     }
     let mut out = Vec::with_capacity(manifest.handoffs as usize);
-    for line in chunks
-        .iter()
-        .flat_map(|c| c.split(|b| *b == b'\n'))
-        .filter(|l| !l.is_empty())
-    {
-        let l: Line =
-            serde_json::from_slice(line).map_err(|e| format!("entry does not decode: {e}"))?;
-        out.push((l.h, l.seq));
+    for part in parts {
+        out.extend(part?);
     }
     if out.len() as u64 != manifest.handoffs {
         return Err(format!("{} of {} handoffs", out.len(), manifest.handoffs));
@@ -387,22 +487,55 @@ impl SnapshotStore {
                 m.events_stream, m.seq
             ));
         }
-        if m.format != FORMAT {
-            return Err(format!("format {} (this build reads {FORMAT})", m.format));
-        }
-        let mut chunks = Vec::with_capacity(m.chunks as usize);
-        for i in 0..m.chunks {
-            let msg = self
-                .get(self.subject(slot, &format!("chunk.{i}")))
-                .await
-                .ok_or_else(|| format!("chunk {i} missing"))?;
-            let id = msg.headers.get(ID_HEADER).map(|v| v.as_str().to_string());
-            if id.as_deref() != Some(m.id.to_string().as_str()) {
+        readable(m)?;
+        let started = Instant::now();
+        // Direct gets are request/reply: keep several in flight. Every
+        // `DECODE_GROUP` chunks go to a blocking thread to be verified and
+        // decoded while the next ones arrive.
+        let id = m.id.to_string();
+        let manifest = Arc::new(m.clone());
+        let mut gets = futures::stream::iter(0..m.chunks)
+            .map(|i| {
+                let subject = self.subject(slot, &format!("chunk.{i}"));
+                async move { (i, self.get(subject).await) }
+            })
+            .buffered(FETCH_AHEAD);
+        let (mut decoding, mut group, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+        let mut spawn = |first: usize, group: Vec<bytes::Bytes>| {
+            let manifest = manifest.clone();
+            decoding.push(tokio::task::spawn_blocking(move || {
+                decode_chunks(&manifest, first, &group)
+            }));
+        };
+        while let Some((i, msg)) = gets.next().await {
+            let msg = msg.ok_or_else(|| format!("chunk {i} missing"))?;
+            if msg.headers.get(ID_HEADER).map(|v| v.as_str()) != Some(id.as_str()) {
                 return Err(format!("chunk {i} belongs to another snapshot"));
             }
-            chunks.push(msg.payload.to_vec());
+            bytes += msg.payload.len() as u64;
+            group.push(msg.payload);
+            if group.len() == DECODE_GROUP {
+                spawn(i as usize + 1 - DECODE_GROUP, std::mem::take(&mut group));
+            }
         }
-        decode(m, &chunks)
+        if !group.is_empty() {
+            spawn(m.chunks as usize - group.len(), group);
+        }
+        let fetched = started.elapsed();
+        let mut parts = Vec::with_capacity(decoding.len());
+        for d in decoding {
+            parts.push(
+                d.await
+                    .unwrap_or_else(|e| Err(format!("snapshot decoder failed: {e}"))),
+            );
+        }
+        let out = collect(m, bytes, parts);
+        tracing::info!(
+            fetch_ms = fetched.as_millis() as u64,
+            decoded_ms = started.elapsed().as_millis() as u64,
+            "snapshot read"
+        );
+        out
     }
 }
 
@@ -413,7 +546,12 @@ pub async fn restore(store: &SnapshotStore, projection: &Projection) -> u64 {
     match store.load().await {
         Some(s) => {
             let (seq, n) = (s.manifest.seq, s.entries.len());
+            let t = Instant::now();
             projection.import(s.entries, seq);
+            tracing::info!(
+                import_ms = t.elapsed().as_millis() as u64,
+                "snapshot imported"
+            );
             tracing::info!(snapshot = %s.manifest.id, seq, handoffs = n, elapsed_ms = started.elapsed().as_millis() as u64, "state loaded from a snapshot");
             seq
         }

@@ -249,7 +249,40 @@ fn a_corrupt_snapshot_is_refused_so_the_caller_replays_in_full() {
     let mut newer = manifest.clone();
     newer.format = crate::snapshot::FORMAT + 1;
     assert!(crate::snapshot::decode(&newer, &chunks).is_err());
-    assert!(crate::snapshot::decode(&manifest, &[]).is_err());
+    assert!(crate::snapshot::decode::<Vec<u8>>(&manifest, &[]).is_err());
+    // A format-1 (JSON lines) snapshot is refused, not misread.
+    let mut json_lines = manifest.clone();
+    json_lines.format = 1;
+    let err = crate::snapshot::decode(&json_lines, &chunks).unwrap_err();
+    assert!(err.contains("format 1"), "{err}");
+}
+
+#[test]
+fn every_chunk_of_a_snapshot_is_checked_and_named_when_it_fails() {
+    let mut log = Log::new();
+    for n in 0..6u128 {
+        log.run(
+            Uuid::from_u128(100 + n),
+            n as i64,
+            open(&format!("r{n}"), crate::domain::Severity::P2),
+        );
+    }
+    let mut enc = crate::snapshot::Encoder::new(1);
+    for (h, s) in log.history.last().unwrap().values() {
+        enc.push(h, *s);
+    }
+    let (manifest, mut chunks) = enc.finish(Uuid::now_v7(), 6, "s".into(), t0());
+    assert_eq!(manifest.chunks, 6, "one entry per chunk at this size");
+    let whole = crate::snapshot::decode(&manifest, &chunks).unwrap();
+    // Decoding in groups, as loading does, gives the same entries in order.
+    let mut grouped = crate::snapshot::decode_chunks(&manifest, 0, &chunks[..4]).unwrap();
+    grouped.extend(crate::snapshot::decode_chunks(&manifest, 4, &chunks[4..]).unwrap());
+    assert_eq!(grouped, whole);
+    chunks[4][7] ^= 0x40;
+    let err = crate::snapshot::decode(&manifest, &chunks).unwrap_err();
+    assert!(err.contains("chunk 4"), "{err}");
+    chunks[4].truncate(3);
+    assert!(crate::snapshot::decode(&manifest, &chunks).is_err());
 }
 
 /// A P1 paged at open, escalated at its first deadline, acknowledged, and
