@@ -20,6 +20,10 @@ use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use uuid::Uuid;
 
+/// The allocator `baton serve` runs with (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LIMITS: ParseLimits = ParseLimits {
     max_report_bytes: 64 * 1024,
     max_field_bytes: 4096,
@@ -170,6 +174,15 @@ fn projection_bench(c: &mut Criterion) {
         b.iter(|| {
             for (i, bytes) in payloads.iter().enumerate() {
                 black_box(baton::store::decode_commit(i as u64, bytes).expect("decodes"));
+            }
+        })
+    });
+    // The floor of any serde_json reader: scanning and validating the
+    // bytes without building anything.
+    g.bench_function("scan_ignored_any_1000_opens", |b| {
+        b.iter(|| {
+            for bytes in &payloads {
+                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(bytes).expect("scans"));
             }
         })
     });

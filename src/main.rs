@@ -14,6 +14,13 @@ use baton::client::{Client, ClientError, REPORT_WAIT};
 use baton::config::Config;
 use baton::replay::{Format, Position};
 
+/// mimalloc, not glibc's malloc: the daemon allocates and frees on every
+/// runtime thread, and glibc's per-arena locks and heap growth cost ingest
+/// a third of its CPU per report (`cargo bench --bench e2e`, README
+/// *Performance*).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "baton",

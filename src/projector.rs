@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::jetstream::consumer::DeliverPolicy;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -43,9 +43,14 @@ pub struct Slot {
 
 const SHARDS: usize = 16;
 
+/// A shard of the projection. foldhash, not SipHash: a lookup runs for
+/// every stored commit and SipHash was a tenth of replay's CPU; foldhash is
+/// seeded per process, so crafted ids cannot aim at one bucket.
+type Shard = RwLock<HashMap<Uuid, Arc<Slot>, foldhash::fast::RandomState>>;
+
 /// All handoffs' current state.
 pub struct Projection {
-    shards: Vec<RwLock<HashMap<Uuid, Arc<Slot>>>>,
+    shards: Vec<Shard>,
     policy: Arc<Policy>,
     timer: TimerHandle,
     metrics: Arc<Metrics>,
@@ -64,7 +69,7 @@ impl Projection {
         }
     }
 
-    fn shard(&self, id: &Uuid) -> &RwLock<HashMap<Uuid, Arc<Slot>>> {
+    fn shard(&self, id: &Uuid) -> &Shard {
         &self.shards[id.as_bytes()[15] as usize % SHARDS]
     }
 
@@ -265,8 +270,26 @@ fn filed_under(subject: &str, prefix: &str, commit: &Commit) -> Option<Uuid> {
     (!commit.events.is_empty() && commit.events.iter().all(|e| e.handoff_id == id)).then_some(id)
 }
 
+/// One stored commit as the reader hands it to the applier.
+struct Raw {
+    seq: u64,
+    pending: u64,
+    subject: async_nats::Subject,
+    payload: bytes::Bytes,
+}
+
+/// Commits handed over at once (one channel operation per batch).
+const BATCH: usize = 256;
+/// Batches in flight between the reader and the applier.
+const BATCHES_AHEAD: usize = 16;
+
 /// Follows `BATON_EVENTS` from `after_seq` with an ordered consumer and
 /// applies every commit. Sets `caught_up` once it has applied `target_seq`.
+///
+/// Two stages, so that on a machine with a spare core receiving (the NATS
+/// client's protocol work) overlaps decoding and applying: this task reads
+/// and batches whatever has arrived; a blocking thread decodes and applies
+/// in stream order.
 pub async fn run(
     projection: Arc<Projection>,
     store: EventStore,
@@ -291,50 +314,86 @@ pub async fn run(
         format!("{}.events.*", store.names().prefix),
     )
     .await?;
-    let metrics = projection.metrics.clone();
     let prefix = store.names().prefix.clone();
-    loop {
-        let msg = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Raw>>(BATCHES_AHEAD);
+    let applier = tokio::task::spawn_blocking(move || {
+        apply_batches(&projection, &prefix, target_seq, &caught_up, rx)
+    });
+    let ended = 'read: loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break 'read None,
             m = messages.next() => m,
         };
-        let msg = match msg {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut next = first;
+        // Take what has already arrived, up to a batch, without waiting.
+        loop {
+            match next {
+                Some(Ok(m)) => match m.info() {
+                    Ok(i) => batch.push(Raw {
+                        seq: i.stream_sequence,
+                        pending: i.pending,
+                        subject: m.subject.clone(),
+                        payload: m.payload.clone(),
+                    }),
+                    Err(e) => tracing::error!(error = %e, "event without JetStream metadata"),
+                },
                 // The ordered consumer recreates itself on gaps; other errors
                 // are transient (reconnects) and the stream resumes.
-                tracing::warn!(error = %e, "projector stream error");
-                continue;
+                Some(Err(e)) => tracing::warn!(error = %e, "projector stream error"),
+                None => break 'read Some(StoreError::nats("consume", "event stream ended")),
             }
-            None => return Err(StoreError::nats("consume", "event stream ended")),
-        };
-        let info = match msg.info() {
-            Ok(i) => (i.stream_sequence, i.pending),
-            Err(e) => {
-                tracing::error!(error = %e, "event without JetStream metadata");
-                continue;
+            if batch.len() == BATCH {
+                break;
             }
-        };
-        let (seq, pending) = info;
-        match decode_commit(seq, &msg.payload) {
-            // The subject says whose commit it is (the engine reads by
-            // subject too); a commit whose events name another handoff is
-            // misfiled and must not move that handoff's sequence.
-            Ok(commit) => match filed_under(&msg.subject, &prefix, &commit) {
-                Some(id) => {
-                    let slot = projection.slot(id);
-                    projection.apply_commit(&slot, seq, &commit, true);
-                }
-                None => {
-                    tracing::error!(seq, subject = %msg.subject, "misfiled or empty event commit skipped")
-                }
-            },
-            Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
+            match messages.next().now_or_never() {
+                Some(m) => next = m,
+                None => break,
+            }
         }
-        projection.applied_seq.store(seq, Ordering::Release);
-        metrics.projector_lag_events.set(pending as i64);
-        if seq >= target_seq && !*caught_up.borrow() {
-            caught_up.send_replace(true);
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            break 'read None;
+        }
+    };
+    drop(tx);
+    applier
+        .await
+        .map_err(|e| StoreError::nats("projector", format!("applier failed: {e}")))?;
+    ended.map_or(Ok(()), Err)
+}
+
+/// The applying stage: decodes and applies each batch in stream order.
+fn apply_batches(
+    projection: &Projection,
+    prefix: &str,
+    target_seq: u64,
+    caught_up: &tokio::sync::watch::Sender<bool>,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Raw>>,
+) {
+    let metrics = projection.metrics.clone();
+    while let Some(batch) = rx.blocking_recv() {
+        for raw in batch {
+            let seq = raw.seq;
+            match decode_commit(seq, &raw.payload) {
+                // The subject says whose commit it is (the engine reads by
+                // subject too); a commit whose events name another handoff
+                // is misfiled and must not move that handoff's sequence.
+                Ok(commit) => match filed_under(&raw.subject, prefix, &commit) {
+                    Some(id) => {
+                        let slot = projection.slot(id);
+                        projection.apply_commit(&slot, seq, &commit, true);
+                    }
+                    None => {
+                        tracing::error!(seq, subject = %raw.subject, "misfiled or empty event commit skipped")
+                    }
+                },
+                Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
+            }
+            projection.applied_seq.store(seq, Ordering::Release);
+            metrics.projector_lag_events.set(raw.pending as i64);
+            if seq >= target_seq && !*caught_up.borrow() {
+                caught_up.send_replace(true);
+            }
         }
     }
 }

@@ -467,6 +467,15 @@ mod wire {
 
     struct EventVisitor;
 
+    /// `occurred_at`, read as the derived decoder reads it.
+    struct Timestamp(chrono::DateTime<chrono::Utc>);
+
+    impl<'de> Deserialize<'de> for Timestamp {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::domain::rfc3339::deserialize(d).map(Timestamp)
+        }
+    }
+
     impl<'de> Visitor<'de> for EventVisitor {
         type Value = WireEvent;
 
@@ -483,7 +492,9 @@ mod wire {
                     Field::Id => id = Some(map.next_value()?),
                     Field::HandoffId => handoff_id = Some(map.next_value()?),
                     Field::Version => version = Some(map.next_value()?),
-                    Field::OccurredAt => occurred_at = Some(map.next_value()?),
+                    Field::OccurredAt => {
+                        occurred_at = Some(map.next_value::<Timestamp>()?.0);
+                    }
                     Field::Actor => actor = Some(map.next_value()?),
                     Field::Type => kind = Some(map.next_value()?),
                     Field::Data => match &kind {

@@ -41,6 +41,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
+/// The allocator `baton serve` runs with (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Sizes {
     /// Open handoffs at the two memory readings.

@@ -6,6 +6,7 @@
 //! HTTP) calls into this module and nothing here calls out.
 
 mod event;
+pub(crate) use event::rfc3339;
 mod handoff;
 mod hcs;
 mod packet;
