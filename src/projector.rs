@@ -56,7 +56,14 @@ pub struct Projection {
     metrics: Arc<Metrics>,
     /// Highest stream sequence the projector task has applied.
     pub applied_seq: AtomicU64,
+    /// `baton_open_handoffs` series by severity and state, as used.
+    open_gauges: [[std::sync::OnceLock<prometheus::IntGauge>; STATES]; SEVERITIES],
 }
+
+const SEVERITIES: usize = crate::domain::Severity::ALL.len();
+/// `Status` has this many variants (held … resolved); a state past them
+/// takes the uncached lookup.
+const STATES: usize = 5;
 
 impl Projection {
     pub fn new(policy: Arc<Policy>, timer: TimerHandle, metrics: Arc<Metrics>) -> Self {
@@ -66,6 +73,7 @@ impl Projection {
             timer,
             metrics,
             applied_seq: AtomicU64::new(0),
+            open_gauges: Default::default(),
         }
     }
 
@@ -201,10 +209,7 @@ impl Projection {
             entry.last_seq = seq;
         }
         for ((sev, st), by) in gauges {
-            self.metrics
-                .open_handoffs
-                .with_label_values(&[sev.as_str(), st.as_str()])
-                .add(by);
+            self.add_open(sev, st, by);
         }
         self.applied_seq.fetch_max(applied_seq, Ordering::AcqRel);
     }
@@ -249,12 +254,30 @@ impl Projection {
         if before == after {
             return;
         }
-        let g = &self.metrics.open_handoffs;
         if let Some((sev, st)) = before.filter(|(_, s)| *s != Status::Resolved) {
-            g.with_label_values(&[sev.as_str(), st.as_str()]).dec();
+            self.add_open(sev, st, -1);
         }
         if let Some((sev, st)) = after.filter(|(_, s)| *s != Status::Resolved) {
-            g.with_label_values(&[sev.as_str(), st.as_str()]).inc();
+            self.add_open(sev, st, 1);
+        }
+    }
+
+    /// Moves the `baton_open_handoffs` series of one severity and state. Each
+    /// series is looked up once: every commit moves one, and prometheus's
+    /// label lookup hashes the label strings under a lock each time.
+    fn add_open(&self, sev: crate::domain::Severity, st: Status, by: i64) {
+        let lookup = || {
+            self.metrics
+                .open_handoffs
+                .with_label_values(&[sev.as_str(), st.as_str()])
+        };
+        match self
+            .open_gauges
+            .get(sev as usize)
+            .and_then(|row| row.get(st as usize))
+        {
+            Some(cell) => cell.get_or_init(lookup).add(by),
+            None => lookup().add(by),
         }
     }
 }
