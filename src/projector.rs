@@ -305,14 +305,18 @@ struct Raw {
 const BATCH: usize = 256;
 /// Batches in flight between the reader and the applier.
 const BATCHES_AHEAD: usize = 16;
+/// Batches shorter than this are applied by the reading task when the
+/// applier is idle (live traffic, as opposed to catching up).
+const INLINE_BELOW: usize = 16;
 
 /// Follows `BATON_EVENTS` from `after_seq` with an ordered consumer and
 /// applies every commit. Sets `caught_up` once it has applied `target_seq`.
 ///
-/// Two stages, so that on a machine with a spare core receiving (the NATS
-/// client's protocol work) overlaps decoding and applying: this task reads
-/// and batches whatever has arrived; a blocking thread decodes and applies
-/// in stream order.
+/// Two stages while catching up, so that receiving (the NATS client's
+/// protocol work) overlaps decoding and applying: this task reads and
+/// batches whatever has arrived; a blocking thread decodes and applies in
+/// stream order. Live traffic (short batches, applier idle) is applied
+/// right here, without a thread hand-off.
 pub async fn run(
     projection: Arc<Projection>,
     store: EventStore,
@@ -337,11 +341,23 @@ pub async fn run(
         format!("{}.events.*", store.names().prefix),
     )
     .await?;
-    let prefix = store.names().prefix.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Raw>>(BATCHES_AHEAD);
-    let applier = tokio::task::spawn_blocking(move || {
-        apply_batches(&projection, &prefix, target_seq, &caught_up, rx)
+    let applier = Arc::new(Applier {
+        projection,
+        prefix: store.names().prefix.clone(),
+        target_seq,
+        caught_up,
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Raw>>(BATCHES_AHEAD);
+    let worker = {
+        let applier = applier.clone();
+        tokio::task::spawn_blocking(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                applier.apply(batch);
+                applier.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+        })
+    };
     let ended = 'read: loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break 'read None,
@@ -374,34 +390,50 @@ pub async fn run(
                 None => break,
             }
         }
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
+        if batch.is_empty() {
+            continue;
+        }
+        // Caught up (a short batch) and nothing handed over still being
+        // applied: apply here, as waking the other thread for a commit or
+        // two costs more latency than it saves. Order holds either way:
+        // inline only when every earlier batch is applied.
+        if batch.len() < INLINE_BELOW && applier.in_flight.load(Ordering::Acquire) == 0 {
+            applier.apply(batch);
+            continue;
+        }
+        applier.in_flight.fetch_add(1, Ordering::AcqRel);
+        if tx.send(batch).await.is_err() {
             break 'read None;
         }
     };
     drop(tx);
-    applier
+    worker
         .await
         .map_err(|e| StoreError::nats("projector", format!("applier failed: {e}")))?;
     ended.map_or(Ok(()), Err)
 }
 
-/// The applying stage: decodes and applies each batch in stream order.
-fn apply_batches(
-    projection: &Projection,
-    prefix: &str,
+/// What applies read commits, from either stage.
+struct Applier {
+    projection: Arc<Projection>,
+    prefix: String,
     target_seq: u64,
-    caught_up: &tokio::sync::watch::Sender<bool>,
-    mut rx: tokio::sync::mpsc::Receiver<Vec<Raw>>,
-) {
-    let metrics = projection.metrics.clone();
-    while let Some(batch) = rx.blocking_recv() {
+    caught_up: tokio::sync::watch::Sender<bool>,
+    /// Batches handed to the blocking thread and not yet applied.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Applier {
+    /// Decodes and applies a batch in stream order.
+    fn apply(&self, batch: Vec<Raw>) {
+        let projection = &self.projection;
         for raw in batch {
             let seq = raw.seq;
             match decode_commit(seq, &raw.payload) {
                 // The subject says whose commit it is (the engine reads by
                 // subject too); a commit whose events name another handoff
                 // is misfiled and must not move that handoff's sequence.
-                Ok(commit) => match filed_under(&raw.subject, prefix, &commit) {
+                Ok(commit) => match filed_under(&raw.subject, &self.prefix, &commit) {
                     Some(id) => {
                         let slot = projection.slot(id);
                         projection.apply_commit(&slot, seq, &commit, true);
@@ -413,9 +445,12 @@ fn apply_batches(
                 Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
             }
             projection.applied_seq.store(seq, Ordering::Release);
-            metrics.projector_lag_events.set(raw.pending as i64);
-            if seq >= target_seq && !*caught_up.borrow() {
-                caught_up.send_replace(true);
+            projection
+                .metrics
+                .projector_lag_events
+                .set(raw.pending as i64);
+            if seq >= self.target_seq && !*self.caught_up.borrow() {
+                self.caught_up.send_replace(true);
             }
         }
     }
