@@ -13,7 +13,7 @@ pub enum DevError {
     NotInstalled,
     #[error("cannot start nats-server: {0}")]
     Spawn(std::io::Error),
-    #[error("nats-server did not accept connections on port {port} within 10s (log: {log})")]
+    #[error("nats-server did not become ready on port {port} within 10s, or exited (log: {log})")]
     NotReady { port: u16, log: PathBuf },
 }
 
@@ -30,6 +30,11 @@ impl NatsServer {
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, DevError> {
         std::fs::create_dir_all(data_dir).map_err(DevError::Spawn)?;
         let log = data_dir.join("nats-server.log");
+        // Readiness is read from this run's log, so an earlier run's goes
+        // aside (nats-server appends).
+        if log.exists() {
+            let _ = std::fs::rename(&log, data_dir.join("nats-server.log.1"));
+        }
         let child = std::process::Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(data_dir.join("jetstream"))
@@ -50,10 +55,16 @@ impl NatsServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Ready means *this* child says so: a port answering could be
+            // another server that took it between probing and binding (this
+            // child then exits with "address already in use").
+            let said_ready =
+                std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Server is ready"));
+            let exited = server.child.try_wait().ok().flatten().is_some();
+            if said_ready && !exited && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
-            if Instant::now() > deadline || server.child.try_wait().ok().flatten().is_some() {
+            if Instant::now() > deadline || exited {
                 return Err(DevError::NotReady { port, log });
             }
             std::thread::sleep(Duration::from_millis(20));
