@@ -3,6 +3,7 @@
 //! Everything here talks to a running Baton over NATS only, exactly as any
 //! other runner or paging consumer would.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -160,13 +161,16 @@ impl Client {
         while let Some(m) = msgs.next().await {
             let m = m.map_err(|e| StoreError::nats("consume", e))?;
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            if json_out {
-                println!("{}", String::from_utf8_lossy(&m.payload));
-            } else {
-                match serde_json::from_slice::<Page>(&m.payload) {
-                    Ok(p) => println!("{}", describe(&p)),
-                    Err(_) => println!("{}", String::from_utf8_lossy(&m.payload)),
+            let line = match serde_json::from_slice::<Page>(&m.payload) {
+                Ok(p) if !json_out => describe(&p),
+                _ => String::from_utf8_lossy(&m.payload).into_owned(),
+            };
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+                // `baton pages --follow | head`: the reader left; stop quietly.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(());
                 }
+                return Err(ClientError::Io(format!("cannot write to stdout: {e}")));
             }
             if !follow && seq >= last {
                 break;

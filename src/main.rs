@@ -315,8 +315,37 @@ fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// `println!` that ends the process quietly when stdout is a closed pipe
+/// (`baton get … | head`), as ripgrep does, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+}
+
+/// `print!` with [`out!`]'s handling of a closed pipe.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            stdout_failed(e)
+        }
+    }};
+}
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
+}
+
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+    out!("{}", serde_json::to_string_pretty(v).expect("json"));
 }
 
 #[tokio::main]
@@ -370,13 +399,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Diagram { format } => {
             let cfg = load_config(&cli, false)?;
-            print!("{}", baton::teams::diagram::render(&cfg.policy(), *format));
+            out_raw!("{}", baton::teams::diagram::render(&cfg.policy(), *format));
         }
         Cmd::CheckConfig => {
             let cfg = load_config(&cli, false)?;
             let policy = cfg.policy();
-            println!("configuration is valid");
-            println!("nats: {} (prefix {})", cfg.nats.url, cfg.nats.prefix);
+            out!("configuration is valid");
+            out!("nats: {} (prefix {})", cfg.nats.url, cfg.nats.prefix);
             for (sev, p) in &policy.severities {
                 let levels: Vec<String> = p
                     .escalation
@@ -390,7 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         )
                     })
                     .collect();
-                println!(
+                out!(
                     "{sev}: min HCS {} ({:?}), first response {}, page {}, then {}",
                     p.min_hcs,
                     p.below_min,
@@ -399,7 +428,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     levels.join(" → ")
                 );
             }
-            println!(
+            out!(
                 "{} ownership rules, {} runbook rules",
                 policy.ownership.len(),
                 policy.runbook.len()
@@ -465,7 +494,7 @@ async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             } else {
                 let stats: Vec<baton::teams::WorkStats> =
                     serde_json::from_value(v["stats"].clone())?;
-                print!("{}", baton::teams::render_table(&stats));
+                out_raw!("{}", baton::teams::render_table(&stats));
             }
         }
         Cmd::Review { date, json } => print_job(
@@ -560,7 +589,7 @@ async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Result<Value> 
 fn print_job(reply: &Value, as_json: bool) {
     let record = &reply["record"];
     match record["markdown"].as_str() {
-        Some(md) if !as_json => println!("{md}"),
+        Some(md) if !as_json => out!("{md}"),
         _ => print_json(record),
     }
 }
@@ -568,13 +597,13 @@ fn print_job(reply: &Value, as_json: bool) {
 /// Publishes a report and shows what Baton made of it.
 async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Result<()> {
     let (seq, id) = client.report(template, payload).await?;
-    println!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
+    out!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
     let started = Instant::now();
     loop {
         match client.command("get", json!({"id": id})).await {
             Ok(v) => {
                 let h = &v["handoff"];
-                println!(
+                out!(
                     "severity {} team {} status {} HCS {} missing {}",
                     h["severity"].as_str().unwrap_or("?"),
                     h["team"].as_str().unwrap_or("?"),
@@ -590,7 +619,7 @@ async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Resu
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => {
-                println!("Baton has not processed it yet ({e}); it will when it runs");
+                out!("Baton has not processed it yet ({e}); it will when it runs");
                 break;
             }
         }
@@ -654,7 +683,7 @@ async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<ExitCode> {
         } => {
             let report = run::audit_verify(cfg, *grace, !no_daemon, true).await?;
             for f in &report.findings {
-                println!("{f}");
+                out!("{f}");
             }
             let violations = report.violations();
             eprintln!(

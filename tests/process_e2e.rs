@@ -156,3 +156,22 @@ fn regression_server_start_is_a_send_future() {
         tokio_util::sync::CancellationToken::new(),
     ));
 }
+
+/// `baton … | head` closes the pipe early: the CLI must exit 0 quietly,
+/// not panic with "failed printing to stdout: Broken pipe" (exit 101).
+#[test]
+fn regression_a_closed_stdout_pipe_ends_the_cli_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "nats://127.0.0.1:1");
+    let mut child = baton(&cfg, &["diagram"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the child has written anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
