@@ -161,9 +161,12 @@ impl Client {
         while let Some(m) = msgs.next().await {
             let m = m.map_err(|e| StoreError::nats("consume", e))?;
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            let line = match serde_json::from_slice::<Page>(&m.payload) {
-                Ok(p) if !json_out => describe(&p),
-                _ => String::from_utf8_lossy(&m.payload).into_owned(),
+            let parsed = (!json_out)
+                .then(|| serde_json::from_slice::<Page>(&m.payload).ok())
+                .flatten();
+            let line = match parsed {
+                Some(p) => describe(&p),
+                None => String::from_utf8_lossy(&m.payload).into_owned(),
             };
             if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
                 // `baton pages --follow | head`: the reader left; stop quietly.

@@ -30,11 +30,8 @@ impl NatsServer {
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, DevError> {
         std::fs::create_dir_all(data_dir).map_err(DevError::Spawn)?;
         let log = data_dir.join("nats-server.log");
-        // Readiness is read from this run's log, so an earlier run's goes
-        // aside (nats-server appends).
-        if log.exists() {
-            let _ = std::fs::rename(&log, data_dir.join("nats-server.log.1"));
-        }
+        // Readiness is read from what this run appends to the log.
+        let log_start = std::fs::metadata(&log).map_or(0, |m| m.len()) as usize;
         let child = std::process::Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(data_dir.join("jetstream"))
@@ -58,8 +55,10 @@ impl NatsServer {
             // Ready means *this* child says so: a port answering could be
             // another server that took it between probing and binding (this
             // child then exits with "address already in use").
-            let said_ready =
-                std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Server is ready"));
+            let said_ready = std::fs::read(&log).is_ok_and(|l| {
+                l.get(log_start..)
+                    .is_some_and(|new| new.windows(15).any(|w| w == b"Server is ready"))
+            });
             let exited = server.child.try_wait().ok().flatten().is_some();
             if said_ready && !exited && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);

@@ -682,10 +682,18 @@ async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<ExitCode> {
             command: AuditCmd::Verify { grace, no_daemon },
         } => {
             let report = run::audit_verify(cfg, *grace, !no_daemon, true).await?;
-            for f in &report.findings {
-                out!("{f}");
-            }
             let violations = report.violations();
+            // A reader that leaves early (`| head`) must not turn a failed
+            // audit into a pass: stop printing, keep the summary and code.
+            let mut stdout = std::io::stdout().lock();
+            for f in &report.findings {
+                match writeln!(stdout, "{f}") {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            drop(stdout);
             eprintln!(
                 "audit: {} commits, {} handoffs, {} pages{}; {violations} violation(s), {} notice(s)",
                 report.commits,
@@ -705,6 +713,8 @@ async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<ExitCode> {
         }
         _ => unreachable!("only the replay commands come here"),
     };
-    std::io::stdout().write_all(text.as_bytes())?;
+    if let Err(e) = std::io::stdout().write_all(text.as_bytes()) {
+        stdout_failed(e);
+    }
     Ok(ExitCode::SUCCESS)
 }

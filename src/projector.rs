@@ -54,7 +54,8 @@ pub struct Projection {
     policy: Arc<Policy>,
     timer: TimerHandle,
     metrics: Arc<Metrics>,
-    /// Highest stream sequence the projector task has applied.
+    /// Highest stream sequence the projector has applied (its reading task
+    /// or its applier thread, in stream order).
     pub applied_seq: AtomicU64,
     /// `baton_open_handoffs` series by severity and state, as used.
     open_gauges: [[std::sync::OnceLock<prometheus::IntGauge>; STATES]; SEVERITIES],
@@ -349,9 +350,14 @@ pub async fn run(
         in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Raw>>(BATCHES_AHEAD);
+    // Fired when the applier thread ends, however it ends (a panic too), so
+    // the reader stops instead of waiting on a stream gone quiet.
+    let applier_gone = CancellationToken::new();
     let worker = {
         let applier = applier.clone();
+        let gone = applier_gone.clone().drop_guard();
         tokio::task::spawn_blocking(move || {
+            let _gone = gone;
             while let Some(batch) = rx.blocking_recv() {
                 applier.apply(batch);
                 applier.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -361,10 +367,12 @@ pub async fn run(
     let ended = 'read: loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break 'read None,
+            _ = applier_gone.cancelled() => break 'read None,
             m = messages.next() => m,
         };
         let mut batch = Vec::with_capacity(BATCH);
         let mut next = first;
+        let mut stream_ended = None;
         // Take what has already arrived, up to a batch, without waiting.
         loop {
             match next {
@@ -380,7 +388,10 @@ pub async fn run(
                 // The ordered consumer recreates itself on gaps; other errors
                 // are transient (reconnects) and the stream resumes.
                 Some(Err(e)) => tracing::warn!(error = %e, "projector stream error"),
-                None => break 'read Some(StoreError::nats("consume", "event stream ended")),
+                None => {
+                    stream_ended = Some(StoreError::nats("consume", "event stream ended"));
+                    break;
+                }
             }
             if batch.len() == BATCH {
                 break;
@@ -391,7 +402,10 @@ pub async fn run(
             }
         }
         if batch.is_empty() {
-            continue;
+            match stream_ended {
+                Some(e) => break 'read Some(e),
+                None => continue,
+            }
         }
         // Caught up (a short batch) and nothing handed over still being
         // applied: apply here, as waking the other thread for a commit or
@@ -399,11 +413,15 @@ pub async fn run(
         // inline only when every earlier batch is applied.
         if batch.len() < INLINE_BELOW && applier.in_flight.load(Ordering::Acquire) == 0 {
             applier.apply(batch);
-            continue;
+        } else {
+            applier.in_flight.fetch_add(1, Ordering::AcqRel);
+            if tx.send(batch).await.is_err() {
+                break 'read None;
+            }
         }
-        applier.in_flight.fetch_add(1, Ordering::AcqRel);
-        if tx.send(batch).await.is_err() {
-            break 'read None;
+        // What was read before the stream ended is applied first.
+        if let Some(e) = stream_ended {
+            break 'read Some(e);
         }
     };
     drop(tx);

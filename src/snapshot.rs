@@ -57,6 +57,9 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 /// Largest chunk body before compression; below the 1 MiB default
 /// `max_payload` even if LZ4 gained nothing.
 pub const CHUNK_BYTES: usize = 512 * 1024;
+/// Largest decompressed chunk accepted (a chunk holds `CHUNK_BYTES` of
+/// entries, or one entry that is larger on its own).
+const MAX_CHUNK_BODY: usize = 64 * 1024 * 1024;
 /// Chunk reads in flight while loading.
 const FETCH_AHEAD: usize = 8;
 /// Chunks verified and decoded together by one blocking task.
@@ -219,6 +222,13 @@ pub fn decode_chunks<C: AsRef<[u8]>>(
         if manifest.chunk_sha256.get(i).map(String::as_str) != Some(sha256_hex(chunk).as_str()) {
             return Err(format!("chunk {i}: checksum mismatch"));
         }
+        // The size an LZ4 block claims is allocated before decoding: bound it.
+        let claimed = chunk
+            .first_chunk::<4>()
+            .map_or(0, |n| u32::from_le_bytes(*n) as usize);
+        if claimed > MAX_CHUNK_BODY {
+            return Err(format!("chunk {i} claims {claimed} bytes"));
+        }
         let body = lz4_flex::decompress_size_prepended(chunk)
             .map_err(|e| format!("chunk {i} does not decompress: {e}"))?;
         let mut rest = body.as_slice();
@@ -281,9 +291,11 @@ fn collect(
     if bytes != manifest.bytes {
         return Err(format!("{bytes} of {} bytes", manifest.bytes));
     }
-    let mut out = Vec::with_capacity(manifest.handoffs as usize);
+    let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // Sized by what decoded, not by the manifest's unchecked count.
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
     for part in parts {
-        out.extend(part?);
+        out.extend(part);
     }
     if out.len() as u64 != manifest.handoffs {
         return Err(format!("{} of {} handoffs", out.len(), manifest.handoffs));

@@ -283,6 +283,18 @@ fn every_chunk_of_a_snapshot_is_checked_and_named_when_it_fails() {
     assert!(err.contains("chunk 4"), "{err}");
     chunks[4].truncate(3);
     assert!(crate::snapshot::decode(&manifest, &chunks).is_err());
+    // A chunk whose hash matches but whose LZ4 size claims 2 GiB is refused
+    // before anything is allocated for it.
+    use sha2::Digest;
+    let mut manifest = manifest;
+    chunks[4] = [0xff, 0xff, 0xff, 0x7f, 1, 2, 3].to_vec();
+    manifest.chunk_sha256[4] = sha2::Sha256::digest(&chunks[4])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    manifest.bytes = chunks.iter().map(|c| c.len() as u64).sum();
+    let err = crate::snapshot::decode(&manifest, &chunks).unwrap_err();
+    assert!(err.contains("chunk 4 claims"), "{err}");
 }
 
 /// A P1 paged at open, escalated at its first deadline, acknowledged, and
