@@ -318,22 +318,19 @@ fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 /// `println!` that ends the process quietly when stdout is a closed pipe
 /// (`baton get … | head`), as ripgrep does, instead of panicking.
 macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            stdout_failed(e)
-        }
-    }};
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `print!` with [`out!`]'s handling of a closed pipe.
 macro_rules! out_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
-            stdout_failed(e)
-        }
-    }};
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        stdout_failed(e)
+    }
 }
 
 fn stdout_failed(e: std::io::Error) -> ! {

@@ -185,13 +185,6 @@ impl Projection {
                 .expect("not poisoned")
                 .reserve(entries.len() / SHARDS);
         }
-        // Gauge moves add up per series; one update each at the end.
-        let mut gauges: HashMap<(crate::domain::Severity, Status), i64> = HashMap::new();
-        let mut count = |key: Option<(crate::domain::Severity, Status)>, by: i64| {
-            if let Some(k) = key.filter(|(_, s)| *s != Status::Resolved) {
-                *gauges.entry(k).or_default() += by;
-            }
-        };
         for (h, seq) in entries {
             let slot = self.slot(h.id);
             let mut entry = slot.entry.lock().expect("not poisoned");
@@ -199,8 +192,7 @@ impl Projection {
                 continue;
             }
             let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
-            count(before, -1);
-            count(Some((h.severity, h.status())), 1);
+            self.move_gauge(before, Some((h.severity, h.status())));
             // A slot that held nothing has nothing armed to cancel.
             let next = h.next_deadline(&self.policy);
             if next.is_some() || before.is_some() {
@@ -208,9 +200,6 @@ impl Projection {
             }
             entry.state = Some(h);
             entry.last_seq = seq;
-        }
-        for ((sev, st), by) in gauges {
-            self.add_open(sev, st, by);
         }
         self.applied_seq.fetch_max(applied_seq, Ordering::AcqRel);
     }

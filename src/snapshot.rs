@@ -251,8 +251,9 @@ pub fn decode_chunks<C: AsRef<[u8]>>(
 }
 
 /// Verifies all of a snapshot's chunks against its manifest and decodes
-/// them, on every core the machine has. Pure.
-pub fn decode<C: AsRef<[u8]> + Sync>(
+/// them on this thread. Pure. (Loading does the same a group at a time on
+/// blocking threads, overlapped with fetching; see `SnapshotStore::fetch`.)
+pub fn decode<C: AsRef<[u8]>>(
     manifest: &Manifest,
     chunks: &[C],
 ) -> Result<Vec<(Handoff, u64)>, String> {
@@ -260,26 +261,8 @@ pub fn decode<C: AsRef<[u8]> + Sync>(
     if chunks.len() != manifest.chunks as usize {
         return Err(format!("{} of {} chunks", chunks.len(), manifest.chunks));
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, chunks.len().max(1));
-    let per_thread = chunks.len().div_ceil(threads).max(1);
-    let parts: Vec<_> = std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .chunks(per_thread)
-            .enumerate()
-            .map(|(n, group)| scope.spawn(move || decode_chunks(manifest, n * per_thread, group)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err("snapshot decoder panicked".into()))
-            })
-            .collect()
-    });
     let bytes: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
-    collect(manifest, bytes, parts)
+    collect(manifest, bytes, vec![decode_chunks(manifest, 0, chunks)])
 }
 
 /// Joins decoded parts in order and checks the totals.
@@ -558,13 +541,9 @@ pub async fn restore(store: &SnapshotStore, projection: &Projection) -> u64 {
     match store.load().await {
         Some(s) => {
             let (seq, n) = (s.manifest.seq, s.entries.len());
-            let t = Instant::now();
+            let importing = Instant::now();
             projection.import(s.entries, seq);
-            tracing::info!(
-                import_ms = t.elapsed().as_millis() as u64,
-                "snapshot imported"
-            );
-            tracing::info!(snapshot = %s.manifest.id, seq, handoffs = n, elapsed_ms = started.elapsed().as_millis() as u64, "state loaded from a snapshot");
+            tracing::info!(snapshot = %s.manifest.id, seq, handoffs = n, import_ms = importing.elapsed().as_millis() as u64, elapsed_ms = started.elapsed().as_millis() as u64, "state loaded from a snapshot");
             seq
         }
         None => 0,
