@@ -13,8 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::{handoff_id_for, FieldError, ParseLimits, Report};
-use crate::engine::keyless_handoff_id;
+use crate::domain::{FieldError, ParseLimits};
 use crate::pages::Page;
 use crate::store::{self, Names, StoreError};
 
@@ -84,7 +83,7 @@ impl Client {
                 }
                 _ => StoreError::nats("publish report", e).into(),
             })?;
-        let id = stored_report_handoff_id(
+        let id = store::stored_report_handoff_id(
             &self.js,
             &self.names,
             template,
@@ -181,32 +180,6 @@ impl Client {
         }
         Ok(())
     }
-}
-
-/// The handoff id the ingest gives a report stored at `seq` in
-/// `BATON_REPORTS`: the dedup-key id, else the keyless id derived from the
-/// stored message's stream time and sequence, as the ingest consumer sees
-/// them. `baton report` and `POST /v1/reports/{template}` both answer it.
-pub async fn stored_report_handoff_id(
-    js: &async_nats::jetstream::Context,
-    names: &Names,
-    template: &str,
-    report: &Report,
-    seq: u64,
-) -> Result<Uuid, StoreError> {
-    if let Some(id) = handoff_id_for(template, report) {
-        return Ok(id);
-    }
-    let stream = js
-        .get_stream(names.reports_stream())
-        .await
-        .map_err(|e| StoreError::nats("get stream", e))?;
-    let msg = stream
-        .get_raw_message(seq)
-        .await
-        .map_err(|e| StoreError::nats("get report", e))?;
-    let ms = u64::try_from(msg.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    Ok(keyless_handoff_id(ms, seq))
 }
 
 /// One line a human reads.

@@ -352,10 +352,7 @@ pub async fn start(
     let by = person(obj, "by")?;
     let fields = work_fields(obj, max_field_bytes)?;
     let id = match text(obj, "dedup_key")? {
-        Some(k) => Uuid::new_v5(
-            &crate::domain::HANDOFF_NAMESPACE,
-            format!("{}\n{k}", template.name).as_bytes(),
-        ),
+        Some(k) => crate::domain::keyed_handoff_id(&template.name, &k),
         None => Uuid::now_v7(),
     };
     let cmd = Command::Work(WorkCommand::Initiate {

@@ -16,10 +16,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
-use crate::domain::{decide, Command, Commit, DomainError, Event, Handoff, Policy, Report};
+use crate::domain::{
+    decide, keyless_handoff_id, Command, Commit, DomainError, Event, Handoff, Policy, Report,
+};
 use crate::projector::{Projection, Slot};
 use crate::store::{EventStore, StoreError};
 
@@ -209,23 +211,4 @@ pub struct ReportSource {
     pub seq: u64,
     /// The stream's receive time, Unix milliseconds.
     pub published_ms: u64,
-}
-
-/// The id of a report with no dedup key: a UUIDv7 whose time is the report's
-/// stream time and whose random bits come from its stream sequence. It is a
-/// fresh id per report, yet a redelivered report maps to the same handoff,
-/// so a crash between storing and acking cannot open it twice.
-pub fn keyless_handoff_id(published_ms: u64, seq: u64) -> Uuid {
-    let seed = Uuid::new_v5(
-        &crate::domain::HANDOFF_NAMESPACE,
-        format!("report-seq:{seq}").as_bytes(),
-    );
-    let mut rand = [0u8; 10];
-    rand.copy_from_slice(&seed.as_bytes()[..10]);
-    uuid::Builder::from_unix_timestamp_millis(published_ms, &rand).into_uuid()
-}
-
-/// Milliseconds since the Unix epoch of a time.
-pub fn unix_ms(t: DateTime<Utc>) -> u64 {
-    u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }

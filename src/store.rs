@@ -390,6 +390,32 @@ impl EventStore {
     }
 }
 
+/// The handoff id the ingest gives a report stored at `seq` in
+/// `BATON_REPORTS`: the dedup-key id, else the keyless id derived from the
+/// stored message's stream time and sequence, as the ingest consumer sees
+/// them. `baton report` and `POST /v1/reports/{template}` both answer it.
+pub async fn stored_report_handoff_id(
+    js: &async_nats::jetstream::Context,
+    names: &Names,
+    template: &str,
+    report: &crate::domain::Report,
+    seq: u64,
+) -> Result<Uuid, StoreError> {
+    if let Some(id) = crate::domain::handoff_id_for(template, report) {
+        return Ok(id);
+    }
+    let stream = js
+        .get_stream(names.reports_stream())
+        .await
+        .map_err(|e| StoreError::nats("get stream", e))?;
+    let msg = stream
+        .get_raw_message(seq)
+        .await
+        .map_err(|e| StoreError::nats("get report", e))?;
+    let ms = u64::try_from(msg.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    Ok(crate::domain::keyless_handoff_id(ms, seq))
+}
+
 /// Decodes one stored commit: the same result as `Commit`'s derived
 /// `Deserialize`, at two thirds of its cost (see [`wire`]).
 pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {

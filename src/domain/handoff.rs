@@ -13,28 +13,6 @@ use uuid::Uuid;
 use super::event::{EventData, NewEvent, Notice, PageReason, RouteTarget};
 use super::{hcs, BelowMin, DomainError, Hcs, Packet, Policy, Report, Severity};
 
-/// The namespace of handoff ids derived from dedup keys (UUIDv5).
-pub const HANDOFF_NAMESPACE: Uuid = Uuid::from_u128(0x6261_746f_6e00_4000_8000_6861_6e64_6f66);
-
-/// The handoff id for a report: UUIDv5 of the template and the dedup key
-/// (default `workflow_id/run_id`), so a repeated report joins its handoff;
-/// `None` when no key is possible (the caller then uses a fresh UUIDv7).
-pub fn handoff_id_for(template: &str, report: &Report) -> Option<Uuid> {
-    let key = match (
-        &report.dedup_key,
-        &report.packet.workflow_id,
-        &report.packet.run_id,
-    ) {
-        (Some(k), _, _) => k.clone(),
-        (None, Some(w), Some(r)) => format!("{w}/{r}"),
-        _ => return None,
-    };
-    Some(Uuid::new_v5(
-        &HANDOFF_NAMESPACE,
-        format!("{template}\n{key}").as_bytes(),
-    ))
-}
-
 /// Where a handoff stands, for humans and gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,6 +9,7 @@ mod event;
 pub(crate) use event::rfc3339;
 mod handoff;
 mod hcs;
+mod ids;
 mod packet;
 mod policy;
 #[cfg(test)]
@@ -21,11 +22,9 @@ use serde::{Deserialize, Serialize};
 pub use event::{
     Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, WorkNotice, EVENT_VERSION,
 };
-pub use handoff::{
-    apply, decide, handoff_id_for, Command, Handoff, Stamp, Status, HANDOFF_NAMESPACE,
-    MAX_STEPS_PER_TICK,
-};
+pub use handoff::{apply, decide, Command, Handoff, Stamp, Status, MAX_STEPS_PER_TICK};
 pub use hcs::{score, Hcs};
+pub use ids::{handoff_id_for, keyed_handoff_id, keyless_handoff_id, HANDOFF_NAMESPACE};
 pub use packet::{
     is_placeholder, is_subject_token, parse_object, parse_report, BlastRadius, Owner, Packet,
     ParseLimits, ParsedReport, Report,

@@ -6,7 +6,7 @@
 //! so there is one write path, and a keyless report's handoff id (derived
 //! from its stream sequence) is the one the ingest will use. The answer is
 //! computed without waiting for the ingest: the id as
-//! [`client::stored_report_handoff_id`] derives it for `baton report` too, and the HCS as the pure
+//! [`store::stored_report_handoff_id`](crate::store::stored_report_handoff_id) derives it for `baton report` too, and the HCS as the pure
 //! `domain::decide` scores the report at open.
 //!
 //! An invalid report goes through [`ingest::handle_report`], exactly as a
@@ -28,7 +28,6 @@ use uuid::Uuid;
 
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::HcsView;
-use crate::client::stored_report_handoff_id;
 use crate::domain::{decide, Command, EventData, FieldError, ParseLimits};
 use crate::engine::ReportSource;
 use crate::ingest::{self, Handled};
@@ -120,10 +119,15 @@ pub async fn submit(
     }
     .await
     .map_err(|e| Problem::unavailable("publishing a report", &e))?;
-    let handoff_id =
-        stored_report_handoff_id(&s.js, names, &template, &parsed.report, ack.sequence)
-            .await
-            .map_err(|e| Problem::unavailable("deriving a report's handoff id", &e))?;
+    let handoff_id = crate::store::stored_report_handoff_id(
+        &s.js,
+        names,
+        &template,
+        &parsed.report,
+        ack.sequence,
+    )
+    .await
+    .map_err(|e| Problem::unavailable("deriving a report's handoff id", &e))?;
 
     // The score the ingest will record: `decide` is pure and scoring does
     // not depend on `now`.
