@@ -331,41 +331,164 @@ async fn restart_loads_the_snapshot_replays_the_tail_and_ignores_a_corrupt_one()
     c.stop().await.unwrap();
 }
 
-/// Events recorded from today's code (the core scenarios: paged and
+/// What a fixture pins about one replayed handoff, in the aggregate's own
+/// terms: the facts that must come out the same from the same events after
+/// any refactor. Apart from the sanity check in the replay test, the fixture
+/// tests read `Handoff`'s fields only here, so splitting it into an incident
+/// and a team aggregate means adapting this one function.
+fn facts_of(h: &Handoff) -> serde_json::Value {
+    match &h.work {
+        // A team handoff's own workflow status, not the incident `Status`
+        // that `Handoff::status` maps it to: that mapping is not what a team
+        // handoff is, and is due to change.
+        Some(w) => json!({
+            "kind": "team",
+            "status": w.status,
+            "events": h.events,
+            "template": w.template.name,
+            "template_version": w.template.version,
+            "completeness": h.hcs.score,
+            "checked": w.checked.len(),
+            "returns": w.returns,
+            "rating": w.rating.as_ref().map(|r| r.rating),
+            "accept_missed": w.accept_missed,
+            "complete_missed": w.complete_missed,
+        }),
+        None => json!({
+            "kind": "incident",
+            "status": h.status().as_str(),
+            "events": h.events,
+            "reports": h.reports,
+            "escalation_steps": h.escalation_steps,
+            "acknowledged_by": h.acknowledged.as_ref().map(|s| s.by.as_str()),
+            "expired": h.expired,
+            "resolved_by": h.resolved.as_ref().map(|s| s.by.as_str()),
+        }),
+    }
+}
+
+/// The recorded event files, `tests/fixtures/*.jsonl`, sorted.
+fn fixture_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+/// Every event of one fixture file, decoded by today's code.
+fn fixture_events(path: &std::path::Path) -> Vec<Event> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("{}:{}: {err}", path.display(), n + 1))
+        })
+        .collect()
+}
+
+/// Events recorded from today's code: the core scenarios (paged and
 /// escalated, held then paged at max_hold, queued then enriched and
-/// overridden, acknowledged and resolved). Every later build must still
-/// replay them: a schema change upcasts old events, it never breaks this.
+/// overridden, acknowledged and resolved), team handoffs through every step
+/// of their lifecycle, and a packet whose TTL passed. Every later build must
+/// still replay them to the same facts: a schema change upcasts old events,
+/// it never breaks this.
+///
+/// An `.expected.json` maps each handoff id to either a status string (the
+/// first fixture, recorded before the facts existed) or an object holding
+/// some of [`facts_of`]'s fields, compared field by field.
 #[test]
 fn recorded_event_fixtures_replay_forever() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "jsonl") {
-            continue;
-        }
-        files += 1;
-        let text = std::fs::read_to_string(&path).unwrap();
+    for path in fixture_files() {
         let mut state: BTreeMap<Uuid, Option<Handoff>> = BTreeMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let e: Event = serde_json::from_str(line)
-                .unwrap_or_else(|err| panic!("{}:{}: {err}", path.display(), n + 1));
+        for e in fixture_events(&path) {
             apply(state.entry(e.handoff_id).or_default(), &e);
         }
         assert!(!state.is_empty(), "{} holds no events", path.display());
+        let mut facts = BTreeMap::new();
         for (id, h) in &state {
             let h = h.as_ref().unwrap_or_else(|| panic!("{id} never opened"));
+            // A team handoff keeps its completeness score in `hcs`, and its
+            // entry criteria (every required field present) make it > 0, so
+            // the incident check holds for both kinds unrelaxed.
             assert!(h.events > 1 && h.hcs.score > 0.0, "{id}: {h:?}");
+            facts.insert(*id, facts_of(h));
         }
         let expected = std::fs::read_to_string(path.with_extension("expected.json")).unwrap();
-        let expected: BTreeMap<Uuid, String> = serde_json::from_str(&expected).unwrap();
-        let got: BTreeMap<Uuid, String> = state
+        let expected: BTreeMap<Uuid, serde_json::Value> = serde_json::from_str(&expected).unwrap();
+        // What was computed, cut down to what each expectation names, so a
+        // mismatch shows as one readable diff of both maps.
+        let got: BTreeMap<Uuid, serde_json::Value> = facts
             .iter()
-            .map(|(id, h)| (*id, h.as_ref().unwrap().status().as_str().to_string()))
+            .map(|(id, f)| {
+                let cut = match expected.get(id) {
+                    Some(serde_json::Value::Object(fields)) => fields
+                        .keys()
+                        .filter_map(|k| f.get(k).map(|v| (k.clone(), v.clone())))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into(),
+                    Some(serde_json::Value::String(_)) => f["status"].clone(),
+                    // An id missing from the file, or an expectation of
+                    // another shape: the diff shows everything computed.
+                    _ => f.clone(),
+                };
+                (*id, cut)
+            })
             .collect();
         assert_eq!(got, expected, "{}", path.display());
     }
-    assert!(files > 0, "no fixtures in {}", dir.display());
+}
+
+/// Every kind `EventData` can decode, read from serde's own list: an
+/// unknown `type` is refused with "expected one of `opened`, ...". Taking
+/// the list from the derived decoder, not from a copy kept by hand, is what
+/// makes a new variant fail the test below until a fixture records it.
+fn every_event_kind() -> Vec<String> {
+    let err = serde_json::from_value::<baton::domain::EventData>(
+        json!({"type": "no_such_kind", "data": {}}),
+    )
+    .expect_err("an unknown type is refused")
+    .to_string();
+    let kinds: Vec<String> = err
+        .split_once("expected one of ")
+        .map(|(_, list)| {
+            list.split(", ")
+                .map(|k| k.trim_matches('`').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    // If serde ever words this differently, fail here rather than pass with
+    // a short list.
+    assert!(
+        kinds.iter().any(|k| k == "opened") && kinds.iter().any(|k| k == "sla_missed"),
+        "cannot read the kinds from serde's error {err:?}"
+    );
+    kinds
+}
+
+/// Stored events are forever, so every kind must have a recorded fixture
+/// that keeps decoding: adding an `EventData` variant fails here until a
+/// live run records one (a new `#[ignore]` recorder writing a new file).
+#[test]
+fn recorded_fixtures_cover_every_event_kind() {
+    let seen: std::collections::BTreeSet<String> = fixture_files()
+        .iter()
+        .flat_map(|p| fixture_events(p))
+        .map(|e| e.kind().to_string())
+        .collect();
+    let missing: Vec<String> = every_event_kind()
+        .into_iter()
+        .filter(|k| !seen.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "event kinds without a recorded fixture in tests/fixtures/: {missing:?}"
+    );
 }
 
 /// Writes `tests/fixtures/core_scenarios.jsonl` (and its expected statuses)
@@ -461,6 +584,161 @@ async fn record_fixtures() {
         serde_json::to_string_pretty(&expected).unwrap() + "\n",
     )
     .unwrap();
+    daemon.stop().await.unwrap();
+}
+
+/// Writes `tests/fixtures/team_scenarios.*` and `expiry_scenarios.*` from a
+/// live run of today's code, for the event kinds `record_fixtures` never
+/// produced: `cargo test --test replay_e2e -- --ignored
+/// record_team_and_expiry_fixtures`. The same rule holds: run it only to add
+/// new files, never to regenerate recorded ones.
+///
+/// Team handoffs: sales → onboarding misses its accept SLA, is accepted
+/// late, returned for a missing field, resubmitted, accepted, checked off,
+/// completed and rated; design → development is started and cancelled. An
+/// incident whose packet TTL passes unacknowledged is expired (the owner is
+/// asked to refresh it), then acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn record_team_and_expiry_fixtures() {
+    use std::time::Duration;
+    let nats = Nats::start();
+    let mut cfg = config(&nats.url);
+    // Short enough that the SLA timer records the miss while we wait; long
+    // enough that the accept right after the resubmission is on time even
+    // on a slow machine, so no second miss muddles the story.
+    let sales = cfg.templates.get_mut("sales_to_onboarding").unwrap();
+    sales.sla.as_mut().unwrap().accept = Duration::from_secs(1);
+    let daemon = Daemon::start(cfg).await;
+    let (client, js) = nats.client().await;
+    let ok = |verb: &'static str, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let r = command(&client, verb, body.clone()).await;
+            assert_eq!(r["ok"], true, "{verb} {body}: {r}");
+            r
+        }
+    };
+    let id_in =
+        |r: &serde_json::Value| -> Uuid { r["handoff"]["id"].as_str().unwrap().parse().unwrap() };
+
+    // Team handoff through every step. No `crm_link` (optional) yet: that
+    // is what onboarding sends it back for.
+    let fields = json!({
+        "client_name": "Acme", "contract_value": 120000, "start_date": "2026-12-01",
+        "key_contacts": ["ann@acme.test"], "special_requirements": "SSO", "goals": "Live in Q1"
+    });
+    let started = ok(
+        "start",
+        json!({"template": "sales_to_onboarding", "by": "sam", "fields": fields}),
+    )
+    .await;
+    let team = id_in(&started);
+    eventually("the accept SLA missed", || async {
+        kinds(&events_of(&js, team).await)
+            .contains(&"sla_missed")
+            .then_some(())
+    })
+    .await;
+    ok("accept", json!({"id": team, "by": "olga"})).await;
+    ok(
+        "return",
+        json!({"id": team, "by": "olga", "missing": ["crm_link"], "reason": "no CRM record"}),
+    )
+    .await;
+    ok(
+        "resubmit",
+        json!({"id": team, "by": "sam", "fields": {"crm_link": "https://crm.test/acme"}}),
+    )
+    .await;
+    ok("accept", json!({"id": team, "by": "olga"})).await;
+    // By index and by text, as people do.
+    for item in [
+        json!(1),
+        json!("Kickoff meeting scheduled"),
+        json!(3),
+        json!(4),
+    ] {
+        ok("check", json!({"id": team, "by": "olga", "item": item})).await;
+    }
+    ok("complete", json!({"id": team, "by": "olga"})).await;
+    ok(
+        "rate",
+        json!({"id": team, "by": "olga", "rating": 4, "comment": "clear packet once the CRM link came"}),
+    )
+    .await;
+
+    // Team handoff called off before anyone accepted it.
+    let design = json!({
+        "project_name": "Checkout v2", "design_files_url": "https://figma.test/checkout",
+        "specifications": "specs in the file", "breakpoints": ["mobile", "desktop"],
+        "interactions": "documented", "assets_exported": true
+    });
+    let started = ok(
+        "start",
+        json!({"template": "design_to_development", "by": "dina", "fields": design}),
+    )
+    .await;
+    let called_off = id_in(&started);
+    ok(
+        "cancel",
+        json!({"id": called_off, "by": "dina", "reason": "project shelved"}),
+    )
+    .await;
+
+    // An incident whose packet goes stale: a P2 (no escalation within the
+    // run) with a one-second TTL expires, then someone takes it.
+    let mut stale: serde_json::Value = serde_json::from_slice(&p1("fx-ttl")).unwrap();
+    stale["severity"] = json!("P2");
+    stale["ttl_seconds"] = json!(1);
+    let stale = serde_json::to_vec(&stale).unwrap();
+    publish_report(&js, "agent_failure", &stale).await;
+    let limits = baton::domain::ParseLimits {
+        max_report_bytes: 65536,
+        max_field_bytes: 4096,
+    };
+    let parsed = baton::domain::parse_report(&stale, limits).unwrap();
+    let expiring = baton::domain::handoff_id_for("agent_failure", &parsed.report).unwrap();
+    eventually("the packet expired", || async {
+        kinds(&events_of(&js, expiring).await)
+            .contains(&"expired")
+            .then_some(())
+    })
+    .await;
+    ok("ack", json!({"id": expiring, "by": "erin"})).await;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (name, ids) in [
+        ("team_scenarios", vec![team, called_off]),
+        ("expiry_scenarios", vec![expiring]),
+    ] {
+        let mut lines = String::new();
+        let mut expected = BTreeMap::new();
+        for id in ids {
+            let events = events_of(&js, id).await;
+            for e in &events {
+                lines.push_str(&serde_json::to_string(e).unwrap());
+                lines.push('\n');
+            }
+            let mut h = None;
+            events.iter().for_each(|e| apply(&mut h, e));
+            expected.insert(id, facts_of(&h.unwrap()));
+        }
+        let (jsonl, facts) = (
+            dir.join(format!("{name}.jsonl")),
+            dir.join(format!("{name}.expected.json")),
+        );
+        assert!(
+            !jsonl.exists() && !facts.exists(),
+            "{name} is recorded already; recorded fixtures are never regenerated"
+        );
+        std::fs::write(jsonl, lines).unwrap();
+        std::fs::write(
+            facts,
+            serde_json::to_string_pretty(&expected).unwrap() + "\n",
+        )
+        .unwrap();
+    }
     daemon.stop().await.unwrap();
 }
 
