@@ -9,13 +9,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton::domain::testkit::{full_packet, policy, report};
 use baton::domain::{
-    apply, decide, parse_report, score, Command, Commit, Handoff, ParseLimits, Policy, Severity,
+    apply, decide, parse_report, score, Command, Commit, Handoff, IncidentCommand, ParseLimits,
+    Policy, Severity,
 };
 use baton::metrics::Metrics;
 use baton::projector::Projection;
 use baton::sla;
+use baton::testkit::{full_packet, policy, report};
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use uuid::Uuid;
@@ -34,12 +35,12 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn open(report: baton::domain::Report) -> Command {
-    Command::Open {
+    Command::Incident(IncidentCommand::Open {
         template: "agent_failure".into(),
         report,
         warnings: vec![],
         source: Some("report:1".into()),
-    }
+    })
 }
 
 /// A complete P1 report for run `i`: a distinct handoff per `i`.

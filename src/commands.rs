@@ -19,9 +19,10 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
-use crate::domain::work::{TemplateKind, WorkCommand};
-use crate::domain::{parse_object, Command, DomainError, Owner};
+use crate::domain::teamwork::{TeamCommand, TemplateKind};
+use crate::domain::{parse_object, Command, DomainError, IncidentCommand, Owner, Policy};
 use crate::engine::{Engine, EngineError, Outcome};
+use crate::views::HandoffView;
 
 /// The verbs served.
 pub const VERBS: &[&str] = &[
@@ -134,10 +135,10 @@ pub fn command(
 ) -> Result<Option<Command>, CommandError> {
     Ok(Some(match verb {
         "get" | "digest" => return Ok(None),
-        "accept" => Command::Work(WorkCommand::Accept {
+        "accept" => Command::Team(TeamCommand::Accept {
             by: person(obj, "by")?,
         }),
-        "check" => Command::Work(WorkCommand::Check {
+        "check" => Command::Team(TeamCommand::Check {
             by: person(obj, "by")?,
             item: match obj.get("item") {
                 Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -152,10 +153,10 @@ pub fn command(
                 Some(_) => return Err(bad("wrong_type", "item", "item is a number or a string")),
             },
         }),
-        "complete" => Command::Work(WorkCommand::Complete {
+        "complete" => Command::Team(TeamCommand::Complete {
             by: person(obj, "by")?,
         }),
-        "return" => Command::Work(WorkCommand::Return {
+        "return" => Command::Team(TeamCommand::Return {
             by: person(obj, "by")?,
             missing: match obj.get("missing") {
                 None | Some(Value::Null) => vec![],
@@ -176,17 +177,17 @@ pub fn command(
             },
             reason: text(obj, "reason")?.unwrap_or_default(),
         }),
-        "resubmit" => Command::Work(WorkCommand::Resubmit {
+        "resubmit" => Command::Team(TeamCommand::Resubmit {
             by: person(obj, "by")?,
             fields: work_fields(obj, max_field_bytes)?,
         }),
-        "cancel" => Command::Work(WorkCommand::Cancel {
+        "cancel" => Command::Team(TeamCommand::Cancel {
             by: person(obj, "by")?,
             reason: text(obj, "reason")?
                 .filter(|r| !r.trim().is_empty())
                 .ok_or_else(|| bad("missing_field", "reason", "cancel needs a reason"))?,
         }),
-        "rate" => Command::Work(WorkCommand::Rate {
+        "rate" => Command::Team(TeamCommand::Rate {
             by: person(obj, "by")?,
             rating: match obj.get("rating").and_then(Value::as_u64) {
                 Some(n @ 1..=5) => n as u8,
@@ -200,19 +201,19 @@ pub fn command(
             },
             comment: text(obj, "comment")?,
         }),
-        "ack" => Command::Acknowledge {
+        "ack" => Command::Incident(IncidentCommand::Acknowledge {
             by: person(obj, "by")?,
-        },
-        "override" => Command::Override {
+        }),
+        "override" => Command::Incident(IncidentCommand::Override {
             by: person(obj, "by")?,
             reason: text(obj, "reason")?
                 .filter(|r| !r.trim().is_empty())
                 .ok_or_else(|| bad("missing_field", "reason", "override needs a reason"))?,
-        },
-        "resolve" => Command::Resolve {
+        }),
+        "resolve" => Command::Incident(IncidentCommand::Resolve {
             by: person(obj, "by")?,
             note: text(obj, "note")?,
-        },
+        }),
         "enrich" => {
             let by = person(obj, "by")?;
             let fields = match obj.get("fields") {
@@ -257,11 +258,11 @@ pub fn command(
             {
                 packet.owner = None;
             }
-            Command::Enrich {
+            Command::Incident(IncidentCommand::Enrich {
                 by,
                 fields: packet,
                 team: parsed.report.team,
-            }
+            })
         }
         other => {
             return Err(CommandError::new(
@@ -274,9 +275,14 @@ pub fn command(
     }))
 }
 
-/// Reply body for a successful command.
-pub fn ok_body(outcome: &Outcome) -> Value {
-    json!({"ok": true, "handoff": outcome.handoff, "events": outcome.events, "seq": outcome.seq})
+/// Reply body for a successful command: the handoff as the API shows it
+/// (the same view HTTP answers), the events stored and their sequence.
+pub fn ok_body(outcome: &Outcome, policy: &Policy) -> Value {
+    let handoff = outcome
+        .handoff
+        .as_ref()
+        .map(|h| HandoffView::new(h, policy));
+    json!({"ok": true, "handoff": handoff, "events": outcome.events, "seq": outcome.seq})
 }
 
 /// The `fields` object of a team-handoff command: any JSON values, strings
@@ -355,12 +361,12 @@ pub async fn start(
         Some(k) => crate::domain::keyed_handoff_id(&template.name, &k),
         None => Uuid::now_v7(),
     };
-    let cmd = Command::Work(WorkCommand::Initiate {
+    let cmd = Command::Team(TeamCommand::Initiate {
         template: Box::new(template),
         fields,
         by,
     });
-    Ok(ok_body(&engine.execute(id, cmd).await?))
+    Ok(ok_body(&engine.execute(id, cmd).await?, engine.policy()))
 }
 
 /// Runs a command given as a verb and a JSON body with `id`.
@@ -410,10 +416,10 @@ pub async fn run(
     match command(verb, obj, max_field_bytes)? {
         None if verb == "digest" => digest(engine, obj),
         None => match engine.load(id).await.map_err(EngineError::from)? {
-            Some(h) => Ok(json!({"ok": true, "handoff": h})),
+            Some(h) => Ok(json!({"ok": true, "handoff": HandoffView::new(&h, engine.policy())})),
             None => Err(EngineError::Domain(DomainError::NotFound).into()),
         },
-        Some(cmd) => Ok(ok_body(&engine.execute(id, cmd).await?)),
+        Some(cmd) => Ok(ok_body(&engine.execute(id, cmd).await?, engine.policy())),
     }
 }
 
@@ -437,7 +443,7 @@ fn digest(engine: &Engine, obj: &Map<String, Value>) -> Result<Value, CommandErr
                 |_| true,
                 |h, seq| {
                     handoffs += 1;
-                    buckets[bucket_of(&h.id) as usize].push((h.id, digest(h, seq)));
+                    buckets[bucket_of(&h.id()) as usize].push((h.id(), digest(h, seq)));
                 },
             );
             let buckets: Vec<String> = buckets
@@ -458,7 +464,7 @@ fn digest(engine: &Engine, obj: &Map<String, Value>) -> Result<Value, CommandErr
                 |id| bucket_of(id) == b,
                 |h, seq| {
                     let d = json!({"seq": seq, "digest": digest(h, seq)});
-                    digests.insert(h.id.to_string(), d);
+                    digests.insert(h.id().to_string(), d);
                 },
             );
             Ok(json!({"ok": true, "applied_seq": applied, "digests": digests}))

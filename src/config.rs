@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::work::Template;
+use crate::domain::teamwork::Template;
 use crate::domain::{
     default_severities, is_subject_token, BelowMin, Level, OwnershipRule, Policy, RouteConfig,
     RunbookRule, Severity, SeverityPolicy,

@@ -20,7 +20,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, keyless_handoff_id, Command, Commit, DomainError, Event, Handoff, Policy, Report,
+    decide, keyless_handoff_id, Command, Commit, DomainError, Event, Handoff, IncidentCommand,
+    Policy, Report,
 };
 use crate::projector::{Projection, Slot};
 use crate::store::{EventStore, StoreError};
@@ -92,12 +93,12 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let id = crate::domain::handoff_id_for(template, &report)
             .unwrap_or_else(|| keyless_handoff_id(source.published_ms, source.seq));
-        let cmd = Command::Open {
+        let cmd = Command::Incident(IncidentCommand::Open {
             template: template.to_string(),
             report,
             warnings,
             source: Some(format!("report:{}", source.seq)),
-        };
+        });
         self.execute(id, cmd).await
     }
 

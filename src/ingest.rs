@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::domain::work::TemplateKind;
+use crate::domain::teamwork::TemplateKind;
 use crate::domain::{parse_report, FieldError, ParseLimits, ParsedReport, Policy};
 use crate::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;

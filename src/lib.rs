@@ -46,3 +46,6 @@ pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod teams;
+#[doc(hidden)]
+pub mod testkit;
+pub mod views;

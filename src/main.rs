@@ -604,7 +604,7 @@ async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Resu
                     "severity {} team {} status {} HCS {} missing {}",
                     h["severity"].as_str().unwrap_or("?"),
                     h["team"].as_str().unwrap_or("?"),
-                    status_of(h),
+                    h["status"].as_str().unwrap_or("?"),
                     h["hcs"]["score"],
                     h["hcs"]["missing"]
                 );
@@ -622,20 +622,6 @@ async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Resu
         }
     }
     Ok(())
-}
-
-fn status_of(h: &Value) -> &'static str {
-    if !h["resolved"].is_null() {
-        "resolved"
-    } else if !h["acknowledged"].is_null() {
-        "acknowledged"
-    } else if h["escalation_steps"].as_u64().unwrap_or(0) > 0 {
-        "escalated"
-    } else if !h["paged_at"].is_null() {
-        "paged"
-    } else {
-        "held"
-    }
 }
 
 /// `replay`, `timeline`, `audit verify`, `export`: read-only over the log.

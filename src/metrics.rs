@@ -26,6 +26,7 @@ pub struct Metrics {
     pub handoffs_opened_total: IntCounterVec,
     pub handoffs_resolved_total: IntCounterVec,
     pub open_handoffs: IntGaugeVec,
+    pub open_team_handoffs: IntGaugeVec,
     pub escalations_total: IntCounterVec,
     pub sla_breaches_total: IntCounterVec,
     pub gate_holds_total: IntCounterVec,
@@ -101,8 +102,15 @@ impl Metrics {
                 &["severity", "template"]
             )),
             open_handoffs: reg!(IntGaugeVec::new(
-                Opts::new("baton_open_handoffs", "Handoffs not resolved, by state."),
+                Opts::new("baton_open_handoffs", "Incidents not resolved, by state."),
                 &["severity", "state"]
+            )),
+            open_team_handoffs: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "baton_open_team_handoffs",
+                    "Team handoffs neither completed nor cancelled, by workflow state."
+                ),
+                &["template", "state"]
             )),
             escalations_total: reg!(IntCounterVec::new(
                 Opts::new("baton_escalations_total", "Escalation steps stored."),
@@ -229,7 +237,7 @@ impl Metrics {
         }
     }
 
-    fn observe_work(&self, event: &Event, w: &crate::domain::work::WorkState) {
+    fn observe_team(&self, event: &Event, w: &crate::domain::TeamHandoff) {
         let labels = [w.template.name.as_str(), w.template.from_team.as_str()];
         let outcome = |o: &str| {
             self.work_handoffs_total
@@ -270,13 +278,12 @@ impl Metrics {
     /// Feeds one stored event; `state` is the handoff after the event;
     /// `opening` is true for the events of the commit that opened it.
     pub fn observe(&self, event: &Event, state: Option<&Handoff>, opening: bool) {
-        // Drills are real events but not production figures.
-        let Some(h) = state.filter(|h| !h.drill) else {
-            return;
+        let h = match state {
+            Some(Handoff::Team(t)) => return self.observe_team(event, t),
+            // Drills are real events but not production figures.
+            Some(Handoff::Incident(h)) if !h.drill => h,
+            _ => return,
         };
-        if let Some(w) = &h.work {
-            return self.observe_work(event, w);
-        }
         let sev = h.severity.as_str();
         match &event.data {
             EventData::Opened {

@@ -20,7 +20,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::{apply, Commit, EventData, Handoff, Policy, Status};
+use crate::domain::{apply, Commit, EventData, Handoff, Policy, Severity, Status, TeamStatus};
 use crate::metrics::Metrics;
 use crate::sla::TimerHandle;
 use crate::store::{decode_commit, EventStore, StoreError};
@@ -186,17 +186,17 @@ impl Projection {
                 .reserve(entries.len() / SHARDS);
         }
         for (h, seq) in entries {
-            let slot = self.slot(h.id);
+            let slot = self.slot(h.id());
             let mut entry = slot.entry.lock().expect("not poisoned");
             if seq <= entry.last_seq {
                 continue;
             }
-            let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
-            self.move_gauge(before, Some((h.severity, h.status())));
+            let before = entry.state.as_ref().map(Gauged::of);
+            self.move_gauge(before.clone(), Some(Gauged::of(&h)));
             // A slot that held nothing has nothing armed to cancel.
             let next = h.next_deadline(&self.policy);
             if next.is_some() || before.is_some() {
-                self.timer.schedule(h.id, next);
+                self.timer.schedule(h.id(), next);
             }
             entry.state = Some(h);
             entry.last_seq = seq;
@@ -215,7 +215,7 @@ impl Projection {
         );
         let fresh = seq > entry.last_seq;
         if fresh {
-            let before = entry.state.as_ref().map(|h| (h.severity, h.status()));
+            let before = entry.state.as_ref().map(Gauged::of);
             for e in &commit.events {
                 apply(&mut entry.state, e);
                 if observe {
@@ -223,10 +223,10 @@ impl Projection {
                 }
             }
             entry.last_seq = seq;
-            let after = entry.state.as_ref().map(|h| (h.severity, h.status()));
+            let after = entry.state.as_ref().map(Gauged::of);
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
-                self.timer.schedule(h.id, h.next_deadline(&self.policy));
+                self.timer.schedule(h.id(), h.next_deadline(&self.policy));
             }
         } else if observe {
             for e in &commit.events {
@@ -236,26 +236,29 @@ impl Projection {
         fresh
     }
 
-    fn move_gauge(
-        &self,
-        before: Option<(crate::domain::Severity, Status)>,
-        after: Option<(crate::domain::Severity, Status)>,
-    ) {
+    fn move_gauge(&self, before: Option<Gauged>, after: Option<Gauged>) {
         if before == after {
             return;
         }
-        if let Some((sev, st)) = before.filter(|(_, s)| *s != Status::Resolved) {
-            self.add_open(sev, st, -1);
-        }
-        if let Some((sev, st)) = after.filter(|(_, s)| *s != Status::Resolved) {
-            self.add_open(sev, st, 1);
+        for (g, by) in [(before, -1), (after, 1)] {
+            match g {
+                Some(Gauged::Incident(sev, st)) if st != Status::Resolved => {
+                    self.add_open(sev, st, by)
+                }
+                Some(Gauged::Team(template, st)) if !st.is_finished() => self
+                    .metrics
+                    .open_team_handoffs
+                    .with_label_values(&[template.as_str(), st.as_str()])
+                    .add(by),
+                _ => {}
+            }
         }
     }
 
     /// Moves the `baton_open_handoffs` series of one severity and state. Each
     /// series is looked up once: every commit moves one, and prometheus's
     /// label lookup hashes the label strings under a lock each time.
-    fn add_open(&self, sev: crate::domain::Severity, st: Status, by: i64) {
+    fn add_open(&self, sev: Severity, st: Status, by: i64) {
         let lookup = || {
             self.metrics
                 .open_handoffs
@@ -268,6 +271,23 @@ impl Projection {
         {
             Some(cell) => cell.get_or_init(lookup).add(by),
             None => lookup().add(by),
+        }
+    }
+}
+
+/// What the open-handoff gauges count a handoff under: an incident by
+/// severity and status, a team handoff by template and workflow state.
+#[derive(Debug, Clone, PartialEq)]
+enum Gauged {
+    Incident(Severity, Status),
+    Team(String, TeamStatus),
+}
+
+impl Gauged {
+    fn of(h: &Handoff) -> Self {
+        match h {
+            Handoff::Incident(i) => Gauged::Incident(i.severity, i.status()),
+            Handoff::Team(t) => Gauged::Team(t.template.name.clone(), t.status),
         }
     }
 }
@@ -466,17 +486,17 @@ impl Applier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testkit::{policy, report};
-    use crate::domain::{decide, Command, Severity};
+    use crate::domain::{decide, Command, IncidentCommand};
+    use crate::testkit::{policy, report};
 
     fn commit_for(id: Uuid) -> Commit {
         let now = chrono::Utc::now();
-        let cmd = Command::Open {
+        let cmd = Command::Incident(IncidentCommand::Open {
             template: "agent_failure".into(),
             report: report(Severity::P1),
             warnings: vec![],
             source: None,
-        };
+        });
         Commit {
             events: decide(None, &cmd, now, &policy())
                 .unwrap()

@@ -51,7 +51,8 @@ use crate::projector::Projection;
 use crate::store::{Names, StoreError};
 
 /// Bumped when the snapshot layout changes; other formats are ignored.
-pub const FORMAT: u32 = 2;
+/// 3: entries are the `Handoff` enum (incident or team handoff).
+pub const FORMAT: u32 = 3;
 /// How often the daemon writes a snapshot (when anything changed).
 pub const INTERVAL: Duration = Duration::from_secs(300);
 /// Largest chunk body before compression; below the 1 MiB default

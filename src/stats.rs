@@ -25,7 +25,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{Handoff, Policy, Severity};
+use crate::domain::{Handoff, Incident, Policy, Severity};
 
 /// How many of the most often missing fields are listed.
 pub const TOP_MISSING: usize = 10;
@@ -99,20 +99,16 @@ pub struct FieldCount {
 /// Computes the figures over the handoffs opened in the last `days` days.
 pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: u32) -> Stats {
     let since = now - Duration::days(i64::from(days));
-    let window: Vec<&Handoff> = handoffs
+    let window: Vec<&Incident> = handoffs
         .iter()
-        .filter(|h| h.opened_at >= since && !h.drill && h.work.is_none())
-        .collect();
-    let work: Vec<Handoff> = handoffs
-        .iter()
-        .filter(|h| h.opened_at >= since && h.work.is_some())
-        .cloned()
+        .filter_map(Handoff::as_incident)
+        .filter(|h| h.opened_at >= since && !h.drill)
         .collect();
 
     let by_severity = Severity::ALL
         .iter()
         .map(|&sev| {
-            let of: Vec<&Handoff> = window
+            let of: Vec<&Incident> = window
                 .iter()
                 .copied()
                 .filter(|h| h.severity == sev)
@@ -166,11 +162,11 @@ pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: 
         by_severity,
         by_team,
         missing_fields,
-        work: crate::teams::work_stats(&work),
+        work: crate::teams::work_stats(handoffs.iter().filter(|h| h.opened_at() >= since)),
     }
 }
 
-fn severity_stats(of: &[&Handoff], policy: &Policy, now: DateTime<Utc>) -> SeverityStats {
+fn severity_stats(of: &[&Incident], policy: &Policy, now: DateTime<Utc>) -> SeverityStats {
     let mut mtta: Vec<f64> = of
         .iter()
         .filter_map(|h| h.mtta_ms)
@@ -207,7 +203,7 @@ fn severity_stats(of: &[&Handoff], policy: &Policy, now: DateTime<Utc>) -> Sever
 
 /// `Some(breached)` once the outcome is settled, `None` while the first
 /// response is still within its deadline.
-fn breached(h: &Handoff, policy: &Policy, now: DateTime<Utc>) -> Option<bool> {
+fn breached(h: &Incident, policy: &Policy, now: DateTime<Utc>) -> Option<bool> {
     let due = h.first_response_due(policy);
     let responded = h
         .acknowledged
@@ -243,13 +239,13 @@ pub(crate) mod fixtures {
     use serde_json::json;
     use uuid::Uuid;
 
-    use crate::domain::testkit::full_packet;
-    use crate::domain::{apply, Event, Handoff, Severity};
+    use crate::domain::{incident::apply, Event, Incident, Severity};
+    use crate::testkit::full_packet;
 
-    /// A just-opened handoff, built by applying a stored `opened` event
+    /// A just-opened incident, built by applying a stored `opened` event
     /// (decoded from JSON, so fields added to the event later keep their
     /// defaults and this fixture keeps compiling).
-    pub fn handoff(id: Uuid, sev: Severity, team: &str, opened_at: DateTime<Utc>) -> Handoff {
+    pub fn handoff(id: Uuid, sev: Severity, team: &str, opened_at: DateTime<Utc>) -> Incident {
         let opened: Event = serde_json::from_value(json!({
             "id": Uuid::nil(), "handoff_id": id, "version": 1,
             "occurred_at": opened_at, "actor": "baton", "type": "opened",
@@ -265,8 +261,20 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testkit::policy;
+    // The figures are incidents'; the helpers build incidents and `compute`
+    // below wraps them as the projection holds them.
+    use crate::domain::Incident as Handoff;
     use crate::domain::{Hcs, Stamp};
+
+    fn compute(hs: &[Handoff], p: &Policy, now: DateTime<Utc>, days: u32) -> Stats {
+        let all: Vec<crate::domain::Handoff> = hs
+            .iter()
+            .cloned()
+            .map(crate::domain::Handoff::Incident)
+            .collect();
+        super::compute(&all, p, now, days)
+    }
+    use crate::testkit::policy;
     use chrono::TimeZone;
     use uuid::Uuid;
 

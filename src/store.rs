@@ -624,6 +624,7 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::IncidentCommand;
 
     #[test]
     fn regression_events_from_a_newer_schema_are_refused_not_misread() {
@@ -650,20 +651,20 @@ mod tests {
 
     /// Commits holding every event kind, as `decide` produces them.
     fn every_kind_of_commit() -> Vec<Commit> {
-        use crate::domain::testkit::{policy, report};
         use crate::domain::{apply, decide, Command, Packet, Severity};
+        use crate::testkit::{policy, report};
         let policy = policy();
         let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let mut commits = vec![];
         let mut life = |r: crate::domain::Report, steps: Vec<(Command, i64)>| {
             let id = Uuid::now_v7();
             let mut state = None;
-            let open = Command::Open {
+            let open = Command::Incident(IncidentCommand::Open {
                 template: "agent_failure".into(),
                 report: r.clone(),
                 warnings: vec!["error_summary truncated".into()],
                 source: Some("report:9".into()),
-            };
+            });
             for (cmd, secs) in std::iter::once((open, 0)).chain(steps) {
                 let at = t0 + chrono::Duration::seconds(secs);
                 let events = decide(state.as_ref(), &cmd, at, &policy).unwrap();
@@ -683,31 +684,34 @@ mod tests {
         p1.packet.run_id = None;
         p1.packet.rollback_command = None;
         p1.packet.ttl_seconds = Some(400);
-        let again = Command::Open {
+        let again = Command::Incident(IncidentCommand::Open {
             template: "agent_failure".into(),
             report: p1.clone(),
             warnings: vec![],
             source: Some("report:10".into()),
-        };
+        });
         let by = || "alice".to_string();
         life(
             p1,
             vec![
                 (
-                    Command::Override {
+                    Command::Incident(IncidentCommand::Override {
                         by: by(),
                         reason: "known outage".into(),
-                    },
+                    }),
                     1,
                 ),
                 (again, 2),
                 (Command::Tick, 401),
-                (Command::Acknowledge { by: by() }, 402),
                 (
-                    Command::Resolve {
+                    Command::Incident(IncidentCommand::Acknowledge { by: by() }),
+                    402,
+                ),
+                (
+                    Command::Incident(IncidentCommand::Resolve {
                         by: by(),
                         note: Some("done".into()),
-                    },
+                    }),
                     403,
                 ),
             ],
@@ -719,16 +723,16 @@ mod tests {
             ..Default::default()
         };
         p3.team = None;
-        let mut fields = crate::domain::testkit::full_packet();
+        let mut fields = crate::testkit::full_packet();
         fields.workflow_id = None;
         life(
             p3,
             vec![(
-                Command::Enrich {
+                Command::Incident(IncidentCommand::Enrich {
                     by: by(),
                     fields,
                     team: Some("payments".into()),
-                },
+                }),
                 5,
             )],
         );

@@ -141,7 +141,7 @@ async fn reports_an_ack_and_an_escalation_show_in_the_scraped_metrics() {
     )
     .await;
     assert_eq!(status, 200, "{reply}");
-    let mtta = reply["handoff"]["mtta_ms"].as_f64().unwrap() / 1000.0;
+    let mtta = reply["handoff"]["mtta_seconds"].as_f64().unwrap();
 
     let escalating_id = escalating["handoff_id"].as_str().unwrap();
     eventually(

@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
-use baton::domain::testkit::{policy, report};
-use baton::domain::{apply, decide, handoff_id_for, Command, Handoff, Policy, Severity};
+use baton::domain::{
+    apply, decide, handoff_id_for, Command, Handoff, IncidentCommand, Policy, Severity,
+};
 use baton::jobs::{audit, review};
+use baton::testkit::{policy, report};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
@@ -20,12 +22,12 @@ fn handoff(policy: &Policy, r: baton::domain::Report, steps: &[(i64, Command)]) 
     let mut state = None;
     let mut all = vec![(
         0,
-        Command::Open {
+        Command::Incident(IncidentCommand::Open {
             template: "agent_failure".into(),
             report: r,
             warnings: vec![],
             source: None,
-        },
+        }),
     )];
     all.extend(steps.iter().cloned());
     for (at, cmd) in all {
@@ -44,7 +46,7 @@ fn run(n: u32) -> baton::domain::Report {
 }
 
 fn history(policy: &Policy) -> Vec<Handoff> {
-    let ack = |by: &str| Command::Acknowledge { by: by.into() };
+    let ack = |by: &str| Command::Incident(IncidentCommand::Acknowledge { by: by.into() });
     let mut missing_rollback = run(3);
     missing_rollback.packet.rollback_command = None;
     missing_rollback.packet.workflow_id = Some("search-reindex".into());
@@ -74,10 +76,10 @@ fn history(policy: &Policy) -> Vec<Handoff> {
                 (90, ack("drill-primary")),
                 (
                     600,
-                    Command::Resolve {
+                    Command::Incident(IncidentCommand::Resolve {
                         by: "drill-primary".into(),
                         note: None,
-                    },
+                    }),
                 ),
             ],
         ),
@@ -86,7 +88,9 @@ fn history(policy: &Policy) -> Vec<Handoff> {
             let mut old = run(7);
             old.packet.workflow_id = Some("legacy-export".into());
             let mut h = handoff(policy, old, &[]);
-            h.opened_at -= Duration::days(2);
+            if let Handoff::Incident(i) = &mut h {
+                i.opened_at -= Duration::days(2);
+            }
             h
         },
     ]

@@ -202,7 +202,7 @@ async fn a_late_accept_escalates_and_a_template_edit_does_not_rewrite_an_open_ha
         ok(&client, "check", json!({"id": id, "by": "olga", "item": i})).await;
     }
     let done = ok(&client, "complete", json!({"id": id, "by": "olga"})).await;
-    assert_eq!(done["handoff"]["work"]["template"]["version"], 1);
+    assert_eq!(done["handoff"]["template_version"], 1);
     let r = ok(
         &client,
         "start",
@@ -210,7 +210,7 @@ async fn a_late_accept_escalates_and_a_template_edit_does_not_rewrite_an_open_ha
     )
     .await;
     assert_eq!(
-        r["handoff"]["work"]["template"]["version"], 2,
+        r["handoff"]["template_version"], 2,
         "new handoffs use the new version"
     );
     daemon.stop().await.unwrap();

@@ -2,8 +2,10 @@
 //! histories of stored commits built with the domain's own `decide`.
 
 use baton::config::Config;
-use baton::domain::testkit::report;
-use baton::domain::{apply, decide, handoff_id_for, Command, Commit, Policy, Report, Severity};
+use baton::domain::{
+    apply, decide, handoff_id_for, Command, Commit, IncidentCommand, Policy, Report, Severity,
+};
+use baton::testkit::report;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -50,12 +52,12 @@ pub fn p1_payload(i: usize) -> Bytes {
 }
 
 fn open_cmd(i: usize) -> Command {
-    Command::Open {
+    Command::Incident(IncidentCommand::Open {
         template: TEMPLATE.into(),
         report: p1(i),
         warnings: vec![],
         source: Some(format!("report:{}", i + 1)),
-    }
+    })
 }
 
 /// The commit Baton stores for report `i` opened at `now` (opened, scored,
@@ -101,7 +103,7 @@ pub fn lifecycle(policy: &Policy, i: usize, opened_at: DateTime<Utc>) -> (Uuid, 
     let ack = seal(
         decide(
             state.as_ref(),
-            &Command::Acknowledge { by: "alice".into() },
+            &Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() }),
             acked_at,
             policy,
         )
@@ -114,10 +116,10 @@ pub fn lifecycle(policy: &Policy, i: usize, opened_at: DateTime<Utc>) -> (Uuid, 
     let resolve = seal(
         decide(
             state.as_ref(),
-            &Command::Resolve {
+            &Command::Incident(IncidentCommand::Resolve {
                 by: "alice".into(),
                 note: Some("failed over to the standby ledger".into()),
-            },
+            }),
             resolved_at,
             policy,
         )

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton::domain::testkit::full_packet;
 use baton::metrics::Metrics;
 use baton::projector::Projection;
 use baton::sla;
+use baton::testkit::full_packet;
 use chrono::Utc;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

@@ -207,7 +207,7 @@ pub enum EventData {
     },
     /// A team handoff started; carries the template as it is now.
     Initiated {
-        template: Box<super::work::Template>,
+        template: Box<super::teamwork::Template>,
         by: String,
         fields: std::collections::BTreeMap<String, serde_json::Value>,
         completeness: Hcs,

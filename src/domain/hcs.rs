@@ -102,7 +102,7 @@ pub fn score(packet: &Packet, team: Option<&str>) -> Hcs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testkit::full_packet;
+    use crate::testkit::full_packet;
     use proptest::prelude::*;
 
     #[test]

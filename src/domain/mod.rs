@@ -1,4 +1,6 @@
-//! The pure core: packet, HCS, policy, events, and the handoff aggregate.
+//! The pure core: packet, HCS, policy, events, and the two aggregates that
+//! share one stream: [`incident`] and [`teamwork`] (team handoffs), joined
+//! only in [`Handoff`].
 //!
 //! Nothing in here does I/O or reads a clock. `decide(state, command, now,
 //! policy) -> events` holds every business rule; `apply(state, event)` only
@@ -10,11 +12,10 @@ pub(crate) use event::rfc3339;
 mod handoff;
 mod hcs;
 mod ids;
+pub mod incident;
 mod packet;
 mod policy;
-#[cfg(test)]
-mod tests;
-pub mod work;
+pub mod teamwork;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,9 +23,10 @@ use serde::{Deserialize, Serialize};
 pub use event::{
     Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, WorkNotice, EVENT_VERSION,
 };
-pub use handoff::{apply, decide, Command, Handoff, Stamp, Status, MAX_STEPS_PER_TICK};
+pub use handoff::{apply, decide, Command, Handoff, Kind};
 pub use hcs::{score, Hcs};
 pub use ids::{handoff_id_for, keyed_handoff_id, keyless_handoff_id, HANDOFF_NAMESPACE};
+pub use incident::{Incident, IncidentCommand, Status, MAX_STEPS_PER_TICK};
 pub use packet::{
     is_placeholder, is_subject_token, parse_object, parse_report, BlastRadius, Owner, Packet,
     ParseLimits, ParsedReport, Report,
@@ -33,6 +35,7 @@ pub use policy::{
     default_severities, BelowMin, Level, OwnershipRule, Policy, RouteConfig, RunbookRule, Severity,
     SeverityPolicy, Step, ROUTE_BACKUP, ROUTE_OWNER, ROUTE_QUEUE,
 };
+pub use teamwork::{TeamCommand, TeamHandoff, TeamStatus};
 
 /// `t + d`, or `None` past chrono's range. Every deadline goes through this:
 /// `apply` runs on whatever the log holds, forever, so it must never panic on
@@ -46,6 +49,13 @@ pub fn later(t: DateTime<Utc>, d: std::time::Duration) -> Option<DateTime<Utc>> 
 /// The longest duration Baton accepts anywhere (config, templates, packet
 /// TTLs): ten years. Anything longer is a typo, not a deadline.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A person and a moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
 
 /// One problem with one field of a report or command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +103,10 @@ pub enum DomainError {
     /// `complete` while exit criteria are unchecked (HTTP 409).
     #[error("unchecked checklist items: {}", .0.join("; "))]
     Unchecked(Vec<String>),
+    /// A team handoff is completed or cancelled; only a rating is still
+    /// taken (HTTP 409).
+    #[error("the handoff is {0}")]
+    Finished(&'static str),
     /// The lifecycle does not allow this now (HTTP 409).
     #[error("{0}")]
     WrongState(String),
@@ -110,70 +124,7 @@ impl DomainError {
             DomainError::MissingFields(_) => "missing_required_fields",
             DomainError::Unchecked(_) => "checklist_incomplete",
             DomainError::WrongState(_) => "wrong_state",
-        }
-    }
-}
-
-/// Fixtures shared by the domain's unit tests, the integration tests and the
-/// benchmarks.
-#[doc(hidden)]
-pub mod testkit {
-    use super::*;
-
-    /// A packet with every field set: HCS 100 with a team.
-    pub fn full_packet() -> Packet {
-        Packet {
-            run_id: Some("run-42".into()),
-            workflow_id: Some("billing-sync".into()),
-            objective: Some("Sync invoices to the ledger".into()),
-            failure_class: Some("dependency_timeout".into()),
-            last_successful_step: Some("fetch_invoices".into()),
-            failing_step: Some("post_ledger".into()),
-            error_summary: Some("ledger API timed out after 30s (3 retries)".into()),
-            blast_radius: Some(BlastRadius {
-                users: Some(1200),
-                jobs: Some(3),
-            }),
-            recommended_action: Some("Pause the sync and fail over to the standby ledger".into()),
-            rollback_command: Some("billing-sync rollback --to last-good".into()),
-            owner: Some(Owner {
-                primary: Some("alice".into()),
-                backup: Some("bob".into()),
-            }),
-            ttl_seconds: Some(3600),
-        }
-    }
-
-    /// A complete report of the given severity.
-    pub fn report(severity: Severity) -> Report {
-        Report {
-            severity,
-            packet: full_packet(),
-            dedup_key: None,
-            team: Some("payments".into()),
-            drill: false,
-        }
-    }
-
-    /// The default policy with one ownership and one runbook rule.
-    pub fn policy() -> Policy {
-        Policy {
-            severities: default_severities(),
-            ownership: vec![OwnershipRule {
-                workflow: "billing-*".into(),
-                team: "payments".into(),
-                primary: "alice".into(),
-                backup: Some("bob".into()),
-            }],
-            runbook: vec![RunbookRule {
-                workflow: "billing-*".into(),
-                rollback_command: "billing-sync rollback --to last-good".into(),
-                tested: true,
-            }],
-            routes: Default::default(),
-            default_team: "unassigned".into(),
-            drill_route: Some("drill".into()),
-            templates: crate::config::builtin_templates(),
+            DomainError::Finished(_) => "finished",
         }
     }
 }

@@ -155,7 +155,7 @@ pub struct Policy {
     /// real routes).
     pub drill_route: Option<String>,
     /// Handoff templates by name (`config/templates/*.toml`).
-    pub templates: BTreeMap<String, super::work::Template>,
+    pub templates: BTreeMap<String, super::teamwork::Template>,
 }
 
 /// Most repeats one escalation level may have.
@@ -392,14 +392,14 @@ mod tests {
 
     #[test]
     fn targets_resolve_people_then_config_then_route_and_team() {
-        let mut policy = crate::domain::testkit::policy();
+        let mut policy = crate::testkit::policy();
         policy.routes.insert(
             "oncall".into(),
             RouteConfig {
                 target: "rota:primary".into(),
             },
         );
-        let p = crate::domain::testkit::full_packet();
+        let p = crate::testkit::full_packet();
         assert_eq!(policy.target("owner", "t", &p), "alice");
         assert_eq!(policy.target("oncall", "t", &p), "rota:primary");
         assert_eq!(policy.target("team_lead", "t", &p), "team_lead:t");
@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn validation_names_bad_routes_and_teams() {
-        let mut policy = crate::domain::testkit::policy();
+        let mut policy = crate::testkit::policy();
         policy
             .severities
             .get_mut(&Severity::P2)

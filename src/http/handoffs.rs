@@ -22,7 +22,7 @@ use super::views::{
     OverrideBody, RateBody, ResolveBody, ResubmitBody, ReturnBody, StartBody, Timeline,
 };
 use crate::commands;
-use crate::domain::{Handoff, Policy, Severity, Status};
+use crate::domain::{Handoff, Kind, Policy, Severity, Status, TeamStatus};
 use crate::server::Shared;
 
 /// Default and largest page size of the list.
@@ -33,11 +33,16 @@ pub const MAX_LIMIT: usize = 500;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// `held`, `paged`, `escalated`, `acknowledged`, `resolved`, or `open`
-    /// (anything not resolved).
+    /// `incident` or `team`; both when absent.
+    pub kind: Option<String>,
+    /// An incident status (`held`, `paged`, `escalated`, `acknowledged`,
+    /// `resolved`), a team-handoff status (`initiated`, `accepted`,
+    /// `returned`, `completed`, `cancelled`), or `open` (neither resolved,
+    /// completed nor cancelled).
     pub status: Option<String>,
-    /// `P1`, `P2` or `P3`.
+    /// `P1`, `P2` or `P3` (incidents only: team handoffs have no severity).
     pub severity: Option<String>,
+    /// An incident's team, or either team of a team handoff.
     pub team: Option<String>,
     pub template: Option<String>,
     /// Page size, 1–500 (default 50).
@@ -55,7 +60,10 @@ struct Key(i64, Uuid);
 
 impl Key {
     fn of(h: &Handoff) -> Self {
-        Key(h.opened_at.timestamp_nanos_opt().unwrap_or(i64::MAX), h.id)
+        Key(
+            h.opened_at().timestamp_nanos_opt().unwrap_or(i64::MAX),
+            h.id(),
+        )
     }
     fn encode(self) -> String {
         format!("{}.{}", self.0, self.1.simple())
@@ -68,10 +76,11 @@ impl Key {
 
 enum StatusFilter {
     Open,
-    Is(Status),
+    Is(&'static str),
 }
 
 struct Filter {
+    kind: Option<Kind>,
     status: Option<StatusFilter>,
     severity: Option<Severity>,
     team: Option<String>,
@@ -91,22 +100,27 @@ impl Filter {
                 message,
             })
         };
+        let kind = match q.kind.as_deref() {
+            None | Some("") => None,
+            Some("incident") => Some(Kind::Incident),
+            Some("team") => Some(Kind::Team),
+            Some(k) => {
+                bad("kind", format!("unknown kind {k:?}; known: incident, team"));
+                None
+            }
+        };
         let status = match q.status.as_deref() {
             None | Some("") => None,
             Some("open") => Some(StatusFilter::Open),
-            Some(s) => match [
-                Status::Held,
-                Status::Paged,
-                Status::Escalated,
-                Status::Acknowledged,
-                Status::Resolved,
-            ]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+            Some(s) => match Status::ALL
+                .iter()
+                .map(|st| st.as_str())
+                .chain(TeamStatus::ALL.iter().map(|st| st.as_str()))
+                .find(|st| *st == s)
             {
                 Some(st) => Some(StatusFilter::Is(st)),
                 None => {
-                    bad("status", format!("unknown status {s:?}; known: held, paged, escalated, acknowledged, resolved, open"));
+                    bad("status", format!("unknown status {s:?}; known: held, paged, escalated, acknowledged, resolved, initiated, accepted, returned, completed, cancelled, open"));
                     None
                 }
             },
@@ -150,6 +164,7 @@ impl Filter {
             .with_errors(errors));
         }
         Ok(Self {
+            kind,
             status,
             severity,
             team: q.team.filter(|t| !t.is_empty()),
@@ -162,13 +177,20 @@ impl Filter {
     fn matches(&self, h: &Handoff) -> bool {
         let status_ok = match &self.status {
             None => true,
-            Some(StatusFilter::Open) => h.resolved.is_none(),
-            Some(StatusFilter::Is(s)) => h.status() == *s,
+            Some(StatusFilter::Open) => !h.is_closed(),
+            Some(StatusFilter::Is(s)) => h.status_str() == *s,
+        };
+        let team_ok = |t: &String| match h {
+            Handoff::Incident(i) => &i.team == t,
+            Handoff::Team(w) => &w.template.from_team == t || &w.template.to_team == t,
         };
         status_ok
-            && self.severity.is_none_or(|s| h.severity == s)
-            && self.team.as_ref().is_none_or(|t| &h.team == t)
-            && self.template.as_ref().is_none_or(|t| &h.template == t)
+            && self.kind.is_none_or(|k| h.kind() == k)
+            && self
+                .severity
+                .is_none_or(|s| h.as_incident().is_some_and(|i| i.severity == s))
+            && self.team.as_ref().is_none_or(team_ok)
+            && self.template.as_ref().is_none_or(|t| h.template() == t)
             && self.after.is_none_or(|k| Key::of(h) < k)
     }
 }
@@ -450,13 +472,18 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testkit::policy;
+    use crate::testkit::policy;
     use chrono::{TimeZone, Utc};
 
     fn h(secs: i64, id: u128, team: &str) -> Handoff {
         let t =
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(secs);
-        crate::stats::fixtures::handoff(Uuid::from_u128(id), Severity::P2, team, t)
+        Handoff::Incident(crate::stats::fixtures::handoff(
+            Uuid::from_u128(id),
+            Severity::P2,
+            team,
+            t,
+        ))
     }
 
     fn filter(q: &str) -> Filter {
@@ -494,7 +521,7 @@ mod tests {
             h(4, 5, "a"),
         ];
         let first = page(all.clone(), &filter("limit=2"), &p);
-        let ids: Vec<u128> = first.items.iter().map(|v| v.id.as_u128()).collect();
+        let ids: Vec<u128> = first.items.iter().map(|v| v.id().as_u128()).collect();
         assert_eq!(ids, [5, 4]);
         all.push(h(10, 6, "a"));
         let cursor = first.next_cursor.unwrap();
@@ -503,7 +530,7 @@ mod tests {
             &filter(&format!("limit=2&cursor={cursor}")),
             &p,
         );
-        let ids: Vec<u128> = second.items.iter().map(|v| v.id.as_u128()).collect();
+        let ids: Vec<u128> = second.items.iter().map(|v| v.id().as_u128()).collect();
         assert_eq!(ids, [3, 2]);
         let last = page(
             all,
@@ -524,7 +551,7 @@ mod tests {
             &p,
         );
         assert_eq!(got.items.len(), 1);
-        assert_eq!(got.items[0].team, "b");
+        assert!(matches!(&got.items[0], HandoffView::Incident(i) if i.team == "b"));
         assert!(page(all, &filter("severity=P1"), &p).items.is_empty());
         let err = Filter::parse(serde_urlencoded_like(
             "status=nope&severity=P9&limit=0&cursor=zz",

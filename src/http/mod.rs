@@ -19,7 +19,7 @@ pub mod auth;
 pub mod handoffs;
 pub mod problem;
 pub mod reports;
-pub mod views;
+pub use crate::views;
 
 use std::sync::OnceLock;
 use std::time::Duration;

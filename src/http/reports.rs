@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::HcsView;
-use crate::domain::{decide, Command, EventData, FieldError, ParseLimits};
+use crate::domain::{decide, Command, EventData, FieldError, IncidentCommand, ParseLimits};
 use crate::engine::ReportSource;
 use crate::ingest::{self, Handled};
 use crate::server::Shared;
@@ -131,12 +131,12 @@ pub async fn submit(
 
     // The score the ingest will record: `decide` is pure and scoring does
     // not depend on `now`.
-    let open = Command::Open {
+    let open = Command::Incident(IncidentCommand::Open {
         template: template.clone(),
         report: parsed.report,
         warnings: parsed.warnings.clone(),
         source: Some(format!("report:{}", ack.sequence)),
-    };
+    });
     let events = decide(None, &open, Utc::now(), s.engine.policy())
         .expect("opening a new handoff is always decided");
     let (hcs, gate_passed) = events

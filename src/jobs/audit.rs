@@ -70,8 +70,14 @@ pub fn ownership_audit(
     stale_after: std::time::Duration,
 ) -> OwnershipAudit {
     let since = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
-    // Drills are synthetic: they neither keep a rule alive nor reveal a team.
-    let handoffs: Vec<&Handoff> = handoffs.iter().filter(|h| !h.drill).collect();
+    // Ownership rules are about incidents: a team handoff's receiving team
+    // needs no rule. Drills are synthetic: they neither keep a rule alive
+    // nor reveal a team.
+    let handoffs: Vec<&crate::domain::Incident> = handoffs
+        .iter()
+        .filter_map(Handoff::as_incident)
+        .filter(|h| !h.drill)
+        .collect();
     let stale_rules = policy
         .ownership
         .iter()

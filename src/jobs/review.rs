@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Handoff, Policy, Severity};
+use crate::domain::{Handoff, Incident, Policy, Severity};
 
 /// One escalated handoff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,11 +112,15 @@ pub fn daily_review(
     handoffs: &[Handoff],
     policy: &Policy,
     end: DateTime<Utc>,
-    is_drill: impl Fn(&Handoff) -> bool,
+    is_drill: impl Fn(&Incident) -> bool,
 ) -> Review {
     let start = end - Duration::hours(24);
-    let in_window: Vec<&Handoff> = handoffs
+    // Incidents only: team handoffs have their own figures (`baton teams`),
+    // and their template fields are not packet fields.
+    let incidents: Vec<&Incident> = handoffs.iter().filter_map(Handoff::as_incident).collect();
+    let in_window: Vec<&Incident> = incidents
         .iter()
+        .copied()
         .filter(|h| h.opened_at >= start && h.opened_at < end && !is_drill(h))
         .collect();
 
@@ -208,8 +212,9 @@ pub fn daily_review(
         });
 
     let p1_band = policy.severity(Severity::P1).first_response;
-    let mut drills: Vec<DrillRow> = handoffs
+    let mut drills: Vec<DrillRow> = incidents
         .iter()
+        .copied()
         .filter(|h| is_drill(h) && h.opened_at >= end - Duration::days(7) && h.opened_at < end)
         .map(|h| {
             let ack = h.acknowledged.as_ref().map(|a| secs(a.at - h.opened_at));

@@ -19,9 +19,25 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Rebuilt, Record};
-use crate::domain::{BelowMin, Event, EventData, Handoff, Policy};
+use crate::domain::{BelowMin, Event, EventData, Handoff, Incident, Policy, TeamHandoff};
 use crate::pages::pages_for;
 use crate::store::Names;
+
+/// Events of the team-handoff aggregate.
+fn is_team_event(e: &EventData) -> bool {
+    matches!(
+        e,
+        EventData::Initiated { .. }
+            | EventData::Accepted { .. }
+            | EventData::Checked { .. }
+            | EventData::Returned { .. }
+            | EventData::Resubmitted { .. }
+            | EventData::Completed { .. }
+            | EventData::Cancelled { .. }
+            | EventData::Rated { .. }
+            | EventData::SlaMissed { .. }
+    )
+}
 
 /// What a finding is about. The `snake_case` name is printed and stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -184,11 +200,12 @@ pub fn verify(
     }
     for (id, events) in &per_handoff {
         out.extend(check_lifecycle(*id, events));
-        // Escalation deadlines are the incident policy's; team handoffs
-        // (`initiated`) keep their own SLA events and are not checked here.
-        let incident = events.first().is_some_and(|(_, e)| e.kind() == "opened");
-        if let (Some(rb), true) = (state.get(id), incident) {
-            out.extend(check_deadlines(audit, &rb.handoff, events));
+        // Each aggregate's deadlines: the incident's escalation policy, the
+        // team handoff's accept and complete SLAs.
+        match state.get(id).map(|rb| &rb.handoff) {
+            Some(Handoff::Incident(h)) => out.extend(check_deadlines(audit, h, events)),
+            Some(Handoff::Team(t)) => out.extend(check_team_slas(audit, t, events)),
+            None => {}
         }
     }
     out.extend(check_pages(audit, &per_handoff, pages));
@@ -224,13 +241,22 @@ fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
                 opened = true;
             }
             (EventData::ReportedAgain { .. }, _, _, true) => {}
+            // A completed team handoff still takes its feedback.
+            (EventData::Rated { .. }, _, _, true) => {}
             (_, _, _, true) => out.push(violation(
                 FindingKind::EventAfterResolved,
                 Some(id),
                 Some(*seq),
                 format!("{} by {} after it was resolved", e.kind(), e.actor),
             )),
-            (EventData::Resolved { .. }, _, _, false) => resolved = true,
+            (
+                EventData::Resolved { .. }
+                | EventData::Completed { .. }
+                | EventData::Cancelled { .. },
+                _,
+                _,
+                false,
+            ) => resolved = true,
             _ => {}
         }
     }
@@ -239,7 +265,7 @@ fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
 
 /// Every deadline that passed without an ack has exactly one escalation,
 /// none fired early or after the ack; a P1 hold pages by `max_hold`.
-fn check_deadlines(audit: &Audit<'_>, h: &Handoff, events: &[(u64, &Event)]) -> Vec<Finding> {
+fn check_deadlines(audit: &Audit<'_>, h: &Incident, events: &[(u64, &Event)]) -> Vec<Finding> {
     let mut out = Vec::new();
     let sp = audit.policy.severity(h.severity);
     let mut by_step: BTreeMap<u32, Vec<(u64, &Event)>> = BTreeMap::new();
@@ -329,6 +355,105 @@ fn check_deadlines(audit: &Audit<'_>, h: &Handoff, events: &[(u64, &Event)]) -> 
     out
 }
 
+/// A team handoff's SLAs: each submission whose accept deadline passed
+/// before anyone accepted (or it was returned, cancelled or completed) has
+/// exactly one accept `sla_missed`, none early; the complete deadline the
+/// same, once per handoff.
+fn check_team_slas(audit: &Audit<'_>, t: &TeamHandoff, events: &[(u64, &Event)]) -> Vec<Finding> {
+    let Some(sla) = &t.template.sla else {
+        return Vec::new();
+    };
+    /// One submission (start or resubmission) and its accept SLA.
+    struct Window<'e> {
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        missed: Vec<(u64, &'e Event)>,
+    }
+    let mut accept: Vec<Window> = Vec::new();
+    let mut complete = Window {
+        start: t.opened_at,
+        end: None,
+        missed: Vec::new(),
+    };
+    for (seq, e) in events {
+        match &e.data {
+            EventData::Initiated { .. } | EventData::Resubmitted { .. } => accept.push(Window {
+                start: e.occurred_at,
+                end: None,
+                missed: Vec::new(),
+            }),
+            EventData::Accepted { .. } | EventData::Returned { .. } => {
+                if let Some(w) = accept.last_mut() {
+                    w.end.get_or_insert(e.occurred_at);
+                }
+            }
+            EventData::Completed { .. } | EventData::Cancelled { .. } => {
+                if let Some(w) = accept.last_mut() {
+                    w.end.get_or_insert(e.occurred_at);
+                }
+                complete.end.get_or_insert(e.occurred_at);
+            }
+            EventData::SlaMissed { stage, .. } if stage == "accept" => {
+                if let Some(w) = accept.last_mut() {
+                    w.missed.push((*seq, e));
+                }
+            }
+            EventData::SlaMissed { .. } => complete.missed.push((*seq, e)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let windows = accept.iter().map(|w| ("accept", w, sla.accept)).chain([(
+        "complete",
+        &complete,
+        sla.complete,
+    )]);
+    for (stage, w, after) in windows {
+        let Some(due) = crate::domain::later(w.start, after) else {
+            continue;
+        };
+        if w.missed.len() > 1 {
+            out.push(violation(
+                FindingKind::DuplicateEscalation,
+                Some(t.id),
+                Some(w.missed[1].0),
+                format!(
+                    "the {stage} SLA due {} was paged {} times",
+                    due.to_rfc3339(),
+                    w.missed.len()
+                ),
+            ));
+        }
+        let stop = w.end.unwrap_or(audit.now).min(audit.now);
+        if w.missed.is_empty() && due + audit.grace <= stop {
+            out.push(violation(
+                FindingKind::MissingEscalation,
+                Some(t.id),
+                None,
+                format!(
+                    "the {stage} SLA was due at {} and passed, but no sla_missed was stored",
+                    due.to_rfc3339()
+                ),
+            ));
+        }
+        for (seq, e) in &w.missed {
+            if e.occurred_at < due {
+                out.push(violation(
+                    FindingKind::WrongEscalation,
+                    Some(t.id),
+                    Some(*seq),
+                    format!(
+                        "the {stage} SLA was paged at {} before its deadline {}",
+                        e.occurred_at.to_rfc3339(),
+                        due.to_rfc3339()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// No duplicate pages; each page derives from a stored event under its
 /// message id; each notice's pages are stored.
 fn check_pages(
@@ -342,7 +467,8 @@ fn check_pages(
         .flatten()
         .map(|(s, e)| (e.id, (*s, *e)))
         .collect();
-    let mut seen: HashMap<(Uuid, String, u32, String), u64> = HashMap::new();
+    type PageKey = (Uuid, String, u32, String, Option<Uuid>);
+    let mut seen: HashMap<PageKey, u64> = HashMap::new();
     let mut published: HashSet<(Uuid, String)> = HashSet::new();
     let mut oldest: Option<DateTime<Utc>> = None;
     for pr in pages {
@@ -359,7 +485,19 @@ fn check_pages(
             }
         };
         oldest = Some(oldest.map_or(p.sent_at, |o| o.min(p.sent_at)));
-        let key = (p.handoff_id, p.kind.clone(), p.step, p.route.clone());
+        // An incident pages each (kind, step) once; a team handoff notifies
+        // again on every return and resubmission, so its pages are unique
+        // per causing event.
+        let team = by_id
+            .get(&p.event_id)
+            .is_some_and(|(_, e)| is_team_event(&e.data));
+        let key = (
+            p.handoff_id,
+            p.kind.clone(),
+            p.step,
+            p.route.clone(),
+            team.then_some(p.event_id),
+        );
         if let Some(first) = seen.insert(key, pr.seq) {
             out.push(violation(
                 FindingKind::DuplicatePage,

@@ -156,7 +156,11 @@ pub fn rebuild(records: &[Record], filter: &Filter) -> BTreeMap<Uuid, Rebuilt> {
         .into_iter()
         .filter_map(|(id, (h, last_seq, active_since))| {
             let handoff = h?;
-            if filter.severity.is_some_and(|s| s != handoff.severity) {
+            // A severity filter asks for incidents: team handoffs have none.
+            if filter
+                .severity
+                .is_some_and(|s| handoff.as_incident().is_none_or(|i| i.severity != s))
+            {
                 return None;
             }
             Some((

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use super::Rebuilt;
-use crate::domain::Event;
+use crate::domain::{Event, Handoff, Incident, TeamHandoff};
 
 /// Output format of `replay` and `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "resolved_by",
     "reports",
     "last_seq",
+    "kind",
 ];
 
 fn csv_field(s: &str) -> String {
@@ -76,41 +77,78 @@ fn time(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
+/// An incident's columns (all but `last_seq` and `kind`).
+fn incident_row(h: &Incident) -> [String; 18] {
+    [
+        h.id.to_string(),
+        time(Some(h.opened_at)),
+        h.severity.to_string(),
+        h.template.clone(),
+        h.team.clone(),
+        h.status().as_str().to_string(),
+        format!("{:.2}", h.hcs.score),
+        h.hcs.missing.join(" "),
+        time(h.paged_at),
+        time(h.acknowledged.as_ref().map(|a| a.at)),
+        h.acknowledged
+            .as_ref()
+            .map(|a| a.by.clone())
+            .unwrap_or_default(),
+        h.mtta_ms.map(|m| m.to_string()).unwrap_or_default(),
+        h.escalation_level.to_string(),
+        h.escalation_steps.to_string(),
+        h.overridden
+            .as_ref()
+            .map(|o| o.by.clone())
+            .unwrap_or_default(),
+        time(h.resolved.as_ref().map(|r| r.at)),
+        h.resolved
+            .as_ref()
+            .map(|r| r.by.clone())
+            .unwrap_or_default(),
+        h.reports.to_string(),
+    ]
+}
+
+/// A team handoff's columns: the incident-only ones (severity, paging,
+/// acknowledgement, escalation, override, reports) stay empty; `team` is
+/// the receiving team, `hcs` the completeness score, `resolved_*` the
+/// completion or cancellation.
+fn team_row(t: &TeamHandoff) -> [String; 18] {
+    let closed = t.completed.as_ref().or(t.cancelled.as_ref());
+    [
+        t.id.to_string(),
+        time(Some(t.opened_at)),
+        String::new(),
+        t.template.name.clone(),
+        t.template.to_team.clone(),
+        t.status.as_str().to_string(),
+        format!("{:.2}", t.completeness.score),
+        t.completeness.missing.join(" "),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        time(closed.map(|c| c.at)),
+        closed.map(|c| c.by.clone()).unwrap_or_default(),
+        String::new(),
+    ]
+}
+
 /// One CSV row per handoff, with the header first.
 pub fn export_rows<'a>(rows: impl IntoIterator<Item = &'a Rebuilt>) -> String {
     let mut out = CSV_COLUMNS.join(",") + "\n";
     for r in rows {
-        let h = &r.handoff;
-        let fields = [
-            h.id.to_string(),
-            time(Some(h.opened_at)),
-            h.severity.to_string(),
-            h.template.clone(),
-            h.team.clone(),
-            h.status().as_str().to_string(),
-            format!("{:.2}", h.hcs.score),
-            h.hcs.missing.join(" "),
-            time(h.paged_at),
-            time(h.acknowledged.as_ref().map(|a| a.at)),
-            h.acknowledged
-                .as_ref()
-                .map(|a| a.by.clone())
-                .unwrap_or_default(),
-            h.mtta_ms.map(|m| m.to_string()).unwrap_or_default(),
-            h.escalation_level.to_string(),
-            h.escalation_steps.to_string(),
-            h.overridden
-                .as_ref()
-                .map(|o| o.by.clone())
-                .unwrap_or_default(),
-            time(h.resolved.as_ref().map(|r| r.at)),
-            h.resolved
-                .as_ref()
-                .map(|r| r.by.clone())
-                .unwrap_or_default(),
-            h.reports.to_string(),
-            r.last_seq.to_string(),
-        ];
+        let fields = match &r.handoff {
+            Handoff::Incident(h) => incident_row(h),
+            Handoff::Team(t) => team_row(t),
+        };
+        let mut fields = fields.to_vec();
+        fields.push(r.last_seq.to_string());
+        fields.push(r.handoff.kind().as_str().to_string());
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
         out.push('\n');
@@ -133,15 +171,30 @@ pub fn render_handoffs(rows: &[&Rebuilt], format: Format) -> String {
     match format {
         Format::Csv => export_rows(rows.iter().copied()),
         Format::Json => {
-            let all: Vec<_> = rows.iter().map(|r| &r.handoff).collect();
+            let all: Vec<_> = rows.iter().map(|r| state_json(&r.handoff)).collect();
             serde_json::to_string_pretty(&all).expect("state serializes") + "\n"
         }
         Format::Jsonl => rows
             .iter()
-            .map(|r| serde_json::to_string(&r.handoff).expect("state serializes") + "\n")
+            .map(|r| {
+                serde_json::to_string(&state_json(&r.handoff)).expect("state serializes") + "\n"
+            })
             .collect(),
         Format::Table => table(rows),
     }
+}
+
+/// A replayed state as JSON: the aggregate's own fields plus `kind`.
+fn state_json(h: &Handoff) -> serde_json::Value {
+    let mut v = match h {
+        Handoff::Incident(i) => serde_json::to_value(i),
+        Handoff::Team(t) => serde_json::to_value(t),
+    }
+    .expect("state serializes");
+    if let Some(o) = v.as_object_mut() {
+        o.insert("kind".into(), h.kind().as_str().into());
+    }
+    v
 }
 
 fn table(rows: &[&Rebuilt]) -> String {
@@ -150,25 +203,40 @@ fn table(rows: &[&Rebuilt]) -> String {
         "ID", "SEV", "STATUS", "TEAM", "HCS", "OPENED", "LVL", "ACKED BY", "MTTA"
     );
     for r in rows {
-        let h = &r.handoff;
-        let _ = writeln!(
-            out,
-            "{:<36}  {:<3}  {:<12}  {:<16}  {:>6.2}  {:<24}  {:>3}  {:<12}  {:>8}",
-            h.id,
-            h.severity,
-            h.status().as_str(),
-            h.team,
-            h.hcs.score,
-            time(Some(h.opened_at)),
-            h.escalation_level,
-            h.acknowledged
-                .as_ref()
-                .map(|a| a.by.as_str())
-                .unwrap_or("-"),
-            h.mtta_ms
-                .map(super::timeline::human)
-                .unwrap_or_else(|| "-".into()),
-        );
+        let line = match &r.handoff {
+            Handoff::Incident(h) => format!(
+                "{:<36}  {:<3}  {:<12}  {:<16}  {:>6.2}  {:<24}  {:>3}  {:<12}  {:>8}",
+                h.id,
+                h.severity,
+                h.status().as_str(),
+                h.team,
+                h.hcs.score,
+                time(Some(h.opened_at)),
+                h.escalation_level,
+                h.acknowledged
+                    .as_ref()
+                    .map(|a| a.by.as_str())
+                    .unwrap_or("-"),
+                h.mtta_ms
+                    .map(super::timeline::human)
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            // A team handoff has no severity, level or MTTA: its own state,
+            // the receiving team, completeness and who accepted.
+            Handoff::Team(t) => format!(
+                "{:<36}  {:<3}  {:<12}  {:<16}  {:>6.2}  {:<24}  {:>3}  {:<12}  {:>8}",
+                t.id,
+                "-",
+                t.status.as_str(),
+                t.template.to_team,
+                t.completeness.score,
+                time(Some(t.opened_at)),
+                "-",
+                t.accepted.as_ref().map(|a| a.by.as_str()).unwrap_or("-"),
+                "-",
+            ),
+        };
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "{} handoff(s)", rows.len());
     out

@@ -13,9 +13,10 @@ use super::audit::{verify, Audit, FindingKind};
 use super::compare::compare;
 use super::read::{DaemonDigests, PageRecord};
 use super::*;
-use crate::domain::{decide, testkit, Command, Commit, EventData, Policy};
+use crate::domain::{decide, Command, Commit, EventData, IncidentCommand, Policy};
 use crate::pages::pages_for;
 use crate::store::Names;
+use crate::testkit;
 
 fn t0() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
@@ -93,12 +94,12 @@ impl Log {
 fn open(run: &str, severity: crate::domain::Severity) -> Command {
     let mut report = testkit::report(severity);
     report.packet.run_id = Some(run.into());
-    Command::Open {
+    Command::Incident(IncidentCommand::Open {
         template: "agent_failure".into(),
         report,
         warnings: vec![],
         source: Some(format!("report:{run}")),
-    }
+    })
 }
 
 fn plain(state: &BTreeMap<Uuid, Rebuilt>) -> BTreeMap<Uuid, (Handoff, u64)> {
@@ -118,20 +119,20 @@ fn command_of(kind: u8, run: &str) -> Command {
     match kind {
         0 => open(run, crate::domain::Severity::P1),
         1 => open(run, crate::domain::Severity::P2),
-        2 => Command::Acknowledge { by },
-        3 => Command::Resolve { by, note: None },
-        4 => Command::Override {
+        2 => Command::Incident(IncidentCommand::Acknowledge { by }),
+        3 => Command::Incident(IncidentCommand::Resolve { by, note: None }),
+        4 => Command::Incident(IncidentCommand::Override {
             by,
             reason: "now".into(),
-        },
-        5 => Command::Enrich {
+        }),
+        5 => Command::Incident(IncidentCommand::Enrich {
             by,
             fields: crate::domain::Packet {
                 recommended_action: Some("rerun".into()),
                 ..Default::default()
             },
             team: None,
-        },
+        }),
         _ => Command::Tick,
     }
 }
@@ -212,7 +213,7 @@ fn entries_of((p, _): &Projected) -> BTreeMap<Uuid, (Handoff, u64)> {
     p.visit(
         |_| true,
         |h, s| {
-            out.insert(h.id, (h.clone(), s));
+            out.insert(h.id(), (h.clone(), s));
         },
     );
     out
@@ -304,7 +305,11 @@ fn healthy() -> (Log, Uuid) {
     let id = Uuid::from_u128(42);
     log.run(id, 0, open("h", crate::domain::Severity::P1));
     log.run(id, 300_000, Command::Tick);
-    log.run(id, 420_000, Command::Acknowledge { by: "alice".into() });
+    log.run(
+        id,
+        420_000,
+        Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() }),
+    );
     (log, id)
 }
 
@@ -384,10 +389,10 @@ fn audit_finds_gaps_late_events_and_pages_nothing_caused() {
     log.run(
         id,
         500_000,
-        Command::Resolve {
+        Command::Incident(IncidentCommand::Resolve {
             by: "alice".into(),
             note: None,
-        },
+        }),
     );
     // An ack stored after the resolution (the rules would refuse it).
     let mut late = log.records[2].clone();

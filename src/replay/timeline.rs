@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{apply, BelowMin, Event, EventData, Handoff, Notice, PageReason, Policy};
+use crate::domain::{
+    apply, BelowMin, Event, EventData, Handoff, Incident, Notice, PageReason, Policy, TeamHandoff,
+};
 
 fn at(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
@@ -64,15 +66,29 @@ pub fn timeline(events: &[Event], policy: &Policy, now: DateTime<Utc>) -> String
         let line = describe(e, state.as_ref(), policy);
         let _ = writeln!(out, "  {}  (+{off})  {line}", at(e.occurred_at));
     }
-    let Some(h) = state else {
-        let _ = writeln!(
-            out,
-            "  (its first event is not `opened`: the log is damaged; run `baton audit verify`)"
-        );
-        return out;
-    };
+    match state {
+        Some(Handoff::Incident(h)) => incident_ending(&mut out, &h, events, policy, now),
+        Some(Handoff::Team(t)) => team_ending(&mut out, &t, events, now),
+        None => {
+            let _ = writeln!(
+                out,
+                "  (its first event is neither `opened` nor `initiated`: the log is damaged; run `baton audit verify`)"
+            );
+        }
+    }
+    out
+}
+
+/// An incident's deadlines (from its severity's policy) and outcome.
+fn incident_ending(
+    out: &mut String,
+    h: &Incident,
+    events: &[Event],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) {
     let _ = writeln!(out, "\nDeadlines ({} policy):", h.severity);
-    deadlines(&mut out, &h, events, policy, now);
+    deadlines(out, h, events, policy, now);
     let _ = writeln!(out, "\nOutcome:");
     let mtta = h
         .mtta_ms
@@ -95,7 +111,65 @@ pub fn timeline(events: &[Event], policy: &Policy, now: DateTime<Utc>) -> String
         "  {end}; {mtta}; {level}; HCS {:.2}; {} report(s); {} event(s).",
         h.hcs.score, h.reports, h.events
     );
-    out
+}
+
+/// A team handoff's accept and complete SLAs (from the template version it
+/// was started under) and its outcome. It has no severity and no
+/// first-response deadline.
+fn team_ending(out: &mut String, t: &TeamHandoff, events: &[Event], now: DateTime<Utc>) {
+    let _ = writeln!(
+        out,
+        "\nDeadlines ({} v{} SLAs):",
+        t.template.name, t.template.version
+    );
+    let missed = |stage: &str| {
+        events.iter().find_map(|e| match &e.data {
+            EventData::SlaMissed { stage: s, .. } if s == stage => Some(e.occurred_at),
+            _ => None,
+        })
+    };
+    let verdict = |due: DateTime<Utc>,
+                   done: Option<DateTime<Utc>>,
+                   missed: Option<DateTime<Utc>>| match (done, missed) {
+        (Some(d), _) if d <= due => format!("met at {}", at(d)),
+        (Some(d), _) => format!("missed: done only at {}", at(d)),
+        (None, Some(m)) => format!("missed: escalated at {}", at(m)),
+        (None, None) if t.status.is_finished() => "no longer applies".into(),
+        (None, None) if now < due => "pending".into(),
+        (None, None) => "passed (see `baton audit verify`)".into(),
+    };
+    if let Some(due) = t.accept_due() {
+        let v = verdict(due, t.accepted.as_ref().map(|a| a.at), missed("accept"));
+        let _ = writeln!(out, "  accept due {} — {v}", at(due));
+    }
+    if let Some(due) = t.complete_due() {
+        let v = verdict(due, t.completed.as_ref().map(|c| c.at), missed("complete"));
+        let _ = writeln!(out, "  complete due {} — {v}", at(due));
+    }
+    let _ = writeln!(out, "\nOutcome:");
+    let end = match (&t.completed, &t.cancelled) {
+        (Some(c), _) => format!(
+            "completed by {} after {}",
+            c.by,
+            human((c.at - t.opened_at).num_milliseconds())
+        ),
+        (_, Some(c)) => format!("cancelled by {}", c.by),
+        _ => format!("still open ({})", t.status.as_str()),
+    };
+    let rating = t
+        .rating
+        .as_ref()
+        .map(|r| format!("rated {}/5 by {}", r.rating, r.by))
+        .unwrap_or_else(|| "not rated".into());
+    let _ = writeln!(
+        out,
+        "  {end}; {}/{} checklist item(s); {} return(s); {rating}; completeness {:.2}; {} event(s).",
+        t.checked.len(),
+        t.template.checklist.len(),
+        t.returns,
+        t.completeness.score,
+        t.events
+    );
 }
 
 fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
@@ -222,6 +296,7 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
             breached,
         } => {
             let target = h
+                .and_then(Handoff::as_incident)
                 .map(|h| {
                     let due = h.first_response_due(policy);
                     format!(" (first-response target {})", at(due))
@@ -346,7 +421,13 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
 }
 
 /// Each scheduled deadline and whether it was met.
-fn deadlines(out: &mut String, h: &Handoff, events: &[Event], policy: &Policy, now: DateTime<Utc>) {
+fn deadlines(
+    out: &mut String,
+    h: &Incident,
+    events: &[Event],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) {
     let first = h.first_response_due(policy);
     let ack = h.acknowledged.as_ref().map(|a| a.at);
     let verdict = match (ack, &h.resolved) {
@@ -391,7 +472,8 @@ fn deadlines(out: &mut String, h: &Handoff, events: &[Event], policy: &Policy, n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{decide, testkit, Command, Severity};
+    use crate::domain::{decide, Command, IncidentCommand, Severity};
+    use crate::testkit;
     use uuid::Uuid;
 
     fn run(cmds: &[(i64, Command)]) -> Vec<Event> {
@@ -412,12 +494,12 @@ mod tests {
     }
 
     fn open(report: crate::domain::Report) -> Command {
-        Command::Open {
+        Command::Incident(IncidentCommand::Open {
             template: "agent_failure".into(),
             report,
             warnings: vec![],
             source: Some("report:12".into()),
-        }
+        })
     }
 
     #[test]
@@ -425,13 +507,16 @@ mod tests {
         let events = run(&[
             (0, open(testkit::report(Severity::P1))),
             (300_000, Command::Tick),
-            (420_000, Command::Acknowledge { by: "alice".into() }),
+            (
+                420_000,
+                Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() }),
+            ),
             (
                 900_000,
-                Command::Resolve {
+                Command::Incident(IncidentCommand::Resolve {
                     by: "alice".into(),
                     note: Some("failed over".into()),
-                },
+                }),
             ),
         ]);
         let t0 = events[0].occurred_at;
@@ -464,10 +549,10 @@ mod tests {
             (0, open(report)),
             (
                 1000,
-                Command::Override {
+                Command::Incident(IncidentCommand::Override {
                     by: "dana".into(),
                     reason: "customer outage".into(),
-                },
+                }),
             ),
         ]);
         let text = timeline(&events, &testkit::policy(), events[0].occurred_at);

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::domain::work::TemplateKind;
+use crate::domain::teamwork::TemplateKind;
 use crate::domain::Policy;
 
 /// Output format.
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn every_template_and_severity_appears_in_both_formats() {
-        let policy = crate::domain::testkit::policy();
+        let policy = crate::testkit::policy();
         for f in [Format::Mermaid, Format::Dot] {
             let d = render(&policy, f);
             for name in [
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn dot_output_is_accepted_by_graphviz_when_installed() {
-        let d = render(&crate::domain::testkit::policy(), Format::Dot);
+        let d = render(&crate::testkit::policy(), Format::Dot);
         let Ok(mut child) = std::process::Command::new("dot")
             .arg("-Tsvg")
             .stdin(std::process::Stdio::piped())

@@ -1,7 +1,7 @@
 //! Team handoffs at the edges: the sender-quality figures a team lead reads
 //! ([`work_stats`]) and the workflow diagrams ([`diagram`]). Both are pure
 //! functions of projected state and config; the lifecycle rules themselves
-//! live in `domain::work`.
+//! live in `domain::teamwork`.
 
 pub mod diagram;
 
@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::work::WorkStatus;
-use crate::domain::Handoff;
+use crate::domain::{Handoff, TeamHandoff, TeamStatus};
 
 /// Figures for one template and sending team.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -40,51 +39,46 @@ fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64 * 100.0).round() / 100.0)
 }
 
-/// Per (template, sending team), sorted by template then team.
-pub fn work_stats(handoffs: &[Handoff]) -> Vec<WorkStats> {
-    let mut groups: BTreeMap<(String, String), Vec<&Handoff>> = BTreeMap::new();
-    for h in handoffs {
-        if let Some(w) = &h.work {
-            groups
-                .entry((w.template.name.clone(), w.template.from_team.clone()))
-                .or_default()
-                .push(h);
-        }
+/// Per (template, sending team), sorted by template then team. Incidents
+/// in `handoffs` are skipped.
+pub fn work_stats<'a>(handoffs: impl IntoIterator<Item = &'a Handoff>) -> Vec<WorkStats> {
+    let mut groups: BTreeMap<(String, String), Vec<&TeamHandoff>> = BTreeMap::new();
+    for w in handoffs.into_iter().filter_map(Handoff::as_team) {
+        groups
+            .entry((w.template.name.clone(), w.template.from_team.clone()))
+            .or_default()
+            .push(w);
     }
     groups
         .into_iter()
-        .map(|((template, from_team), hs)| {
-            let works: Vec<_> = hs
-                .iter()
-                .map(|h| (h, h.work.as_deref().expect("work")))
-                .collect();
+        .map(|((template, from_team), works)| {
             let hours = |ms: i64| ms as f64 / 3_600_000.0;
             let accept: Vec<f64> = works
                 .iter()
-                .filter_map(|(h, w)| {
+                .filter_map(|w| {
                     w.accepted
                         .as_ref()
-                        .map(|a| hours((a.at - h.opened_at).num_milliseconds()))
+                        .map(|a| hours((a.at - w.opened_at).num_milliseconds()))
                 })
                 .collect();
             let complete: Vec<f64> = works
                 .iter()
-                .filter_map(|(h, w)| {
+                .filter_map(|w| {
                     w.completed
                         .as_ref()
-                        .map(|c| hours((c.at - h.opened_at).num_milliseconds()))
+                        .map(|c| hours((c.at - w.opened_at).num_milliseconds()))
                 })
                 .collect();
             let ratings: Vec<f64> = works
                 .iter()
-                .filter_map(|(_, w)| w.rating.as_ref().map(|r| f64::from(r.rating)))
+                .filter_map(|w| w.rating.as_ref().map(|r| f64::from(r.rating)))
                 .collect();
             let total = works.len();
-            let count = |s: WorkStatus| works.iter().filter(|(_, w)| w.status == s).count();
-            let completed = count(WorkStatus::Completed);
-            let cancelled = count(WorkStatus::Cancelled);
+            let count = |s: TeamStatus| works.iter().filter(|w| w.status == s).count();
+            let completed = count(TeamStatus::Completed);
+            let cancelled = count(TeamStatus::Cancelled);
             WorkStats {
-                to_team: works[0].1.template.to_team.clone(),
+                to_team: works[0].template.to_team.clone(),
                 template,
                 from_team,
                 total,
@@ -94,17 +88,22 @@ pub fn work_stats(handoffs: &[Handoff]) -> Vec<WorkStats> {
                 completion_rate: (completed as f64 * 10000.0 / total as f64).round() / 100.0,
                 avg_accept_hours: mean(&accept),
                 avg_complete_hours: mean(&complete),
-                returns_per_handoff: (works.iter().map(|(_, w)| f64::from(w.returns)).sum::<f64>()
+                returns_per_handoff: (works.iter().map(|w| f64::from(w.returns)).sum::<f64>()
                     / total as f64
                     * 100.0)
                     .round()
                     / 100.0,
-                avg_completeness: mean(&hs.iter().map(|h| h.hcs.score).collect::<Vec<_>>())
-                    .unwrap_or(0.0),
+                avg_completeness: mean(
+                    &works
+                        .iter()
+                        .map(|w| w.completeness.score)
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap_or(0.0),
                 avg_rating: mean(&ratings),
                 ratings: ratings.len(),
-                accept_sla_missed: works.iter().filter(|(_, w)| w.accept_missed).count(),
-                complete_sla_missed: works.iter().filter(|(_, w)| w.complete_missed).count(),
+                accept_sla_missed: works.iter().filter(|w| w.accept_missed).count(),
+                complete_sla_missed: works.iter().filter(|w| w.complete_missed).count(),
             }
         })
         .collect()

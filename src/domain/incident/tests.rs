@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use super::testkit::{full_packet, policy, report};
-use super::*;
+use crate::domain::*;
+use crate::testkit::{full_packet, policy, report};
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap() + Duration::seconds(secs)
@@ -85,22 +85,22 @@ impl Then {
             .unwrap_or_else(|| panic!("no {kind} event"))
             .data
     }
-    fn state(&self) -> &Handoff {
-        self.state.as_ref().unwrap()
+    fn state(&self) -> &Incident {
+        self.state.as_ref().and_then(Handoff::as_incident).unwrap()
     }
 }
 
 fn open(r: Report) -> Command {
-    Command::Open {
+    Command::Incident(IncidentCommand::Open {
         template: "agent_failure".into(),
         report: r,
         warnings: vec![],
         source: None,
-    }
+    })
 }
 
 fn ack(by: &str) -> Command {
-    Command::Acknowledge { by: by.into() }
+    Command::Incident(IncidentCommand::Acknowledge { by: by.into() })
 }
 
 #[test]
@@ -235,22 +235,25 @@ fn p2_incomplete_is_queued_until_an_enrich_completes_it() {
     r.packet.owner = None;
     r.packet.workflow_id = Some("search-index".into());
     let g = given(&[(open(r), 0)]);
-    let s = g.state.as_ref().unwrap();
+    let s = g.state.as_ref().and_then(Handoff::as_incident).unwrap();
     assert_eq!(s.held, Some(BelowMin::Queue));
     // Partial enrichment re-scores but still holds.
-    let partial = Command::Enrich {
+    let partial = Command::Incident(IncidentCommand::Enrich {
         by: "dana".into(),
         fields: Packet {
             recommended_action: Some("restart the indexer".into()),
             ..Default::default()
         },
         team: None,
-    };
+    });
     let g = given(&[(g_open_p2_incomplete(), 0), (partial, 10)]);
-    assert_eq!(g.state.as_ref().unwrap().status(), Status::Held);
+    assert_eq!(
+        g.state.as_ref().unwrap().status_str(),
+        Status::Held.as_str()
+    );
     let then = g
         .when(
-            Command::Enrich {
+            Command::Incident(IncidentCommand::Enrich {
                 by: "dana".into(),
                 fields: Packet {
                     owner: Some(Owner {
@@ -260,7 +263,7 @@ fn p2_incomplete_is_queued_until_an_enrich_completes_it() {
                     ..Default::default()
                 },
                 team: None,
-            },
+            }),
             20,
         )
         .then_expect(&["enriched", "scored", "paged"]);
@@ -304,20 +307,20 @@ fn override_pages_a_held_report_at_once_and_is_refused_once_paged() {
     r.packet.run_id = None;
     let then = given(&[(open(r), 0)])
         .when(
-            Command::Override {
+            Command::Incident(IncidentCommand::Override {
                 by: "ic".into(),
                 reason: "checkout is down".into(),
-            },
+            }),
             5,
         )
         .then_expect(&["overridden", "paged"]);
     assert!(then.state().overridden.is_some());
     given(&[(open(report(Severity::P1)), 0)])
         .when(
-            Command::Override {
+            Command::Incident(IncidentCommand::Override {
                 by: "ic".into(),
                 reason: "x".into(),
-            },
+            }),
             5,
         )
         .then_error("already_paged");
@@ -374,17 +377,17 @@ fn resolved_handoffs_refuse_commands_and_never_fire() {
         given(&[
             (open(report(Severity::P1)), 0),
             (
-                Command::Resolve {
+                Command::Incident(IncidentCommand::Resolve {
                     by: "alice".into(),
                     note: None,
-                },
+                }),
                 10,
             ),
         ])
     };
     g().when(ack("alice"), 11).then_error("resolved");
     g().when(Command::Tick, 100_000).then_expect(&[]);
-    assert_eq!(g().state.unwrap().status(), Status::Resolved);
+    assert_eq!(g().state.unwrap().status_str(), Status::Resolved.as_str());
 }
 
 #[test]
@@ -397,14 +400,14 @@ fn commands_for_unknown_handoffs_are_not_found() {
 fn enrich_that_changes_nothing_is_refused() {
     given(&[(open(report(Severity::P1)), 0)])
         .when(
-            Command::Enrich {
+            Command::Incident(IncidentCommand::Enrich {
                 by: "x".into(),
                 fields: Packet {
                     run_id: full_packet().run_id,
                     ..Default::default()
                 },
                 team: None,
-            },
+            }),
             1,
         )
         .then_error("invalid");
@@ -446,22 +449,22 @@ fn to_command(kind: u8) -> Command {
         1 => open(incomplete),
         2 => ack("a"),
         3 => Command::Tick,
-        4 => Command::Override {
+        4 => Command::Incident(IncidentCommand::Override {
             by: "o".into(),
             reason: "r".into(),
-        },
-        5 => Command::Enrich {
+        }),
+        5 => Command::Incident(IncidentCommand::Enrich {
             by: "e".into(),
             fields: Packet {
                 run_id: Some("r2".into()),
                 ..Default::default()
             },
             team: None,
-        },
-        _ => Command::Resolve {
+        }),
+        _ => Command::Incident(IncidentCommand::Resolve {
             by: "z".into(),
             note: None,
-        },
+        }),
     }
 }
 
@@ -551,11 +554,13 @@ fn regression_ack_during_a_p1_hold_stops_the_max_hold_page() {
 
 #[test]
 fn regression_a_redelivered_report_changes_nothing_but_a_new_one_joins() {
-    let from = |seq: u64| Command::Open {
-        template: "agent_failure".into(),
-        report: report(Severity::P1),
-        warnings: vec![],
-        source: Some(format!("report:{seq}")),
+    let from = |seq: u64| {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: Some(format!("report:{seq}")),
+        })
     };
     let g = given(&[(from(7), 0)]);
     assert!(

@@ -8,11 +8,42 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{BelowMin, Handoff, Hcs, Packet, Policy, Severity, Stamp, Status};
+use crate::domain::{
+    BelowMin, Handoff, Hcs, Incident, Packet, Policy, Severity, Stamp, Status, TeamHandoff,
+    TeamStatus,
+};
 
-/// One handoff as the API shows it.
+/// One handoff as the API shows it: an incident or a team handoff, each in
+/// its own terms, told apart by `kind`. The same shape answers NATS `get`,
+/// `GET /v1/handoffs/{id}` and each item of the list.
+// Built to be serialized at once, never held in bulk: no box needed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct HandoffView {
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HandoffView {
+    Incident(IncidentView),
+    Team(TeamHandoffView),
+}
+
+impl HandoffView {
+    pub fn id(&self) -> Uuid {
+        match self {
+            HandoffView::Incident(i) => i.id,
+            HandoffView::Team(t) => t.id,
+        }
+    }
+
+    pub fn new(h: &Handoff, policy: &Policy) -> Self {
+        match h {
+            Handoff::Incident(i) => HandoffView::Incident(IncidentView::new(i, policy)),
+            Handoff::Team(t) => HandoffView::Team(TeamHandoffView::new(t)),
+        }
+    }
+}
+
+/// An incident as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
     pub id: Uuid,
     pub template: String,
     #[schema(value_type = String, example = "P1")]
@@ -132,8 +163,8 @@ impl From<&Stamp> for StampView {
     }
 }
 
-impl HandoffView {
-    pub fn new(h: &Handoff, policy: &Policy) -> Self {
+impl IncidentView {
+    pub fn new(h: &Incident, policy: &Policy) -> Self {
         Self {
             id: h.id,
             template: h.template.clone(),
@@ -169,6 +200,117 @@ impl HandoffView {
             events: h.events,
             drill: h.drill,
             packet: h.packet.clone(),
+        }
+    }
+}
+
+/// A team handoff as the API shows it: its workflow state, its SLA
+/// deadlines, the fields sent and the checklist.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TeamHandoffView {
+    pub id: Uuid,
+    pub template: String,
+    /// The template version it was started under.
+    pub template_version: u32,
+    pub from_team: String,
+    pub to_team: String,
+    /// `initiated`, `accepted`, `returned`, `completed` or `cancelled`.
+    #[schema(value_type = String, example = "accepted")]
+    pub status: TeamStatus,
+    pub opened_at: DateTime<Utc>,
+    pub initiated_by: String,
+    /// When the current submission was sent (start or resubmission).
+    pub submitted_at: DateTime<Utc>,
+    /// The fields sent, resubmissions merged in.
+    #[schema(value_type = Object)]
+    pub fields: std::collections::BTreeMap<String, Value>,
+    /// The template's completeness score (0–100) and the fields it misses.
+    pub completeness: Completeness,
+    /// The accept SLA's deadline for the current submission.
+    pub accept_due: Option<DateTime<Utc>>,
+    /// The complete SLA's deadline.
+    pub complete_due: Option<DateTime<Utc>>,
+    /// The next SLA deadline the timer watches; null when none is pending.
+    pub next_deadline: Option<DateTime<Utc>>,
+    pub accepted: Option<StampView>,
+    /// Exit criteria in order, each with who checked it.
+    pub checklist: Vec<ChecklistItem>,
+    /// Times it was sent back.
+    pub returns: u32,
+    pub completed: Option<StampView>,
+    pub cancelled: Option<StampView>,
+    pub rating: Option<RatingView>,
+    pub accept_missed: bool,
+    pub complete_missed: bool,
+    /// Events stored for it.
+    pub events: u32,
+}
+
+/// A team handoff's completeness score.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Completeness {
+    pub score: f64,
+    pub missing: Vec<String>,
+}
+
+/// One exit criterion.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChecklistItem {
+    pub item: String,
+    pub checked: Option<StampView>,
+}
+
+/// The receiving team's feedback.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RatingView {
+    pub by: String,
+    /// 1–5.
+    pub rating: u8,
+    pub comment: Option<String>,
+}
+
+impl TeamHandoffView {
+    pub fn new(t: &TeamHandoff) -> Self {
+        Self {
+            id: t.id,
+            template: t.template.name.clone(),
+            template_version: t.template.version,
+            from_team: t.template.from_team.clone(),
+            to_team: t.template.to_team.clone(),
+            status: t.status,
+            opened_at: t.opened_at,
+            initiated_by: t.initiated_by.clone(),
+            submitted_at: t.submitted_at,
+            fields: t.fields.clone(),
+            completeness: Completeness {
+                score: t.completeness.score,
+                missing: t.completeness.missing.clone(),
+            },
+            accept_due: t.accept_due(),
+            complete_due: t.complete_due(),
+            next_deadline: t.next_deadline(),
+            accepted: t.accepted.as_ref().map(Into::into),
+            checklist: t
+                .template
+                .checklist
+                .iter()
+                .enumerate()
+                .map(|(i, item)| ChecklistItem {
+                    item: item.clone(),
+                    checked: t.checked.get(&i).map(Into::into),
+                })
+                .collect(),
+            returns: t.returns,
+            completed: t.completed.as_ref().map(Into::into),
+            cancelled: t.cancelled.as_ref().map(Into::into),
+            rating: t.rating.as_ref().map(|r| RatingView {
+                by: r.by.clone(),
+                rating: r.rating,
+                comment: r.comment.clone(),
+            }),
+            accept_missed: t.accept_missed,
+            complete_missed: t.complete_missed,
+            events: t.events,
         }
     }
 }
