@@ -586,3 +586,111 @@ async fn bad_input_gets_specific_errors_and_the_daemon_keeps_running() {
     );
     daemon.stop().await.unwrap();
 }
+
+/// The opening commit of a complete P1 report for `run` (it pages on-call),
+/// as the engine would store it.
+fn opening_commit(
+    policy: &baton::domain::Policy,
+    run: &str,
+) -> (uuid::Uuid, baton::domain::Commit) {
+    use baton::domain::{decide, testkit, Command, Severity};
+    let mut report = testkit::report(Severity::P1);
+    report.packet.run_id = Some(run.into());
+    let open = Command::Open {
+        template: "agent_failure".into(),
+        report,
+        warnings: vec![],
+        source: None,
+    };
+    let (id, now) = (uuid::Uuid::now_v7(), chrono::Utc::now());
+    let events = decide(None, &open, now, policy).expect("a complete P1 opens");
+    let commit = baton::domain::Commit {
+        events: events
+            .into_iter()
+            .map(|e| e.seal(uuid::Uuid::now_v7(), id, now))
+            .collect(),
+    };
+    (id, commit)
+}
+
+/// R1: the page publisher acked a commit it could not decode, so during a
+/// rolling upgrade an older daemon dropped a newer daemon's pages forever. A
+/// newer-version commit must stay unacked on `baton-pages` (for a daemon
+/// that reads it); a corrupt one is terminated; both are counted; commits
+/// around them keep paging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_the_page_publisher_never_acks_a_commit_from_a_newer_baton() {
+    use async_nats::jetstream::consumer::PullConsumer;
+    use baton::metrics::Metrics;
+    use baton::store::Names;
+
+    let nats = Nats::start();
+    let cfg = config(&nats.url);
+    let (_c, js) = nats.client().await;
+    baton::store::ensure_streams(&js, &cfg).await.unwrap();
+    let names = Names::new(&cfg.nats.prefix);
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let token = tokio_util::sync::CancellationToken::new();
+    let publisher = tokio::spawn(baton::pages::run(
+        js.clone(),
+        names.clone(),
+        metrics.clone(),
+        token.clone(),
+    ));
+    let policy = cfg.policy();
+    let store = |id: uuid::Uuid, body: Vec<u8>| {
+        let (js, subject) = (js.clone(), names.events(id));
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .sequence
+        }
+    };
+
+    let (before, commit) = opening_commit(&policy, "before");
+    store(before, serde_json::to_vec(&commit).unwrap()).await;
+    store(uuid::Uuid::now_v7(), b"not a commit".to_vec()).await;
+    let (newer, commit) = opening_commit(&policy, "from-a-newer-baton");
+    let mut v = serde_json::to_value(&commit).unwrap();
+    for e in v["events"].as_array_mut().unwrap() {
+        e["version"] = json!(999);
+    }
+    let newer_seq = store(newer, serde_json::to_vec(&v).unwrap()).await;
+    let (after, commit) = opening_commit(&policy, "after");
+    let after_seq = store(after, serde_json::to_vec(&commit).unwrap()).await;
+
+    eventually("the commits around it paged", || async {
+        (!pages_of(&js, before).await.is_empty() && !pages_of(&js, after).await.is_empty())
+            .then_some(())
+    })
+    .await;
+    // Everything delivered and settled either way (acked, or left pending).
+    let stream = js.get_stream("BATON_EVENTS").await.unwrap();
+    let info = eventually("every commit handled", || async {
+        let mut c: PullConsumer = stream.get_consumer(baton::pages::CONSUMER).await.ok()?;
+        let info = c.info().await.ok()?.clone();
+        (info.delivered.stream_sequence >= after_seq && info.num_ack_pending <= 1).then_some(info)
+    })
+    .await;
+    assert_eq!(
+        (info.num_ack_pending, info.ack_floor.stream_sequence),
+        (1, newer_seq - 1),
+        "the newer commit is still pending on {}: {info:?}",
+        baton::pages::CONSUMER
+    );
+    assert!(pages_of(&js, newer).await.is_empty());
+    let count = |reason: &str| {
+        metrics
+            .undecodable_commits_total
+            .with_label_values(&[reason])
+            .get()
+    };
+    assert_eq!((count("newer_version"), count("corrupt")), (1, 1));
+    assert!(metrics.met_newer_commits(), "readiness sees it");
+
+    token.cancel();
+    publisher.await.unwrap().unwrap();
+}
