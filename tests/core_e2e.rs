@@ -694,3 +694,88 @@ async fn regression_the_page_publisher_never_acks_a_commit_from_a_newer_baton() 
     token.cancel();
     publisher.await.unwrap().unwrap();
 }
+
+/// R2: the projector skipped a commit from a newer Baton yet advanced
+/// `applied_seq`, and a snapshot then made the skip permanent (reads,
+/// gauges and deadlines missing that commit). It must stop there instead:
+/// the daemon exits with the projector's error, its snapshot stays below
+/// the commit, and a restart refuses to serve rather than skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_commit_from_a_newer_baton_stops_the_daemon_instead_of_being_skipped() {
+    use std::sync::atomic::Ordering;
+
+    use baton::server::ServeError;
+    use baton::store::Names;
+
+    let nats = Nats::start();
+    let mut cfg = config(&nats.url);
+    with_p1(&mut cfg, 60_000);
+    let mut daemon = Daemon::start(cfg.clone()).await;
+    let (_c, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("before")).await;
+    eventually("paged", || async {
+        kinds(&events_of(&js, p1_id("before")).await)
+            .contains(&"paged")
+            .then_some(())
+    })
+    .await;
+    let running = daemon.running.take().unwrap();
+    let projection = running.shared.engine.projection().clone();
+
+    let names = Names::new(&cfg.nats.prefix);
+    let store = |id: uuid::Uuid, body: Vec<u8>| {
+        let (js, subject) = (js.clone(), names.events(id));
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .sequence
+        }
+    };
+    let (newer, commit) = opening_commit(projection.policy(), "from-a-newer-baton");
+    let mut v = serde_json::to_value(&commit).unwrap();
+    v["events"][0]["version"] = json!(999);
+    let newer_seq = store(newer, serde_json::to_vec(&v).unwrap()).await;
+    let (later, commit) = opening_commit(projection.policy(), "later");
+    store(later, serde_json::to_vec(&commit).unwrap()).await;
+
+    // Either the projector moves past the commit (the bug) or the daemon
+    // stops with its error; whichever happens first decides.
+    let exited = tokio::select! {
+        r = running.wait() => Some(r),
+        _ = eventually("the projector past the newer commit", || async {
+            (projection.applied_seq.load(Ordering::Acquire) >= newer_seq).then_some(())
+        }) => None,
+    };
+    match exited {
+        Some(Err(ServeError::Task {
+            task: "projector", ..
+        })) => {}
+        other => panic!("the projector applied past a commit it could not apply: {other:?}"),
+    }
+    assert!(projection.applied_seq.load(Ordering::Acquire) < newer_seq);
+    assert!(projection.get(later).is_none());
+
+    // The shutdown snapshot stops short of it too.
+    let snapshots = baton::snapshot::SnapshotStore::open(js.clone(), &names, 1)
+        .await
+        .unwrap();
+    let snapshot = snapshots.load().await.expect("a snapshot on shutdown");
+    assert!(snapshot.manifest.seq < newer_seq, "{:?}", snapshot.manifest);
+
+    // A restart meets the same commit and refuses to serve.
+    let restarted = baton::server::start(cfg, tokio_util::sync::CancellationToken::new()).await;
+    assert!(
+        matches!(
+            restarted,
+            Err(ServeError::Task {
+                task: "projector",
+                ..
+            })
+        ),
+        "{:?}",
+        restarted.err()
+    );
+}
