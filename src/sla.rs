@@ -14,15 +14,20 @@
 //! deadline stops counting (and stops being retried) as soon as the
 //! handoff's state moves past it: disarmed (acknowledged, resolved) or
 //! re-armed later than it.
+//!
+//! Memory follows the open handoffs, not the churn: changes are coalesced
+//! per handoff until the timer takes them (the latest wins: each is the
+//! whole next deadline of the latest state), and the heap drops its stale
+//! entries once they outnumber the armed ones.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,27 +35,62 @@ use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
+/// Deadline changes the timer has not taken yet, the latest per handoff.
+type Changes = HashMap<Uuid, Option<DateTime<Utc>>, foldhash::fast::RandomState>;
+
+/// What the handles fill and the timer drains. Not a channel: one would
+/// hold a message per applied commit while the timer is busy (a replay, or
+/// ticks waiting for permits after an outage); this holds one per handoff.
+/// std's mutex: it is held for one map insert or one swap, never across an
+/// await.
+#[derive(Default)]
+struct Pending {
+    changes: Mutex<Changes>,
+    wake: Notify,
+}
+
 /// Arms deadlines; cheap to clone.
 #[derive(Clone)]
 pub struct TimerHandle {
-    tx: mpsc::UnboundedSender<(Uuid, Option<DateTime<Utc>>)>,
+    pending: Weak<Pending>,
 }
 
 impl TimerHandle {
     /// Arms (or with `None` disarms) the handoff's next deadline.
     pub fn schedule(&self, id: Uuid, at: Option<DateTime<Utc>>) {
-        // Only fails after the timer stopped at shutdown; nothing to do then.
-        let _ = self.tx.send((id, at));
+        // Gone only once the timer stopped at shutdown; nothing to do then.
+        let Some(pending) = self.pending.upgrade() else {
+            return;
+        };
+        pending.changes.lock().expect("not poisoned").insert(id, at);
+        pending.wake.notify_one();
     }
 }
 
 /// The receiving half, handed to [`run`].
-pub struct TimerQueue(mpsc::UnboundedReceiver<(Uuid, Option<DateTime<Utc>>)>);
+pub struct TimerQueue(Arc<Pending>);
 
 /// A connected handle and queue.
 pub fn channel() -> (TimerHandle, TimerQueue) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (TimerHandle { tx }, TimerQueue(rx))
+    let pending = Arc::new(Pending::default());
+    (
+        TimerHandle {
+            pending: Arc::downgrade(&pending),
+        },
+        TimerQueue(pending),
+    )
+}
+
+type Heap = BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>;
+
+/// Drops heap entries that no longer match what is armed (disarmed or
+/// re-armed handoffs) once they make up most of the heap: otherwise each
+/// would stay until its deadline, days away for some. Amortized O(1) per
+/// push, as the heap must double past `armed` between two walks.
+fn drop_stale(heap: &mut Heap, armed: &HashMap<Uuid, DateTime<Utc>>) {
+    if heap.len() > 2 * armed.len() + 1024 {
+        heap.retain(|Reverse((at, id))| armed.get(id) == Some(at));
+    }
 }
 
 /// The tokio instant at which the clock will read `at`.
@@ -96,8 +136,9 @@ async fn run_with_clock<F, Fut>(
     F: Fn(Uuid) -> Fut,
     Fut: Future<Output = Result<Option<DateTime<Utc>>, String>> + Send + 'static,
 {
-    let mut rx = queue.0;
-    let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>> = BinaryHeap::new();
+    let pending = queue.0;
+    let mut changes = Changes::default();
+    let mut heap = Heap::new();
     let mut armed: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     // Deadlines fired but not yet stored: id → original deadline.
     let mut firing: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
@@ -105,15 +146,13 @@ async fn run_with_clock<F, Fut>(
     let mut ticks: JoinSet<Result<Option<DateTime<Utc>>, String>> = JoinSet::new();
     let mut tick_ids: HashMap<tokio::task::Id, Uuid> = HashMap::new();
     // Arms the earlier of `at` and what is armed now.
-    let arm = |heap: &mut BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>,
-               armed: &mut HashMap<Uuid, DateTime<Utc>>,
-               id: Uuid,
-               at: DateTime<Utc>| {
-        if armed.get(&id).is_none_or(|cur| at < *cur) {
-            armed.insert(id, at);
-            heap.push(Reverse((at, id)));
-        }
-    };
+    let arm =
+        |heap: &mut Heap, armed: &mut HashMap<Uuid, DateTime<Utc>>, id: Uuid, at: DateTime<Utc>| {
+            if armed.get(&id).is_none_or(|cur| at < *cur) {
+                armed.insert(id, at);
+                heap.push(Reverse((at, id)));
+            }
+        };
     let mut gauge = tokio::time::interval(Duration::from_secs(1));
     let far = Duration::from_secs(3600);
 
@@ -126,25 +165,28 @@ async fn run_with_clock<F, Fut>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            msg = rx.recv() => {
-                let Some((id, next)) = msg else { break };
-                // The handoff's state moved: a fired deadline it no longer
-                // has (disarmed, or the next one is later) is handled, by
-                // another daemon's tick or made moot by an ack or a
-                // resolve. Left in `firing` it would count as overdue
-                // forever, its retry being stale.
-                if firing.get(&id).is_some_and(|fired| next.is_none_or(|at| at > *fired)) {
-                    firing.remove(&id);
-                }
-                match next {
-                    Some(at) => {
-                        if armed.get(&id) != Some(&at) {
-                            armed.insert(id, at);
-                            heap.push(Reverse((at, id)));
-                        }
+            _ = pending.wake.notified() => {
+                std::mem::swap(&mut changes, &mut *pending.changes.lock().expect("not poisoned"));
+                for (id, next) in changes.drain() {
+                    // The handoff's state moved: a fired deadline it no longer
+                    // has (disarmed, or the next one is later) is handled, by
+                    // another daemon's tick or made moot by an ack or a
+                    // resolve. Left in `firing` it would count as overdue
+                    // forever, its retry being stale.
+                    if firing.get(&id).is_some_and(|fired| next.is_none_or(|at| at > *fired)) {
+                        firing.remove(&id);
                     }
-                    None => { armed.remove(&id); }
+                    match next {
+                        Some(at) => {
+                            if armed.get(&id) != Some(&at) {
+                                armed.insert(id, at);
+                                heap.push(Reverse((at, id)));
+                            }
+                        }
+                        None => { armed.remove(&id); }
+                    }
                 }
+                drop_stale(&mut heap, &armed);
             },
             Some(done) = ticks.join_next_with_id() => {
                 let (task, result) = match done {
@@ -224,9 +266,8 @@ mod tests {
     //! paused time, so deadlines seconds away pass at once and exactly.
 
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Mutex;
 
-    use tokio::sync::Notify;
+    use tokio::sync::mpsc;
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -444,5 +485,48 @@ mod tests {
         release.notify_one();
         t.task.await.unwrap();
         assert!(t.fired.try_recv().is_err(), "a tick started after shutdown");
+    }
+
+    /// R10: one channel message per applied commit piled up while the timer
+    /// was busy. Changes now coalesce per handoff, the latest winning.
+    #[test]
+    fn regression_deadline_changes_coalesce_per_handoff_instead_of_queueing() {
+        let (handle, queue) = channel();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for i in 0..10_000 {
+            handle.schedule(a, Some(t0 + chrono::Duration::seconds(i)));
+        }
+        handle.schedule(b, Some(t0));
+        handle.schedule(b, None);
+        let changes = queue.0.changes.lock().unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[&a], Some(t0 + chrono::Duration::seconds(9_999)));
+        assert_eq!(changes[&b], None);
+        drop(changes);
+        drop(queue);
+        handle.schedule(a, None); // after the timer stopped: a no-op
+    }
+
+    /// R10: disarmed handoffs' heap entries stayed until their deadline.
+    #[test]
+    fn regression_stale_heap_entries_are_dropped_once_they_dominate() {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut heap = Heap::new();
+        let mut armed = HashMap::new();
+        for i in 0..5_000 {
+            let (id, at) = (Uuid::now_v7(), t0 + chrono::Duration::seconds(i));
+            heap.push(Reverse((at, id)));
+            if i % 100 == 0 {
+                armed.insert(id, at);
+            }
+        }
+        drop_stale(&mut heap, &armed);
+        assert_eq!(heap.len(), armed.len());
+        assert!(heap.iter().all(|Reverse((at, id))| armed[id] == *at));
+        // Below the threshold nothing is walked.
+        heap.push(Reverse((t0, Uuid::now_v7())));
+        drop_stale(&mut heap, &armed);
+        assert_eq!(heap.len(), armed.len() + 1);
     }
 }
