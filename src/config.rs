@@ -5,7 +5,8 @@
 //! Environment overrides (applied after the file): `BATON_NATS_URL`,
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
-//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API).
+//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API). An
+//! override that does not parse is an error naming the variable.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,15 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
+    /// An environment override whose value does not parse: named with its
+    /// value, never ignored (only overrides that parse can fail, and none of
+    /// those holds a secret).
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 /// The whole file.
@@ -399,7 +409,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
-        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.apply_env(|k| std::env::var(k).ok())?;
         let dir = match &cfg.templates_dir {
             Some(d) if d.is_relative() => path.parent().unwrap_or(Path::new(".")).join(d),
             Some(d) => d.clone(),
@@ -420,7 +430,7 @@ impl Config {
     /// Built-in defaults plus environment overrides (no file).
     pub fn from_env() -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
-        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -434,8 +444,9 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Applies `BATON_*` overrides from `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+    /// Applies `BATON_*` overrides from `get`. A value that does not parse
+    /// is an error naming the variable, not a silently kept default.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("BATON_NATS_URL") {
             self.nats.url = v;
         }
@@ -455,9 +466,13 @@ impl Config {
             self.nats.creds_file = Some(v.into());
         }
         if let Some(v) = get("BATON_HTTP_LISTEN") {
-            if let Ok(addr) = v.parse() {
-                self.http.listen = addr;
-            }
+            self.http.listen =
+                v.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: "BATON_HTTP_LISTEN",
+                        message: format!("{e} (expected an address and port, e.g. 0.0.0.0:9464)"),
+                        value: v,
+                    })?;
         }
         if let Some(v) = get("BATON_HTTP_TOKENS") {
             self.http.tokens = v
@@ -467,6 +482,7 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        Ok(())
     }
 
     /// The domain policy this config describes.
@@ -630,8 +646,31 @@ mod tests {
     #[test]
     fn env_overrides_the_url_and_secrets() {
         let mut cfg = Config::parse("").unwrap();
-        cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()));
+        cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()))
+            .unwrap();
         assert_eq!(cfg.nats.url, "nats://x:1");
+    }
+
+    /// R9: an invalid `BATON_HTTP_LISTEN` was silently ignored, so the API
+    /// listened on the default 127.0.0.1:9464 with no error.
+    #[test]
+    fn regression_an_invalid_http_listen_env_is_an_error_naming_variable_and_value() {
+        let mut cfg = Config::parse("").unwrap();
+        let err = cfg
+            .apply_env(|k| (k == "BATON_HTTP_LISTEN").then(|| "0.0.0.0".to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Env { var: "BATON_HTTP_LISTEN", value, .. } if value == "0.0.0.0"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("BATON_HTTP_LISTEN") && shown.contains("\"0.0.0.0\""),
+            "{shown}"
+        );
+        cfg.apply_env(|k| (k == "BATON_HTTP_LISTEN").then(|| "0.0.0.0:8080".to_string()))
+            .unwrap();
+        assert_eq!(cfg.http.listen, "0.0.0.0:8080".parse().unwrap());
     }
 
     #[test]
@@ -639,7 +678,8 @@ mod tests {
         let mut cfg = Config::parse("[http]\nprotect_reads = true\n").unwrap();
         cfg.apply_env(|k| {
             (k == "BATON_HTTP_TOKENS").then(|| " token-aaaaaaaaaaaa1, ,token-bbbbbbbbbbbb2".into())
-        });
+        })
+        .unwrap();
         assert_eq!(
             cfg.http.tokens,
             ["token-aaaaaaaaaaaa1", "token-bbbbbbbbbbbb2"]
