@@ -147,7 +147,10 @@ fn default_team() -> String {
 }
 
 /// `[nats]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `Debug` is written by hand and the password and token are never
+/// serialized, so a `?cfg` in a log line cannot leak them.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL(s), comma-separated. Env: `BATON_NATS_URL`.
@@ -160,11 +163,12 @@ pub struct NatsConfig {
     /// User name for user/password auth. Env: `BATON_NATS_USER`.
     #[serde(default)]
     pub user: Option<String>,
-    /// Password for user/password auth. Env: `BATON_NATS_PASSWORD`.
-    #[serde(default)]
+    /// Password for user/password auth. Env: `BATON_NATS_PASSWORD`. Never
+    /// serialized or logged.
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
-    /// Token auth. Env: `BATON_NATS_TOKEN`.
-    #[serde(default)]
+    /// Token auth. Env: `BATON_NATS_TOKEN`. Never serialized or logged.
+    #[serde(default, skip_serializing)]
     pub token: Option<String>,
     /// Path to a `.creds` file (JWT + nkey). Env: `BATON_NATS_CREDS`.
     #[serde(default)]
@@ -200,6 +204,27 @@ const fn one() -> usize {
 }
 const fn default_request_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether a secret is set is worth seeing; its value never is.
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("user", &self.user)
+            .field("password", &secret(&self.password))
+            .field("token", &secret(&self.token))
+            .field("creds_file", &self.creds_file)
+            .field("tls_required", &self.tls_required)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("replicas", &self.replicas)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl Default for NatsConfig {
@@ -649,6 +674,31 @@ mod tests {
         cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()))
             .unwrap();
         assert_eq!(cfg.nats.url, "nats://x:1");
+    }
+
+    /// R15: `NatsConfig` derived `Debug` and `Config` `Serialize` with the
+    /// NATS password and token in them: one `?cfg` would have logged them.
+    #[test]
+    fn regression_nats_secrets_never_show_in_debug_or_serialized_config() {
+        let mut cfg = Config::parse("[nats]\nuser = \"baton\"\n").unwrap();
+        cfg.apply_env(|k| match k {
+            "BATON_NATS_PASSWORD" => Some("pw-s3cret-value".into()),
+            "BATON_NATS_TOKEN" => Some("tok-s3cret-value".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.nats.password.as_deref(), Some("pw-s3cret-value"));
+        let shown = [
+            format!("{cfg:?}"),
+            format!("{:?}", cfg.nats),
+            format!("{cfg:#?}"),
+            serde_json::to_string(&cfg).unwrap(),
+            toml::to_string(&cfg).unwrap(),
+        ];
+        for s in &shown {
+            assert!(!s.contains("s3cret"), "{s}");
+        }
+        assert!(shown[1].contains("<redacted>") && shown[1].contains("baton"));
     }
 
     /// R9: an invalid `BATON_HTTP_LISTEN` was silently ignored, so the API
