@@ -26,6 +26,7 @@ pub use handoff::{
     MAX_STEPS_PER_TICK,
 };
 pub use hcs::{score, Hcs};
+pub(crate) use packet::truncate;
 pub use packet::{
     is_placeholder, is_subject_token, parse_object, parse_report, BlastRadius, Owner, Packet,
     ParseLimits, ParsedReport, Report,
