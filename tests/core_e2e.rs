@@ -287,8 +287,18 @@ async fn duplicate_report_joins_one_handoff_and_pages_once() {
     );
     let h = daemon.shared().engine.get(id).unwrap();
     assert_eq!(h.reports, 2);
-    eventually("page stored", || async {
-        (!pages_of(&js, id).await.is_empty()).then_some(())
+    // A duplicate page would come late, from the second report's commit.
+    // The page publisher acks an event only once its pages are stored, so
+    // when its ack floor reaches the last stored event, every page these
+    // events cause is in the stream. (A later report's page alone would not
+    // prove it: the publisher stores the pages of several events at once.)
+    let mut stream = js.get_stream("BATON_EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    eventually("the page publisher past every event", || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(baton::pages::CONSUMER).await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.ack_floor.stream_sequence >= last).then_some(())
     })
     .await;
     assert_eq!(pages_of(&js, id).await.len(), 1);
