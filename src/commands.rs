@@ -308,8 +308,11 @@ fn work_fields(
             ));
         }
         let v = match v {
+            // The limit is in bytes, as for report fields.
             Value::String(s) if s.len() > max_field_bytes => {
-                Value::String(s.chars().take(max_field_bytes).collect())
+                let mut s = s.clone();
+                crate::domain::truncate(&mut s, max_field_bytes);
+                Value::String(s)
             }
             v => v.clone(),
         };
@@ -552,4 +555,31 @@ pub async fn serve_on(
     }
     let _ = sub.unsubscribe().await;
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// R14: team fields were cut to `max_field_bytes` *chars*, so a field
+    /// of multi-byte characters could be four times the byte limit.
+    #[test]
+    fn regression_team_fields_are_cut_to_the_byte_limit_at_a_char_boundary() {
+        let obj = json!({"fields": {
+            "accents": "é".repeat(100),
+            "crabs": "🦀".repeat(10),
+            "short": "ok",
+            "count": 5,
+        }});
+        let out = work_fields(obj.as_object().unwrap(), 17).unwrap();
+        // 2-byte chars: 8 fit in 17 bytes; 4-byte chars: 4 fit.
+        assert_eq!(out["accents"], json!("é".repeat(8)));
+        assert_eq!(out["crabs"], json!("🦀".repeat(4)));
+        assert_eq!((&out["short"], &out["count"]), (&json!("ok"), &json!(5)));
+        for v in out.values() {
+            if let Value::String(s) = v {
+                assert!(s.len() <= 17, "{s:?} is {} bytes", s.len());
+            }
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! Environment overrides (applied after the file): `BATON_NATS_URL`,
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
-//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API).
+//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API). An
+//! override that does not parse is an error naming the variable.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,15 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
+    /// An environment override whose value does not parse: named with its
+    /// value, never ignored (only overrides that parse can fail, and none of
+    /// those holds a secret).
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 /// The whole file.
@@ -137,7 +147,10 @@ fn default_team() -> String {
 }
 
 /// `[nats]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `Debug` is written by hand and the password and token are never
+/// serialized, so a `?cfg` in a log line cannot leak them.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL(s), comma-separated. Env: `BATON_NATS_URL`.
@@ -150,11 +163,12 @@ pub struct NatsConfig {
     /// User name for user/password auth. Env: `BATON_NATS_USER`.
     #[serde(default)]
     pub user: Option<String>,
-    /// Password for user/password auth. Env: `BATON_NATS_PASSWORD`.
-    #[serde(default)]
+    /// Password for user/password auth. Env: `BATON_NATS_PASSWORD`. Never
+    /// serialized or logged.
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
-    /// Token auth. Env: `BATON_NATS_TOKEN`.
-    #[serde(default)]
+    /// Token auth. Env: `BATON_NATS_TOKEN`. Never serialized or logged.
+    #[serde(default, skip_serializing)]
     pub token: Option<String>,
     /// Path to a `.creds` file (JWT + nkey). Env: `BATON_NATS_CREDS`.
     #[serde(default)]
@@ -190,6 +204,27 @@ const fn one() -> usize {
 }
 const fn default_request_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether a secret is set is worth seeing; its value never is.
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("user", &self.user)
+            .field("password", &secret(&self.password))
+            .field("token", &secret(&self.token))
+            .field("creds_file", &self.creds_file)
+            .field("tls_required", &self.tls_required)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("replicas", &self.replicas)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 impl Default for NatsConfig {
@@ -399,7 +434,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
-        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.apply_env(|k| std::env::var(k).ok())?;
         let dir = match &cfg.templates_dir {
             Some(d) if d.is_relative() => path.parent().unwrap_or(Path::new(".")).join(d),
             Some(d) => d.clone(),
@@ -420,7 +455,7 @@ impl Config {
     /// Built-in defaults plus environment overrides (no file).
     pub fn from_env() -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
-        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -434,8 +469,9 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Applies `BATON_*` overrides from `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+    /// Applies `BATON_*` overrides from `get`. A value that does not parse
+    /// is an error naming the variable, not a silently kept default.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("BATON_NATS_URL") {
             self.nats.url = v;
         }
@@ -455,9 +491,13 @@ impl Config {
             self.nats.creds_file = Some(v.into());
         }
         if let Some(v) = get("BATON_HTTP_LISTEN") {
-            if let Ok(addr) = v.parse() {
-                self.http.listen = addr;
-            }
+            self.http.listen =
+                v.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: "BATON_HTTP_LISTEN",
+                        message: format!("{e} (expected an address and port, e.g. 0.0.0.0:9464)"),
+                        value: v,
+                    })?;
         }
         if let Some(v) = get("BATON_HTTP_TOKENS") {
             self.http.tokens = v
@@ -467,6 +507,7 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        Ok(())
     }
 
     /// The domain policy this config describes.
@@ -630,8 +671,56 @@ mod tests {
     #[test]
     fn env_overrides_the_url_and_secrets() {
         let mut cfg = Config::parse("").unwrap();
-        cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()));
+        cfg.apply_env(|k| (k == "BATON_NATS_URL").then(|| "nats://x:1".to_string()))
+            .unwrap();
         assert_eq!(cfg.nats.url, "nats://x:1");
+    }
+
+    /// R15: `NatsConfig` derived `Debug` and `Config` `Serialize` with the
+    /// NATS password and token in them: one `?cfg` would have logged them.
+    #[test]
+    fn regression_nats_secrets_never_show_in_debug_or_serialized_config() {
+        let mut cfg = Config::parse("[nats]\nuser = \"baton\"\n").unwrap();
+        cfg.apply_env(|k| match k {
+            "BATON_NATS_PASSWORD" => Some("pw-s3cret-value".into()),
+            "BATON_NATS_TOKEN" => Some("tok-s3cret-value".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.nats.password.as_deref(), Some("pw-s3cret-value"));
+        let shown = [
+            format!("{cfg:?}"),
+            format!("{:?}", cfg.nats),
+            format!("{cfg:#?}"),
+            serde_json::to_string(&cfg).unwrap(),
+            toml::to_string(&cfg).unwrap(),
+        ];
+        for s in &shown {
+            assert!(!s.contains("s3cret"), "{s}");
+        }
+        assert!(shown[1].contains("<redacted>") && shown[1].contains("baton"));
+    }
+
+    /// R9: an invalid `BATON_HTTP_LISTEN` was silently ignored, so the API
+    /// listened on the default 127.0.0.1:9464 with no error.
+    #[test]
+    fn regression_an_invalid_http_listen_env_is_an_error_naming_variable_and_value() {
+        let mut cfg = Config::parse("").unwrap();
+        let err = cfg
+            .apply_env(|k| (k == "BATON_HTTP_LISTEN").then(|| "0.0.0.0".to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Env { var: "BATON_HTTP_LISTEN", value, .. } if value == "0.0.0.0"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("BATON_HTTP_LISTEN") && shown.contains("\"0.0.0.0\""),
+            "{shown}"
+        );
+        cfg.apply_env(|k| (k == "BATON_HTTP_LISTEN").then(|| "0.0.0.0:8080".to_string()))
+            .unwrap();
+        assert_eq!(cfg.http.listen, "0.0.0.0:8080".parse().unwrap());
     }
 
     #[test]
@@ -639,7 +728,8 @@ mod tests {
         let mut cfg = Config::parse("[http]\nprotect_reads = true\n").unwrap();
         cfg.apply_env(|k| {
             (k == "BATON_HTTP_TOKENS").then(|| " token-aaaaaaaaaaaa1, ,token-bbbbbbbbbbbb2".into())
-        });
+        })
+        .unwrap();
         assert_eq!(
             cfg.http.tokens,
             ["token-aaaaaaaaaaaa1", "token-bbbbbbbbbbbb2"]

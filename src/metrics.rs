@@ -37,6 +37,10 @@ pub struct Metrics {
     pub projector_lag_events: IntGauge,
     pub event_append_seconds: Histogram,
     pub pages_published_total: IntCounterVec,
+    /// `baton_undecodable_commits_total{reason}`: commits the page publisher
+    /// could not read, per delivery; `newer_version` (left unacked for a
+    /// newer daemon) or `corrupt` (terminated, no pages).
+    pub undecodable_commits_total: IntCounterVec,
     pub job_runs_total: IntCounterVec,
     pub ownership_audit_findings: IntGaugeVec,
     pub work_handoffs_total: IntCounterVec,
@@ -47,6 +51,11 @@ pub struct Metrics {
     pub work_rating: HistogramVec,
     pub work_sla_missed_total: IntCounterVec,
 }
+
+/// `reason` of `baton_undecodable_commits_total`: a newer Baton's commit.
+pub const UNDECODABLE_NEWER: &str = "newer_version";
+/// `reason` of `baton_undecodable_commits_total`: not a commit at all.
+pub const UNDECODABLE_CORRUPT: &str = "corrupt";
 
 /// Team-handoff durations: minutes to weeks.
 const WORK_BUCKETS: &[f64] = &[
@@ -165,6 +174,14 @@ impl Metrics {
                     "Pages stored on the page stream."
                 ),
                 &["kind"]
+            )),
+            undecodable_commits_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_undecodable_commits_total",
+                    "Event commits the page publisher could not read, per delivery: \
+                     newer_version (left for a newer daemon) or corrupt (no pages)."
+                ),
+                &["reason"]
             )),
             job_runs_total: reg!(IntCounterVec::new(
                 Opts::new(
@@ -331,6 +348,15 @@ impl Metrics {
                 .inc(),
             _ => {}
         }
+    }
+
+    /// Whether this process has met a commit written by a newer Baton (it
+    /// cannot page it, so it reports not ready until it is replaced).
+    pub fn met_newer_commits(&self) -> bool {
+        self.undecodable_commits_total
+            .with_label_values(&[UNDECODABLE_NEWER])
+            .get()
+            > 0
     }
 
     /// Prometheus text exposition.

@@ -8,6 +8,11 @@
 //! `[pages] duplicate_window`, default 24 h). A crash before the publish
 //! leaves the event unacked, so the page goes out on restart. Neither lost
 //! nor doubled.
+//!
+//! A commit is never acked unless its pages are stored. One written by a
+//! newer Baton (rolling upgrade) is nak'd with a long delay, left for a
+//! daemon that reads it; a corrupt one (not a commit at all) is terminated.
+//! Both are logged as errors and counted in `baton_undecodable_commits_total`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{Event, Hcs, Packet, Severity};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UNDECODABLE_CORRUPT, UNDECODABLE_NEWER};
 use crate::store::{decode_commit, Names, StoreError};
 
 /// The page payload (the paging consumers' contract).
@@ -145,6 +150,9 @@ pub fn pages_for(event: &Event, names: &Names) -> Vec<(String, String, Page)> {
 pub const CONSUMER: &str = "baton-pages";
 /// Events whose pages are in flight at once.
 const WINDOW: usize = 256;
+/// How long a commit from a newer Baton waits before it is offered again
+/// (to whichever daemon pulls it next, a newer one during an upgrade).
+const NEWER_VERSION_RETRY: Duration = Duration::from_secs(300);
 
 /// Publishes pages until shutdown. Events are processed in stream order;
 /// their pages' acks are awaited in a pipeline of `WINDOW` events.
@@ -198,13 +206,35 @@ async fn publish(
     msg: jetstream::Message,
 ) {
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    // Never ack what was not paged: a commit is acked only once its pages
+    // are stored, or terminated when no build could ever derive any.
     let commit = match decode_commit(seq, &msg.payload) {
         Ok(c) => c,
+        Err(e @ StoreError::NewerVersion { .. }) => {
+            // A newer daemon (rolling upgrade) reads it: leave it on the
+            // shared consumer for one. Acking would lose its pages forever.
+            tracing::error!(
+                seq,
+                error = %e,
+                "commit from a newer Baton left unpaged for a daemon that reads it; upgrade this one"
+            );
+            metrics
+                .undecodable_commits_total
+                .with_label_values(&[UNDECODABLE_NEWER])
+                .inc();
+            let _ = msg.ack_with(AckKind::Nak(Some(NEWER_VERSION_RETRY))).await;
+            return;
+        }
         Err(e) => {
-            // Acked so it does not block the consumer forever; the projector
-            // logs it too and `baton audit` reports it.
-            tracing::error!(seq, error = %e, "undecodable commit; no pages derived");
-            let _ = msg.ack().await;
+            // Not a commit at all (`decode_commit` reports newer versions
+            // apart): redelivering it would fail the same way forever.
+            // `baton audit verify` reports it as `undecodable_event`.
+            tracing::error!(seq, error = %e, "corrupt commit terminated; no pages derived from it");
+            metrics
+                .undecodable_commits_total
+                .with_label_values(&[UNDECODABLE_CORRUPT])
+                .inc();
+            let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
     };

@@ -10,6 +10,17 @@
 //!
 //! The projector also feeds the event-derived metrics (it sees every commit
 //! exactly once per process) and re-arms the SLA timer after each change.
+//!
+//! `applied_seq` never moves past a commit this build could not apply, and
+//! snapshots are taken at `applied_seq`, so no skip becomes permanent. A
+//! commit from a newer Baton (`StoreError::NewerVersion`, a rolling upgrade)
+//! stops the projector with that error: the daemon does not become ready,
+//! or exits with it once running, rather than serve a state silently
+//! missing a commit (and the deadlines it set); an upgraded build replays
+//! from there. The one exception is a commit no build can read (corrupt, or
+//! misfiled under another handoff's subject): waiting would not make it
+//! readable and the stream denies deletes, so it is skipped with an error
+//! and `baton audit verify` reports it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -368,9 +379,11 @@ pub async fn run(
         tokio::task::spawn_blocking(move || {
             let _gone = gone;
             while let Some(batch) = rx.blocking_recv() {
-                applier.apply(batch);
+                let applied = applier.apply(batch);
                 applier.in_flight.fetch_sub(1, Ordering::AcqRel);
+                applied?;
             }
+            Ok(())
         })
     };
     let ended = 'read: loop {
@@ -421,7 +434,9 @@ pub async fn run(
         // two costs more latency than it saves. Order holds either way:
         // inline only when every earlier batch is applied.
         if batch.len() < INLINE_BELOW && applier.in_flight.load(Ordering::Acquire) == 0 {
-            applier.apply(batch);
+            if let Err(e) = applier.apply(batch) {
+                break 'read Some(e);
+            }
         } else {
             applier.in_flight.fetch_add(1, Ordering::AcqRel);
             if tx.send(batch).await.is_err() {
@@ -434,9 +449,10 @@ pub async fn run(
         }
     };
     drop(tx);
+    // The applier's own error first: it is why the reader stopped.
     worker
         .await
-        .map_err(|e| StoreError::nats("projector", format!("applier failed: {e}")))?;
+        .map_err(|e| StoreError::nats("projector", format!("applier failed: {e}")))??;
     ended.map_or(Ok(()), Err)
 }
 
@@ -451,8 +467,9 @@ struct Applier {
 }
 
 impl Applier {
-    /// Decodes and applies a batch in stream order.
-    fn apply(&self, batch: Vec<Raw>) {
+    /// Decodes and applies a batch in stream order. Stops at a commit from
+    /// a newer Baton and returns its error, `applied_seq` left before it.
+    fn apply(&self, batch: Vec<Raw>) -> Result<(), StoreError> {
         let projection = &self.projection;
         for raw in batch {
             let seq = raw.seq;
@@ -469,7 +486,14 @@ impl Applier {
                         tracing::error!(seq, subject = %raw.subject, "misfiled or empty event commit skipped")
                     }
                 },
-                Err(e) => tracing::error!(seq, error = %e, "undecodable event commit skipped"),
+                // Not applied, so `applied_seq` must stay below it: a
+                // snapshot taken now would otherwise make the skip permanent
+                // (see the module doc).
+                Err(e @ StoreError::NewerVersion { .. }) => {
+                    tracing::error!(seq, error = %e, "commit from a newer Baton; the projector stops here");
+                    return Err(e);
+                }
+                Err(e) => tracing::error!(seq, error = %e, "corrupt event commit skipped"),
             }
             projection.applied_seq.store(seq, Ordering::Release);
             projection
@@ -480,6 +504,7 @@ impl Applier {
                 self.caught_up.send_replace(true);
             }
         }
+        Ok(())
     }
 }
 
@@ -504,6 +529,60 @@ mod tests {
                 .map(|e| e.seal(Uuid::now_v7(), id, now))
                 .collect(),
         }
+    }
+
+    fn raw(seq: u64, id: Uuid, payload: Vec<u8>) -> Raw {
+        Raw {
+            seq,
+            pending: 0,
+            subject: format!("baton.events.{id}").into(),
+            payload: payload.into(),
+        }
+    }
+
+    /// R2: the projector skipped a newer-version commit but still advanced
+    /// `applied_seq`, so a snapshot made the skip permanent. It must stop at
+    /// that commit, `applied_seq` before it, and apply nothing after it.
+    #[test]
+    fn regression_a_newer_version_commit_stops_the_projector_before_applied_seq_passes_it() {
+        let (timer, _queue) = crate::sla::channel();
+        let projection = Arc::new(Projection::new(
+            Arc::new(policy()),
+            timer,
+            Arc::new(Metrics::new()),
+        ));
+        let (caught_up, ready) = tokio::sync::watch::channel(false);
+        let applier = Applier {
+            projection: projection.clone(),
+            prefix: "baton".into(),
+            target_seq: 4,
+            caught_up,
+            in_flight: Default::default(),
+        };
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut newer = serde_json::to_value(commit_for(b)).unwrap();
+        newer["events"][0]["version"] = 999.into();
+        let batch = vec![
+            raw(1, a, serde_json::to_vec(&commit_for(a)).unwrap()),
+            raw(2, a, b"corrupt: no build reads this".to_vec()),
+            raw(3, b, serde_json::to_vec(&newer).unwrap()),
+            raw(4, c, serde_json::to_vec(&commit_for(c)).unwrap()),
+        ];
+        let err = applier.apply(batch).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerVersion {
+                    seq: 3,
+                    version: 999
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(projection.applied_seq.load(Ordering::Acquire), 2);
+        assert!(projection.get(a).is_some());
+        assert!(projection.get(b).is_none() && projection.get(c).is_none());
+        assert!(!*ready.borrow(), "never caught up past it");
     }
 
     #[test]

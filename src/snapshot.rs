@@ -25,7 +25,9 @@
 //! the state is walked, so every entry reflects at least every commit up to
 //! it; entries the engine moved further carry their own later sequence, and
 //! the projector skips commits a slot already reflects. Snapshot + tail is
-//! therefore the same state as a full replay.
+//! therefore the same state as a full replay. The projector never moves
+//! `applied_seq` past a commit it could not apply (a newer Baton's stops it;
+//! see `projector`), so a snapshot never covers one either.
 //!
 //! Metrics: the gauges (`baton_open_handoffs`) are rebuilt from the loaded
 //! state. The event-derived counters and histograms (`handoffs_opened`,

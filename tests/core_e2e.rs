@@ -287,8 +287,18 @@ async fn duplicate_report_joins_one_handoff_and_pages_once() {
     );
     let h = daemon.shared().engine.get(id).unwrap();
     assert_eq!(h.as_incident().unwrap().reports, 2);
-    eventually("page stored", || async {
-        (!pages_of(&js, id).await.is_empty()).then_some(())
+    // A duplicate page would come late, from the second report's commit.
+    // The page publisher acks an event only once its pages are stored, so
+    // when its ack floor reaches the last stored event, every page these
+    // events cause is in the stream. (A later report's page alone would not
+    // prove it: the publisher stores the pages of several events at once.)
+    let mut stream = js.get_stream("BATON_EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    eventually("the page publisher past every event", || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(baton::pages::CONSUMER).await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.ack_floor.stream_sequence >= last).then_some(())
     })
     .await;
     assert_eq!(pages_of(&js, id).await.len(), 1);
@@ -325,7 +335,10 @@ async fn crash_after_escalation_stored_before_its_page_pages_exactly_once_after_
     })
     .await;
     a.crash();
-    assert!(pages_of(&js, id).await.is_empty(), "A never paged");
+    // Precondition, by construction rather than checked: A ran without a
+    // page publisher (`cfg_a.pages.enabled = false`), so it stored the
+    // escalation and published nothing. Every page below is B's, derived
+    // from events A stored, which is the crash this test is about.
 
     let b = Daemon::start(config(&nats.url)).await;
     let pages = eventually("page + 2 steps x 2 routes", || async {
@@ -585,4 +598,198 @@ async fn bad_input_gets_specific_errors_and_the_daemon_keeps_running() {
         "{text}"
     );
     daemon.stop().await.unwrap();
+}
+
+/// The opening commit of a complete P1 report for `run` (it pages on-call),
+/// as the engine would store it.
+fn opening_commit(
+    policy: &baton::domain::Policy,
+    run: &str,
+) -> (uuid::Uuid, baton::domain::Commit) {
+    use baton::domain::{decide, Command, IncidentCommand, Severity};
+    use baton::testkit;
+    let mut report = testkit::report(Severity::P1);
+    report.packet.run_id = Some(run.into());
+    let open = Command::Incident(IncidentCommand::Open {
+        template: "agent_failure".into(),
+        report,
+        warnings: vec![],
+        source: None,
+    });
+    let (id, now) = (uuid::Uuid::now_v7(), chrono::Utc::now());
+    let events = decide(None, &open, now, policy).expect("a complete P1 opens");
+    let commit = baton::domain::Commit {
+        events: events
+            .into_iter()
+            .map(|e| e.seal(uuid::Uuid::now_v7(), id, now))
+            .collect(),
+    };
+    (id, commit)
+}
+
+/// R1: the page publisher acked a commit it could not decode, so during a
+/// rolling upgrade an older daemon dropped a newer daemon's pages forever. A
+/// newer-version commit must stay unacked on `baton-pages` (for a daemon
+/// that reads it); a corrupt one is terminated; both are counted; commits
+/// around them keep paging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_the_page_publisher_never_acks_a_commit_from_a_newer_baton() {
+    use async_nats::jetstream::consumer::PullConsumer;
+    use baton::metrics::Metrics;
+    use baton::store::Names;
+
+    let nats = Nats::start();
+    let cfg = config(&nats.url);
+    let (_c, js) = nats.client().await;
+    baton::store::ensure_streams(&js, &cfg).await.unwrap();
+    let names = Names::new(&cfg.nats.prefix);
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let token = tokio_util::sync::CancellationToken::new();
+    let publisher = tokio::spawn(baton::pages::run(
+        js.clone(),
+        names.clone(),
+        metrics.clone(),
+        token.clone(),
+    ));
+    let policy = cfg.policy();
+    let store = |id: uuid::Uuid, body: Vec<u8>| {
+        let (js, subject) = (js.clone(), names.events(id));
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .sequence
+        }
+    };
+
+    let (before, commit) = opening_commit(&policy, "before");
+    store(before, serde_json::to_vec(&commit).unwrap()).await;
+    store(uuid::Uuid::now_v7(), b"not a commit".to_vec()).await;
+    let (newer, commit) = opening_commit(&policy, "from-a-newer-baton");
+    let mut v = serde_json::to_value(&commit).unwrap();
+    for e in v["events"].as_array_mut().unwrap() {
+        e["version"] = json!(999);
+    }
+    let newer_seq = store(newer, serde_json::to_vec(&v).unwrap()).await;
+    let (after, commit) = opening_commit(&policy, "after");
+    let after_seq = store(after, serde_json::to_vec(&commit).unwrap()).await;
+
+    eventually("the commits around it paged", || async {
+        (!pages_of(&js, before).await.is_empty() && !pages_of(&js, after).await.is_empty())
+            .then_some(())
+    })
+    .await;
+    // Everything delivered and settled either way (acked, or left pending).
+    let stream = js.get_stream("BATON_EVENTS").await.unwrap();
+    let info = eventually("every commit handled", || async {
+        let mut c: PullConsumer = stream.get_consumer(baton::pages::CONSUMER).await.ok()?;
+        let info = c.info().await.ok()?.clone();
+        (info.delivered.stream_sequence >= after_seq && info.num_ack_pending <= 1).then_some(info)
+    })
+    .await;
+    assert_eq!(
+        (info.num_ack_pending, info.ack_floor.stream_sequence),
+        (1, newer_seq - 1),
+        "the newer commit is still pending on {}: {info:?}",
+        baton::pages::CONSUMER
+    );
+    assert!(pages_of(&js, newer).await.is_empty());
+    let count = |reason: &str| {
+        metrics
+            .undecodable_commits_total
+            .with_label_values(&[reason])
+            .get()
+    };
+    assert_eq!((count("newer_version"), count("corrupt")), (1, 1));
+    assert!(metrics.met_newer_commits(), "readiness sees it");
+
+    token.cancel();
+    publisher.await.unwrap().unwrap();
+}
+
+/// R2: the projector skipped a commit from a newer Baton yet advanced
+/// `applied_seq`, and a snapshot then made the skip permanent (reads,
+/// gauges and deadlines missing that commit). It must stop there instead:
+/// the daemon exits with the projector's error, its snapshot stays below
+/// the commit, and a restart refuses to serve rather than skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_commit_from_a_newer_baton_stops_the_daemon_instead_of_being_skipped() {
+    use std::sync::atomic::Ordering;
+
+    use baton::server::ServeError;
+    use baton::store::Names;
+
+    let nats = Nats::start();
+    let mut cfg = config(&nats.url);
+    with_p1(&mut cfg, 60_000);
+    let mut daemon = Daemon::start(cfg.clone()).await;
+    let (_c, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("before")).await;
+    eventually("paged", || async {
+        kinds(&events_of(&js, p1_id("before")).await)
+            .contains(&"paged")
+            .then_some(())
+    })
+    .await;
+    let running = daemon.running.take().unwrap();
+    let projection = running.shared.engine.projection().clone();
+
+    let names = Names::new(&cfg.nats.prefix);
+    let store = |id: uuid::Uuid, body: Vec<u8>| {
+        let (js, subject) = (js.clone(), names.events(id));
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .sequence
+        }
+    };
+    let (newer, commit) = opening_commit(projection.policy(), "from-a-newer-baton");
+    let mut v = serde_json::to_value(&commit).unwrap();
+    v["events"][0]["version"] = json!(999);
+    let newer_seq = store(newer, serde_json::to_vec(&v).unwrap()).await;
+    let (later, commit) = opening_commit(projection.policy(), "later");
+    store(later, serde_json::to_vec(&commit).unwrap()).await;
+
+    // Either the projector moves past the commit (the bug) or the daemon
+    // stops with its error; whichever happens first decides.
+    let exited = tokio::select! {
+        r = running.wait() => Some(r),
+        _ = eventually("the projector past the newer commit", || async {
+            (projection.applied_seq.load(Ordering::Acquire) >= newer_seq).then_some(())
+        }) => None,
+    };
+    match exited {
+        Some(Err(ServeError::Task {
+            task: "projector", ..
+        })) => {}
+        other => panic!("the projector applied past a commit it could not apply: {other:?}"),
+    }
+    assert!(projection.applied_seq.load(Ordering::Acquire) < newer_seq);
+    assert!(projection.get(later).is_none());
+
+    // The shutdown snapshot stops short of it too.
+    let snapshots = baton::snapshot::SnapshotStore::open(js.clone(), &names, 1)
+        .await
+        .unwrap();
+    let snapshot = snapshots.load().await.expect("a snapshot on shutdown");
+    assert!(snapshot.manifest.seq < newer_seq, "{:?}", snapshot.manifest);
+
+    // A restart meets the same commit and refuses to serve.
+    let restarted = baton::server::start(cfg, tokio_util::sync::CancellationToken::new()).await;
+    assert!(
+        matches!(
+            restarted,
+            Err(ServeError::Task {
+                task: "projector",
+                ..
+            })
+        ),
+        "{:?}",
+        restarted.err()
+    );
 }

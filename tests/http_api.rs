@@ -164,6 +164,18 @@ async fn probes_metrics_and_openapi_are_open_and_readyz_says_why_it_is_not_ready
     });
     let p = get(&replaying, "/readyz").await.problem(503, "not_ready");
     assert!(p["detail"].as_str().unwrap().contains("replaying"), "{p}");
+    // A commit from a newer Baton met by the page publisher (R1): not ready.
+    let metrics = Arc::new(baton::metrics::Metrics::new());
+    metrics
+        .undecodable_commits_total
+        .with_label_values(&["newer_version"])
+        .inc();
+    let outdated = router(Shared {
+        metrics,
+        ..shared.clone()
+    });
+    let p = get(&outdated, "/readyz").await.problem(503, "not_ready");
+    assert!(p["detail"].as_str().unwrap().contains("newer Baton"), "{p}");
     // Streams missing (another prefix names streams that do not exist).
     let elsewhere = router_with(&shared, |c| c.nats.prefix = "nowhere".into());
     let p = get(&elsewhere, "/readyz").await.problem(503, "not_ready");

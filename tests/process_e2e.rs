@@ -25,12 +25,40 @@ fn baton(config: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn serve(config: &Path) -> Child {
-    baton(config, &["serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("baton serve starts")
+/// A `baton serve` child, killed and reaped on drop: a failed assertion
+/// must not leave a daemon running (STYLE §9).
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // A no-op for a child already waited on (std never signals a
+        // reaped pid).
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Serve {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn serve(config: &Path) -> Serve {
+    Serve(
+        baton(config, &["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("baton serve starts"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

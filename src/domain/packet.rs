@@ -187,8 +187,10 @@ pub fn is_subject_token(s: &str) -> bool {
             .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control())
 }
 
-/// Cuts `s` to at most `max` bytes on a char boundary.
-fn truncate(s: &mut String, max: usize) -> bool {
+/// Cuts `s` to at most `max` bytes on a char boundary; true if it cut.
+/// Every string field limit is in bytes and goes through this (report
+/// fields here, team-handoff fields in `commands`).
+pub(crate) fn truncate(s: &mut String, max: usize) -> bool {
     if s.len() <= max {
         return false;
     }

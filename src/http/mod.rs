@@ -185,7 +185,8 @@ async fn healthz() -> &'static str {
 }
 
 /// Readiness: NATS connected, Baton's streams present, the projector
-/// caught up with the event stream.
+/// caught up with the event stream, and no commit met that is too new for
+/// this build to page.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String, content_type = "text/plain"),
@@ -204,6 +205,12 @@ async fn readyz(State(s): State<Shared>) -> Response {
 async fn not_ready(s: &Shared) -> Option<String> {
     if !*s.ready.borrow() {
         return Some("the projector is replaying the event stream".into());
+    }
+    if s.metrics.met_newer_commits() {
+        return Some(
+            "the event stream holds commits from a newer Baton that this build cannot page; upgrade it"
+                .into(),
+        );
     }
     if s.client.connection_state() != async_nats::connection::State::Connected {
         return Some("not connected to NATS".into());

@@ -469,10 +469,12 @@ fn to_command(kind: u8) -> Command {
 }
 
 proptest! {
-    /// Replaying any accepted event sequence twice yields the same state,
-    /// and the state never pages twice at level 0 or repeats a step.
+    /// Replaying any accepted event sequence from its stored form (each
+    /// event through its JSON) yields the live state, and the state never
+    /// pages twice at level 0 or repeats a step. (The store's own decoder is
+    /// checked the same way in `store`'s tests: `domain` does not import it.)
     #[test]
-    fn replay_is_deterministic(mut cmds in proptest::collection::vec(arb_command(), 1..30)) {
+    fn replaying_stored_events_rebuilds_the_live_state(mut cmds in proptest::collection::vec(arb_command(), 1..30)) {
         cmds.sort_by_key(|c| c.1);
         let policy = policy();
         let mut state = None;
@@ -486,13 +488,14 @@ proptest! {
                 }
             }
         }
-        let replay = |log: &[Event]| {
-            let mut s = None;
-            for e in log { apply(&mut s, e); }
-            s
-        };
-        prop_assert_eq!(replay(&log), state.clone());
-        prop_assert_eq!(replay(&log), replay(&log));
+        // What the log holds is the JSON, not the value `decide` built: a
+        // field that does not survive the round trip changes the replay.
+        let mut stored = None;
+        for e in &log {
+            let back: Event = serde_json::from_str(&serde_json::to_string(e).unwrap()).unwrap();
+            apply(&mut stored, &back);
+        }
+        prop_assert_eq!(stored, state);
         let pages = log.iter().filter(|e| e.kind() == "paged").count();
         prop_assert!(pages <= 1);
         let mut steps: Vec<u32> = log.iter().filter_map(|e| match e.data {
