@@ -93,15 +93,7 @@ pub struct Config {
 /// The templates shipped in `config/templates/`, built in for a daemon
 /// started without a config file.
 pub fn builtin_templates() -> BTreeMap<String, Template> {
-    [
-        include_str!("../config/templates/agent_failure.toml"),
-        include_str!("../config/templates/sales_to_onboarding.toml"),
-        include_str!("../config/templates/design_to_development.toml"),
-    ]
-    .iter()
-    .map(|t| toml::from_str::<Template>(t).expect("shipped templates parse"))
-    .map(|t| (t.name.clone(), t))
-    .collect()
+    crate::domain::teamwork::builtin_templates()
 }
 
 /// Loads every `*.toml` in `dir` as a template; errors name the file.

@@ -16,6 +16,8 @@ pub mod incident;
 mod packet;
 mod policy;
 pub mod teamwork;
+#[doc(hidden)]
+pub mod testkit;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
 
+use crate::domain::testkit::{full_packet, policy, report};
 use crate::domain::*;
-use crate::testkit::{full_packet, policy, report};
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap() + Duration::seconds(secs)

@@ -406,4 +406,18 @@ pub enum TeamCommand {
 }
 
 pub use apply::{apply, apply_to};
+
+/// The templates shipped in `config/templates/`, compiled in: the incident
+/// template every report uses and the example team handoffs.
+pub fn builtin_templates() -> BTreeMap<String, Template> {
+    [
+        include_str!("../../../config/templates/agent_failure.toml"),
+        include_str!("../../../config/templates/sales_to_onboarding.toml"),
+        include_str!("../../../config/templates/design_to_development.toml"),
+    ]
+    .iter()
+    .map(|t| toml::from_str::<Template>(t).expect("shipped templates parse"))
+    .map(|t| (t.name.clone(), t))
+    .collect()
+}
 pub use decide::{decide, tick, ROUTE_TEAM};

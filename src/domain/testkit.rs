@@ -1,0 +1,62 @@
+//! Fixtures shared by the domain's unit tests, the integration tests and the
+//! benchmarks: a complete packet, a report, and the default policy with the
+//! shipped templates. Not used by the daemon.
+
+use super::*;
+
+/// A packet with every field set: HCS 100 with a team.
+pub fn full_packet() -> Packet {
+    Packet {
+        run_id: Some("run-42".into()),
+        workflow_id: Some("billing-sync".into()),
+        objective: Some("Sync invoices to the ledger".into()),
+        failure_class: Some("dependency_timeout".into()),
+        last_successful_step: Some("fetch_invoices".into()),
+        failing_step: Some("post_ledger".into()),
+        error_summary: Some("ledger API timed out after 30s (3 retries)".into()),
+        blast_radius: Some(BlastRadius {
+            users: Some(1200),
+            jobs: Some(3),
+        }),
+        recommended_action: Some("Pause the sync and fail over to the standby ledger".into()),
+        rollback_command: Some("billing-sync rollback --to last-good".into()),
+        owner: Some(Owner {
+            primary: Some("alice".into()),
+            backup: Some("bob".into()),
+        }),
+        ttl_seconds: Some(3600),
+    }
+}
+
+/// A complete report of the given severity.
+pub fn report(severity: Severity) -> Report {
+    Report {
+        severity,
+        packet: full_packet(),
+        dedup_key: None,
+        team: Some("payments".into()),
+        drill: false,
+    }
+}
+
+/// The default policy with one ownership and one runbook rule.
+pub fn policy() -> Policy {
+    Policy {
+        severities: default_severities(),
+        ownership: vec![OwnershipRule {
+            workflow: "billing-*".into(),
+            team: "payments".into(),
+            primary: "alice".into(),
+            backup: Some("bob".into()),
+        }],
+        runbook: vec![RunbookRule {
+            workflow: "billing-*".into(),
+            rollback_command: "billing-sync rollback --to last-good".into(),
+            tested: true,
+        }],
+        routes: Default::default(),
+        default_team: "unassigned".into(),
+        drill_route: Some("drill".into()),
+        templates: teamwork::builtin_templates(),
+    }
+}
