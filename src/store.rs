@@ -809,40 +809,7 @@ mod tests {
 
     /// The commands the replay property draws from (as in the domain's).
     fn command(kind: u8) -> crate::domain::Command {
-        use crate::domain::{Command, IncidentCommand, Packet, Severity};
-        use crate::testkit::report;
-        let open = |r| {
-            Command::Incident(IncidentCommand::Open {
-                template: "agent_failure".into(),
-                report: r,
-                warnings: vec![],
-                source: None,
-            })
-        };
-        let mut incomplete = report(Severity::P1);
-        incomplete.packet.run_id = None;
-        match kind {
-            0 => open(report(Severity::P1)),
-            1 => open(incomplete),
-            2 => Command::Incident(IncidentCommand::Acknowledge { by: "a".into() }),
-            3 => Command::Tick,
-            4 => Command::Incident(IncidentCommand::Override {
-                by: "o".into(),
-                reason: "r".into(),
-            }),
-            5 => Command::Incident(IncidentCommand::Enrich {
-                by: "e".into(),
-                fields: Packet {
-                    run_id: Some("r2".into()),
-                    ..Default::default()
-                },
-                team: None,
-            }),
-            _ => Command::Incident(IncidentCommand::Resolve {
-                by: "z".into(),
-                note: None,
-            }),
-        }
+        crate::testkit::incident_command(kind)
     }
 
     proptest::proptest! {

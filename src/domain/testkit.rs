@@ -60,3 +60,41 @@ pub fn policy() -> Policy {
         templates: teamwork::builtin_templates(),
     }
 }
+
+/// One of seven incident commands by number (open complete, open without
+/// `run_id`, ack, tick, override, enrich, resolve): what the replay
+/// properties draw from.
+pub fn incident_command(kind: u8) -> Command {
+    let open = |report| {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report,
+            warnings: vec![],
+            source: None,
+        })
+    };
+    let mut incomplete = report(Severity::P1);
+    incomplete.packet.run_id = None;
+    match kind {
+        0 => open(report(Severity::P1)),
+        1 => open(incomplete),
+        2 => Command::Incident(IncidentCommand::Acknowledge { by: "a".into() }),
+        3 => Command::Tick,
+        4 => Command::Incident(IncidentCommand::Override {
+            by: "o".into(),
+            reason: "r".into(),
+        }),
+        5 => Command::Incident(IncidentCommand::Enrich {
+            by: "e".into(),
+            fields: Packet {
+                run_id: Some("r2".into()),
+                ..Default::default()
+            },
+            team: None,
+        }),
+        _ => Command::Incident(IncidentCommand::Resolve {
+            by: "z".into(),
+            note: None,
+        }),
+    }
+}

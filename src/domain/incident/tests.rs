@@ -442,30 +442,7 @@ fn arb_command() -> impl Strategy<Value = (u8, i64)> {
 }
 
 fn to_command(kind: u8) -> Command {
-    let mut incomplete = report(Severity::P1);
-    incomplete.packet.run_id = None;
-    match kind {
-        0 => open(report(Severity::P1)),
-        1 => open(incomplete),
-        2 => ack("a"),
-        3 => Command::Tick,
-        4 => Command::Incident(IncidentCommand::Override {
-            by: "o".into(),
-            reason: "r".into(),
-        }),
-        5 => Command::Incident(IncidentCommand::Enrich {
-            by: "e".into(),
-            fields: Packet {
-                run_id: Some("r2".into()),
-                ..Default::default()
-            },
-            team: None,
-        }),
-        _ => Command::Incident(IncidentCommand::Resolve {
-            by: "z".into(),
-            note: None,
-        }),
-    }
+    crate::domain::testkit::incident_command(kind)
 }
 
 proptest! {
