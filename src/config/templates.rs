@@ -1,0 +1,55 @@
+//! Handoff templates: the ones shipped in `config/templates/` and the
+//! directory a deployment loads them from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::domain::work::Template;
+
+use super::ConfigError;
+
+/// The templates shipped in `config/templates/`, built in for a daemon
+/// started without a config file.
+pub fn builtin_templates() -> BTreeMap<String, Template> {
+    [
+        include_str!("../../config/templates/agent_failure.toml"),
+        include_str!("../../config/templates/sales_to_onboarding.toml"),
+        include_str!("../../config/templates/design_to_development.toml"),
+    ]
+    .iter()
+    .map(|t| toml::from_str::<Template>(t).expect("shipped templates parse"))
+    .map(|t| (t.name.clone(), t))
+    .collect()
+}
+
+/// Loads every `*.toml` in `dir` as a template; errors name the file.
+pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let t: Template = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(prev) = out.insert(t.name.clone(), t) {
+            return Err(ConfigError::Invalid(vec![format!(
+                "template {:?} is defined twice ({})",
+                prev.name,
+                path.display()
+            )]));
+        }
+    }
+    Ok(out)
+}
