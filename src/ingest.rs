@@ -28,8 +28,9 @@ use crate::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
-/// The template of the agent-failure packet (always configured).
-pub const AGENT_FAILURE: &str = "agent_failure";
+/// The built-in incident template's name; it lives with the templates in
+/// `config` and stays reachable here for the report path's callers.
+pub use crate::config::AGENT_FAILURE;
 
 /// Whether reports may be published for `template`: any `kind = "incident"`
 /// template of the policy.

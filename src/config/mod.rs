@@ -37,7 +37,7 @@ pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsC
 pub use limits::Limits;
 pub use nats::NatsConfig;
 pub use pages::PagesConfig;
-pub use templates::{builtin_templates, load_templates};
+pub use templates::{builtin_templates, load_templates, AGENT_FAILURE};
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
 /// refuses to start with it.
@@ -259,7 +259,7 @@ impl Config {
         for t in self.templates.values() {
             problems.extend(t.validate());
         }
-        if !self.templates.contains_key(crate::ingest::AGENT_FAILURE) {
+        if !self.templates.contains_key(AGENT_FAILURE) {
             problems.push("templates: agent_failure.toml is missing".into());
         }
         let prefix_ok =

@@ -1,5 +1,6 @@
-//! Handoff templates: the ones shipped in `config/templates/` and the
-//! directory a deployment loads them from.
+//! Handoff templates: the ones shipped in `config/templates/`, the
+//! directory a deployment loads them from, and the name of the one template
+//! every configuration must have ([`AGENT_FAILURE`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::domain::work::Template;
 
 use super::ConfigError;
+
+/// The template of the agent-failure packet (always configured).
+pub const AGENT_FAILURE: &str = "agent_failure";
 
 /// The templates shipped in `config/templates/`, built in for a daemon
 /// started without a config file.

@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::JobsConfig;
+use crate::config::{JobsConfig, AGENT_FAILURE};
 use crate::server::Shared;
 use crate::store::{Names, StoreError};
 
@@ -238,16 +238,12 @@ async fn body(
             );
             let ack = shared
                 .js
-                .publish_with_headers(
-                    names.report(crate::ingest::AGENT_FAILURE),
-                    headers,
-                    payload.into(),
-                )
+                .publish_with_headers(names.report(AGENT_FAILURE), headers, payload.into())
                 .await
                 .map_err(|e| e.to_string())?
                 .await
                 .map_err(|e| e.to_string())?;
-            let id = crate::domain::handoff_id_for(crate::ingest::AGENT_FAILURE, &report.report())
+            let id = crate::domain::handoff_id_for(AGENT_FAILURE, &report.report())
                 .expect("drills carry a dedup key");
             return Ok((
                 json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.jobs.weekly_drill.route}),
