@@ -23,8 +23,8 @@ use crate::domain::{Command, DomainError};
 use crate::engine::{Engine, EngineError};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
-use crate::store::{self, EventStore, StoreError};
-use crate::{commands, http, ingest, pages, sla, snapshot};
+use crate::store::{self, EventStore, Names, StoreError};
+use crate::{commands, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,9 @@ pub enum ServeError {
     Task { task: &'static str, message: String },
 }
 
-/// Shared handles of a running daemon (the HTTP API and tests use them).
+/// Shared handles of a running daemon (tests and benches use them). The
+/// components never see it: each takes the narrow context it needs, built
+/// here ([`Shared::app_state`], [`Shared::job_context`]).
 #[derive(Clone)]
 pub struct Shared {
     pub cfg: Arc<Config>,
@@ -49,6 +51,33 @@ pub struct Shared {
     pub js: async_nats::jetstream::Context,
     pub client: async_nats::Client,
     pub ready: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// The HTTP face's state.
+    pub fn app_state(&self) -> http::AppState {
+        http::AppState {
+            http: Arc::new(self.cfg.http.clone()),
+            limits: self.cfg.limits.clone(),
+            names: Names::new(&self.cfg.nats.prefix),
+            engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
+            js: self.js.clone(),
+            client: self.client.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+
+    /// The jobs' context.
+    pub fn job_context(&self) -> jobs::JobContext {
+        jobs::JobContext {
+            cfg: Arc::new(self.cfg.jobs.clone()),
+            engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
+            js: self.js.clone(),
+            client: self.client.clone(),
+        }
+    }
 }
 
 /// A started daemon.
@@ -210,7 +239,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             .await
             .map_err(|source| ServeError::Listen { addr, source })?;
         http_addr = listener.local_addr().ok();
-        let (s, t) = (shared.clone(), shutdown.clone());
+        let (s, t) = (shared.app_state(), shutdown.clone());
         tasks.spawn(async move {
             (
                 "http",
@@ -219,11 +248,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         });
     }
     {
-        let (s, t) = (shared.clone(), shutdown.clone());
-        let jobs_sub = crate::jobs::subscribe(&shared.client, &cfg.nats.prefix)
+        let (c, t) = (shared.job_context(), shutdown.clone());
+        let jobs_sub = jobs::subscribe(&shared.client, &cfg.nats.prefix)
             .await
             .map_err(|e| StoreError::nats("subscribe", e))?;
-        tasks.spawn(async move { ("jobs", crate::jobs::run(s, jobs_sub, t).await) });
+        tasks.spawn(async move { ("jobs", jobs::run(c, jobs_sub, t).await) });
     }
     // A request/response on the same connection is a barrier: the server
     // handles a connection's messages in order, so once it answers, the

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod drill;
 pub mod review;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
@@ -41,10 +42,27 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{JobsConfig, AGENT_FAILURE};
-use crate::server::Shared;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
 pub use crate::config::{parse_schedule, Job};
+
+/// What the jobs need from a running daemon, and nothing more; `server`
+/// builds it.
+#[derive(Clone)]
+pub struct JobContext {
+    /// `[jobs]`: schedules, time zone, the drill and the audit.
+    pub cfg: Arc<JobsConfig>,
+    /// Projected state and policy for the job bodies; the store's names.
+    pub engine: Arc<Engine>,
+    /// `baton_job_runs_total` and `baton_ownership_audit_findings`.
+    pub metrics: Arc<Metrics>,
+    /// Claims, run records, digests and the drill's report.
+    pub js: async_nats::jetstream::Context,
+    /// Replies to on-demand runs.
+    pub client: async_nats::Client,
+}
 
 /// Why a run happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,9 +117,9 @@ fn claim_subject(names: &Names, job: Job) -> String {
 }
 
 /// The last claim of a job and its sequence.
-async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
-    let names = shared.engine.store().names();
-    let stream = shared
+async fn last_claim(ctx: &JobContext, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
+    let names = ctx.engine.store().names();
+    let stream = ctx
         .js
         .get_stream(names.jobs_stream())
         .await
@@ -123,12 +141,12 @@ async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, Claim)>, S
 }
 
 /// Claims the run of `job` scheduled for `at`; exactly one caller wins.
-pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
-    let last = last_claim(shared, job).await?;
+pub async fn claim(ctx: &JobContext, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
+    let last = last_claim(ctx, job).await?;
     if last.as_ref().is_some_and(|(_, c)| c.scheduled_for >= at) {
         return Ok(Claimed::Taken);
     }
-    let names = shared.engine.store().names();
+    let names = ctx.engine.store().names();
     let mut headers = HeaderMap::new();
     headers.insert(
         NATS_MESSAGE_ID,
@@ -152,7 +170,7 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
         claimed_by: me.clone(),
         claimed_at: Utc::now(),
     };
-    let ack = shared
+    let ack = ctx
         .js
         .publish_with_headers(
             claim_subject(names, job),
@@ -166,7 +184,7 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
         Ok(a) if !a.duplicate => Ok(Claimed::Won),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Claimed::Taken),
         // Ambiguous: read back what is stored.
-        ambiguous => match last_claim(shared, job).await {
+        ambiguous => match last_claim(ctx, job).await {
             Ok(Some((_, c))) if c.scheduled_for == at && c.claimed_by == me => Ok(Claimed::Won),
             Ok(_) if ambiguous.is_ok() => Ok(Claimed::Taken),
             Ok(_) => Err(StoreError::nats(
@@ -187,16 +205,16 @@ fn hostname() -> String {
 /// Runs a job body and publishes its digest; `window_end` overrides the
 /// review's window (for `baton review --date`).
 async fn body(
-    shared: &Shared,
+    ctx: &JobContext,
     job: Job,
     now: DateTime<Utc>,
     scheduled_for: DateTime<Utc>,
     window_end: Option<DateTime<Utc>>,
 ) -> Result<(Value, Option<String>), String> {
-    let cfg = &shared.cfg;
-    let names = shared.engine.store().names();
-    let handoffs = shared.engine.projection().all();
-    let policy = shared.engine.policy();
+    let cfg = &ctx.cfg;
+    let names = ctx.engine.store().names();
+    let handoffs = ctx.engine.projection().all();
+    let policy = ctx.engine.policy();
     let (subject, value, md) = match job {
         Job::DailyReview => {
             let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
@@ -208,15 +226,9 @@ async fn body(
             )
         }
         Job::OwnershipAudit => {
-            let a = audit::ownership_audit(
-                policy,
-                &handoffs,
-                now,
-                cfg.jobs.ownership_audit.stale_after,
-            );
+            let a = audit::ownership_audit(policy, &handoffs, now, cfg.ownership_audit.stale_after);
             for (kind, n) in a.counts() {
-                shared
-                    .metrics
+                ctx.metrics
                     .ownership_audit_findings
                     .with_label_values(&[kind])
                     .set(n as i64);
@@ -229,14 +241,14 @@ async fn body(
             )
         }
         Job::WeeklyDrill => {
-            let report = drill::drill_report(&cfg.jobs.weekly_drill, scheduled_for);
+            let report = drill::drill_report(&cfg.weekly_drill, scheduled_for);
             let payload = serde_json::to_vec(&report).expect("json");
             let mut headers = HeaderMap::new();
             headers.insert(
                 NATS_MESSAGE_ID,
                 format!("drill:{}", scheduled_for.to_rfc3339()).as_str(),
             );
-            let ack = shared
+            let ack = ctx
                 .js
                 .publish_with_headers(names.report(AGENT_FAILURE), headers, payload.into())
                 .await
@@ -246,7 +258,7 @@ async fn body(
             let id = crate::domain::handoff_id_for(AGENT_FAILURE, &report.report())
                 .expect("drills carry a dedup key");
             return Ok((
-                json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.jobs.weekly_drill.route}),
+                json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.weekly_drill.route}),
                 None,
             ));
         }
@@ -255,8 +267,7 @@ async fn body(
     if let (Value::Object(o), Some(md)) = (&mut record, &md) {
         o.insert("markdown".into(), Value::String(md.clone()));
     }
-    shared
-        .js
+    ctx.js
         .publish(subject, serde_json::to_vec(&record).expect("json").into())
         .await
         .map_err(|e| e.to_string())?
@@ -268,19 +279,19 @@ async fn body(
 /// Claims (unless manual), runs, records. Returns `None` when another daemon
 /// has the run.
 pub async fn run_job(
-    shared: &Shared,
+    ctx: &JobContext,
     job: Job,
     scheduled_for: DateTime<Utc>,
     trigger: Trigger,
     window_end: Option<DateTime<Utc>>,
 ) -> Result<Option<JobRecord>, StoreError> {
-    if trigger != Trigger::Manual && claim(shared, job, scheduled_for).await? == Claimed::Taken {
+    if trigger != Trigger::Manual && claim(ctx, job, scheduled_for).await? == Claimed::Taken {
         tracing::debug!(job = job.as_str(), %scheduled_for, "run claimed elsewhere");
         return Ok(None);
     }
     let started_at = Utc::now();
     let clock = Instant::now();
-    let result = body(shared, job, started_at, scheduled_for, window_end).await;
+    let result = body(ctx, job, started_at, scheduled_for, window_end).await;
     let (outcome, error, result, markdown) = match result {
         Ok((v, md)) => ("ok", None, v, md),
         Err(e) => ("error", Some(e), Value::Null, None),
@@ -297,14 +308,12 @@ pub async fn run_job(
         result,
         markdown,
     };
-    shared
-        .metrics
+    ctx.metrics
         .job_runs_total
         .with_label_values(&[job.as_str(), outcome])
         .inc();
-    let names = shared.engine.store().names();
-    shared
-        .js
+    let names = ctx.engine.store().names();
+    ctx.js
         .publish(
             format!("{}.jobs.{}.run", names.prefix, job.as_str()),
             serde_json::to_vec(&record).expect("json").into(),
@@ -335,11 +344,11 @@ pub async fn subscribe(
 
 /// Runs the scheduler and the on-demand service until shutdown.
 pub async fn run(
-    shared: Shared,
+    ctx: JobContext,
     mut requests: async_nats::Subscriber,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let cfg = shared.cfg.jobs.clone();
+    let cfg = ctx.cfg.clone();
     let tz = cfg.tz();
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     let mut scheduler = None;
@@ -352,10 +361,10 @@ pub async fn run(
                 continue;
             };
             let prev = prev.with_timezone(&Utc);
-            match last_claim(&shared, job).await {
+            match last_claim(&ctx, job).await {
                 Ok(Some((_, last))) if last.scheduled_for < prev => {
                     tracing::warn!(job = job.as_str(), scheduled_for = %prev, "missed run; running it now, marked late");
-                    if let Err(e) = run_job(&shared, job, prev, Trigger::CatchUp, None).await {
+                    if let Err(e) = run_job(&ctx, job, prev, Trigger::CatchUp, None).await {
                         tracing::error!(job = job.as_str(), error = %e, "catch-up run failed");
                     }
                 }
@@ -380,7 +389,7 @@ pub async fn run(
         sched.start().await.map_err(|e| e.to_string())?;
         scheduler = Some(sched);
     }
-    let prefix = shared.engine.store().names().prefix.clone();
+    let prefix = ctx.engine.store().names().prefix.clone();
     let mut running = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -389,17 +398,17 @@ pub async fn run(
                 // The scheduled time this firing stands for, in the job's zone.
                 let Ok(cron) = parse_schedule(cfg.schedule(job)) else { continue };
                 let Ok(at) = cron.find_previous_occurrence(&Utc::now().with_timezone(&tz), true) else { continue };
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 running.spawn(async move {
-                    if let Err(e) = run_job(&shared, job, at.with_timezone(&Utc), Trigger::Schedule, None).await {
+                    if let Err(e) = run_job(&ctx, job, at.with_timezone(&Utc), Trigger::Schedule, None).await {
                         tracing::error!(job = job.as_str(), error = %e, "scheduled run failed");
                     }
                 });
             }
             Some(msg) = requests.next() => {
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 let prefix = prefix.clone();
-                running.spawn(async move { on_demand(&shared, &prefix, msg).await });
+                running.spawn(async move { on_demand(&ctx, &prefix, msg).await });
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
@@ -411,7 +420,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
+async fn on_demand(ctx: &JobContext, prefix: &str, msg: async_nats::Message) {
     let name = msg
         .subject
         .strip_prefix(&format!("{prefix}.job."))
@@ -421,11 +430,11 @@ async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
         Err(e) => json!({"ok": false, "error": {"code": "unknown_job", "message": e}}),
         Ok(job) => {
             let body: Value = serde_json::from_slice(&msg.payload).unwrap_or(Value::Null);
-            match window_end(&body, &shared.cfg.jobs) {
+            match window_end(&body, &ctx.cfg) {
                 Err(message) => {
                     json!({"ok": false, "error": {"code": "invalid_value", "message": message, "field": "date"}})
                 }
-                Ok(end) => match run_job(shared, job, Utc::now(), Trigger::Manual, end).await {
+                Ok(end) => match run_job(ctx, job, Utc::now(), Trigger::Manual, end).await {
                     Ok(Some(r)) => json!({"ok": true, "record": r}),
                     Ok(None) => {
                         json!({"ok": false, "error": {"code": "conflict", "message": "claimed elsewhere"}})
@@ -439,7 +448,7 @@ async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
         }
     };
     if let Some(to) = msg.reply {
-        let _ = shared
+        let _ = ctx
             .client
             .publish(to, serde_json::to_vec(&reply).expect("json").into())
             .await;
