@@ -423,7 +423,7 @@ pub async fn run(
 /// "digest"}}}` for the handoffs whose id ends in that byte (a bucket stays
 /// far below NATS's payload limit even with millions of handoffs).
 fn digest(engine: &Engine, obj: &Map<String, Value>) -> Result<Value, CommandError> {
-    use crate::replay::{bucket_digest, bucket_of, digest};
+    use crate::projector::digest::{bucket_digest, bucket_of, digest};
     let projection = engine.projection();
     // Read before the entries: an entry may be newer, never older.
     let applied = projection

@@ -11,6 +11,8 @@
 //! The projector also feeds the event-derived metrics (it sees every commit
 //! exactly once per process) and re-arms the SLA timer after each change.
 
+pub mod digest;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
