@@ -80,6 +80,12 @@ impl Shared {
     }
 }
 
+/// Feeds `baton_event_append_seconds` from the event store's append timings.
+pub fn append_timer(metrics: &Arc<Metrics>) -> store::AppendObserver {
+    let m = metrics.clone();
+    Arc::new(move |took| m.event_append_seconds.observe(took.as_secs_f64()))
+}
+
 /// A started daemon.
 pub struct Running {
     pub shared: Shared,
@@ -97,7 +103,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     store::ensure_streams(&js, &cfg).await?;
     let metrics = Arc::new(Metrics::new());
     let policy = Arc::new(cfg.policy());
-    let event_store = EventStore::open(js.clone(), &cfg, Some(metrics.clone())).await?;
+    let event_store = EventStore::open(js.clone(), &cfg, Some(append_timer(&metrics))).await?;
     let (timer, queue) = sla::channel();
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
     let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));

@@ -272,6 +272,11 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// Told how long each append waited for its JetStream ack (the daemon
+/// feeds `baton_event_append_seconds` with it). The store only times; what
+/// is done with the figure is the caller's, so the store needs no metrics.
+pub type AppendObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Append and read access to `BATON_EVENTS`.
 #[derive(Clone)]
 pub struct EventStore {
@@ -279,14 +284,14 @@ pub struct EventStore {
     stream: stream::Stream,
     names: Names,
     permits: Arc<Semaphore>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    on_append: Option<AppendObserver>,
 }
 
 impl EventStore {
     pub async fn open(
         js: jetstream::Context,
         cfg: &Config,
-        metrics: Option<Arc<crate::metrics::Metrics>>,
+        on_append: Option<AppendObserver>,
     ) -> Result<Self, StoreError> {
         let names = Names::new(&cfg.nats.prefix);
         let stream = js
@@ -298,7 +303,7 @@ impl EventStore {
             stream,
             names,
             permits: Arc::new(Semaphore::new(cfg.limits.max_in_flight_appends)),
-            metrics,
+            on_append,
         })
     }
 
@@ -338,9 +343,8 @@ impl EventStore {
             .await
             .map_err(|e| StoreError::nats("publish", e))?
             .await;
-        if let Some(m) = &self.metrics {
-            m.event_append_seconds
-                .observe(started.elapsed().as_secs_f64());
+        if let Some(observe) = &self.on_append {
+            observe(started.elapsed());
         }
         match ack {
             Ok(ack) => Ok(Appended {

@@ -197,7 +197,8 @@ async fn replay(cfg: Config, last: u64) -> anyhow::Result<(Duration, usize)> {
     let client = store::connect(&cfg.nats).await?;
     let js = store::jetstream(client, &cfg.nats);
     let metrics = Arc::new(Metrics::new());
-    let event_store = EventStore::open(js, &cfg, Some(metrics.clone())).await?;
+    let event_store =
+        EventStore::open(js, &cfg, Some(baton::server::append_timer(&metrics))).await?;
     // Held, not run: before ready the daemon's timer only queues deadlines.
     let (timer, _queue) = sla::channel();
     let projection = Arc::new(Projection::new(Arc::new(cfg.policy()), timer, metrics));
