@@ -80,6 +80,16 @@ impl Shared {
     }
 }
 
+/// The streams' settings from `[nats]`, `[limits]` and `[pages]`.
+pub fn stream_settings(cfg: &Config) -> store::StreamSettings {
+    store::StreamSettings {
+        replicas: cfg.nats.replicas,
+        max_report_bytes: cfg.limits.max_report_bytes,
+        pages_duplicate_window: cfg.pages.duplicate_window,
+        pages_max_age: cfg.pages.max_age,
+    }
+}
+
 /// Feeds `baton_event_append_seconds` from the event store's append timings.
 pub fn append_timer(metrics: &Arc<Metrics>) -> store::AppendObserver {
     let m = metrics.clone();
@@ -100,10 +110,17 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     let cfg = Arc::new(cfg);
     let client = store::connect(&cfg.nats).await?;
     let js = store::jetstream(client.clone(), &cfg.nats);
-    store::ensure_streams(&js, &cfg).await?;
+    let names = Names::new(&cfg.nats.prefix);
+    store::ensure_streams(&js, &names, &stream_settings(&cfg)).await?;
     let metrics = Arc::new(Metrics::new());
     let policy = Arc::new(cfg.policy());
-    let event_store = EventStore::open(js.clone(), &cfg, Some(append_timer(&metrics))).await?;
+    let event_store = EventStore::open(
+        js.clone(),
+        &names,
+        cfg.limits.max_in_flight_appends,
+        Some(append_timer(&metrics)),
+    )
+    .await?;
     let (timer, queue) = sla::channel();
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
     let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));
@@ -112,8 +129,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
 
     let started = Instant::now();
     // A snapshot, when a valid one exists, leaves only the tail to replay.
-    let snapshots =
-        snapshot::SnapshotStore::open(js.clone(), event_store.names(), cfg.nats.replicas).await?;
+    let snapshots = snapshot::SnapshotStore::open(js.clone(), event_store.names()).await?;
     let after = snapshot::restore(&snapshots, &projection).await;
     let target = event_store.last_seq().await?;
     {
@@ -199,7 +215,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         });
     }
     // Subscribed before `start` returns: no "no responders" right after start-up.
-    let cmd_sub = commands::subscribe(&client, &cfg.nats.prefix)
+    let cmd_sub = commands::subscribe(&client, &names)
         .await
         .map_err(|e| StoreError::nats("subscribe", e))?;
     {
@@ -255,7 +271,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     }
     {
         let (c, t) = (shared.job_context(), shutdown.clone());
-        let jobs_sub = jobs::subscribe(&shared.client, &cfg.nats.prefix)
+        let jobs_sub = jobs::subscribe(&shared.client, &names)
             .await
             .map_err(|e| StoreError::nats("subscribe", e))?;
         tasks.spawn(async move { ("jobs", jobs::run(c, jobs_sub, t).await) });

@@ -44,7 +44,7 @@ use crate::config::{HttpConfig, Limits};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::stats::{self, Stats};
-use crate::store::Names;
+use crate::store::{Names, Stream};
 use problem::{Problem, ProblemDetails};
 
 /// What the HTTP face needs from a running daemon, and nothing more;
@@ -210,8 +210,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: NATS connected, Baton's streams present, the projector
-/// caught up with the event stream.
+/// Readiness: NATS connected, every stream Baton owns present, the
+/// projector caught up with the event stream.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String, content_type = "text/plain"),
@@ -234,13 +234,8 @@ async fn not_ready(s: &AppState) -> Option<String> {
     if s.client.connection_state() != async_nats::connection::State::Connected {
         return Some("not connected to NATS".into());
     }
-    let names = &s.names;
-    for stream in [
-        names.events_stream(),
-        names.reports_stream(),
-        names.pages_stream(),
-        names.rejected_stream(),
-    ] {
+    // Every stream Baton owns, from the same list `ensure_streams` creates.
+    for stream in Stream::ALL.map(|which| s.names.stream(which)) {
         if let Err(e) = s.js.get_stream(&stream).await {
             tracing::warn!(stream, error = %e, "readiness: stream check failed");
             return Some(format!("stream {stream} is missing or unreachable"));

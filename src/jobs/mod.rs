@@ -113,7 +113,7 @@ pub enum Claimed {
 }
 
 fn claim_subject(names: &Names, job: Job) -> String {
-    format!("{}.jobs.{}.claim", names.prefix, job.as_str())
+    names.job_claim(job.as_str())
 }
 
 /// The last claim of a job and its sequence.
@@ -220,7 +220,7 @@ async fn body(
             let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
             let md = review::render_markdown(&r);
             (
-                format!("{}.digest.daily", names.prefix),
+                names.daily_digest(),
                 serde_json::to_value(&r).expect("json"),
                 Some(md),
             )
@@ -235,7 +235,7 @@ async fn body(
             }
             let md = audit::render_markdown(&a);
             (
-                format!("{}.digest.audit", names.prefix),
+                names.audit_digest(),
                 serde_json::to_value(&a).expect("json"),
                 Some(md),
             )
@@ -315,7 +315,7 @@ pub async fn run_job(
     let names = ctx.engine.store().names();
     ctx.js
         .publish(
-            format!("{}.jobs.{}.run", names.prefix, job.as_str()),
+            names.job_run(job.as_str()),
             serde_json::to_vec(&record).expect("json").into(),
         )
         .await
@@ -335,10 +335,10 @@ pub async fn run_job(
 /// The on-demand subscription (`<prefix>.job.*`), taken before start-up returns.
 pub async fn subscribe(
     client: &async_nats::Client,
-    prefix: &str,
+    names: &Names,
 ) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
     client
-        .queue_subscribe(format!("{prefix}.job.*"), "baton".into())
+        .queue_subscribe(names.job_all(), "baton".into())
         .await
 }
 
@@ -389,7 +389,6 @@ pub async fn run(
         sched.start().await.map_err(|e| e.to_string())?;
         scheduler = Some(sched);
     }
-    let prefix = ctx.engine.store().names().prefix.clone();
     let mut running = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -407,8 +406,7 @@ pub async fn run(
             }
             Some(msg) = requests.next() => {
                 let ctx = ctx.clone();
-                let prefix = prefix.clone();
-                running.spawn(async move { on_demand(&ctx, &prefix, msg).await });
+                running.spawn(async move { on_demand(&ctx, msg).await });
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
@@ -420,12 +418,8 @@ pub async fn run(
     Ok(())
 }
 
-async fn on_demand(ctx: &JobContext, prefix: &str, msg: async_nats::Message) {
-    let name = msg
-        .subject
-        .strip_prefix(&format!("{prefix}.job."))
-        .unwrap_or("")
-        .to_string();
+async fn on_demand(ctx: &JobContext, msg: async_nats::Message) {
+    let name = ctx.engine.store().names().job_of(&msg.subject).to_string();
     let reply = match name.parse::<Job>() {
         Err(e) => json!({"ok": false, "error": {"code": "unknown_job", "message": e}}),
         Ok(job) => {
