@@ -101,8 +101,7 @@ impl Client {
 
     /// Runs a job through the daemon (`<prefix>.job.<name>`).
     pub async fn job(&self, name: &str, body: Value) -> Result<Value, ClientError> {
-        self.request(format!("{}.job.{name}", self.names.prefix), body)
-            .await
+        self.request(self.names.job(name), body).await
     }
 
     async fn request(&self, subject: String, body: Value) -> Result<Value, ClientError> {

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use crate::domain::teamwork::{TeamCommand, TemplateKind};
 use crate::domain::{parse_object, Command, DomainError, IncidentCommand, Owner, Policy};
 use crate::engine::{Engine, EngineError, Outcome};
+use crate::store::Names;
 use crate::views::HandoffView;
 
 /// The verbs served.
@@ -432,7 +433,7 @@ pub async fn run(
 /// "digest"}}}` for the handoffs whose id ends in that byte (a bucket stays
 /// far below NATS's payload limit even with millions of handoffs).
 fn digest(engine: &Engine, obj: &Map<String, Value>) -> Result<Value, CommandError> {
-    use crate::replay::{bucket_digest, bucket_of, digest};
+    use crate::projector::digest::{bucket_digest, bucket_of, digest};
     let projection = engine.projection();
     // Read before the entries: an entry may be newer, never older.
     let applied = projection
@@ -488,7 +489,7 @@ pub async fn serve(
     max_field_bytes: usize,
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
-    let sub = subscribe(&client, &engine.store().names().prefix).await?;
+    let sub = subscribe(&client, engine.store().names()).await?;
     serve_on(sub, client, engine, max_field_bytes, shutdown).await;
     Ok(())
 }
@@ -497,10 +498,10 @@ pub async fn serve(
 /// a command sent right after start-up is never met with "no responders".
 pub async fn subscribe(
     client: &async_nats::Client,
-    prefix: &str,
+    names: &Names,
 ) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
     client
-        .queue_subscribe(format!("{prefix}.cmd.*"), "baton".into())
+        .queue_subscribe(names.cmd_all(), "baton".into())
         .await
 }
 
@@ -512,7 +513,7 @@ pub async fn serve_on(
     max_field_bytes: usize,
     shutdown: CancellationToken,
 ) {
-    let prefix = engine.store().names().prefix.clone();
+    let names = engine.store().names().clone();
     let permits = Arc::new(Semaphore::new(1024));
     let mut tasks = JoinSet::new();
     loop {
@@ -522,13 +523,9 @@ pub async fn serve_on(
         };
         while tasks.try_join_next().is_some() {}
         let permit = permits.clone().acquire_owned().await.expect("never closed");
-        let (client, engine, prefix) = (client.clone(), engine.clone(), prefix.clone());
+        let (client, engine) = (client.clone(), engine.clone());
+        let verb = names.verb_of(&msg.subject).to_string();
         tasks.spawn(async move {
-            let verb = msg
-                .subject
-                .strip_prefix(&format!("{prefix}.cmd."))
-                .unwrap_or("")
-                .to_string();
             let reply = match handle(&engine, &verb, &msg.payload, max_field_bytes).await {
                 Ok(v) => v,
                 Err(e) => {

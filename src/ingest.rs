@@ -21,15 +21,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{parse_report, FieldError, ParseLimits, ParsedReport, Policy};
 use crate::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
-/// The template of the agent-failure packet (always configured).
-pub const AGENT_FAILURE: &str = "agent_failure";
+/// The built-in incident template's name; it lives with the templates in
+/// `config` and stays reachable here for the report path's callers.
+pub use crate::config::AGENT_FAILURE;
 
 /// Whether reports may be published for `template`: any `kind = "incident"`
 /// template of the policy.
@@ -115,7 +116,7 @@ pub enum Handled {
 pub async fn handle_report(
     engine: &Engine,
     js: &jetstream::Context,
-    cfg: &Config,
+    limits: &Limits,
     metrics: &Metrics,
     template: &str,
     payload: &[u8],
@@ -123,8 +124,8 @@ pub async fn handle_report(
 ) -> Result<Handled, EngineError> {
     let names = engine.store().names();
     let limits = ParseLimits {
-        max_report_bytes: cfg.limits.max_report_bytes,
-        max_field_bytes: cfg.limits.max_field_bytes,
+        max_report_bytes: limits.max_report_bytes,
+        max_field_bytes: limits.max_field_bytes,
     };
     match validate(engine.policy(), limits, template, payload) {
         Ok(p) => Ok(Handled::Stored(Box::new(
@@ -254,7 +255,17 @@ async fn process(
             return;
         }
     };
-    match handle_report(engine, js, cfg, metrics, &template, &msg.payload, source).await {
+    match handle_report(
+        engine,
+        js,
+        &cfg.limits,
+        metrics,
+        &template,
+        &msg.payload,
+        source,
+    )
+    .await
+    {
         Ok(_) => {
             if let Err(e) = msg.ack().await {
                 tracing::warn!(seq = source.seq, error = %e, "report ack failed; redelivery will join the same handoff");

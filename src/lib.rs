@@ -26,6 +26,14 @@
 //! - [`teams`] — team handoffs at the edges: sender-quality stats, workflow diagrams.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
+//!
+//! Dependencies point down only: `domain` ← `store` ← `engine` / `projector`
+//! ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` / `commands` ←
+//! `server` ← the binary. `config` imports only `domain`; `server` turns it
+//! into what each component takes (`http::AppState`, `jobs::JobContext`,
+//! `store::StreamSettings`). `replay` and `client` are leaves that nothing
+//! in the daemon imports. One exception remains: the projector still feeds
+//! the SLA timer and the metrics itself.
 
 pub mod client;
 pub mod commands;

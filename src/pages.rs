@@ -171,7 +171,7 @@ pub async fn run(
         CONSUMER,
         "Baton page publisher",
         10_000,
-        format!("{}.events.*", names.prefix),
+        names.events_all(),
     )
     .await?;
     let mut messages = consumer

@@ -23,8 +23,8 @@ use crate::domain::{Command, DomainError};
 use crate::engine::{Engine, EngineError};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
-use crate::store::{self, EventStore, StoreError};
-use crate::{commands, http, ingest, pages, sla, snapshot};
+use crate::store::{self, EventStore, Names, StoreError};
+use crate::{commands, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,9 @@ pub enum ServeError {
     Task { task: &'static str, message: String },
 }
 
-/// Shared handles of a running daemon (the HTTP API and tests use them).
+/// Shared handles of a running daemon (tests and benches use them). The
+/// components never see it: each takes the narrow context it needs, built
+/// here ([`Shared::app_state`], [`Shared::job_context`]).
 #[derive(Clone)]
 pub struct Shared {
     pub cfg: Arc<Config>,
@@ -49,6 +51,49 @@ pub struct Shared {
     pub js: async_nats::jetstream::Context,
     pub client: async_nats::Client,
     pub ready: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// The HTTP face's state.
+    pub fn app_state(&self) -> http::AppState {
+        http::AppState {
+            http: Arc::new(self.cfg.http.clone()),
+            limits: self.cfg.limits.clone(),
+            names: Names::new(&self.cfg.nats.prefix),
+            engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
+            js: self.js.clone(),
+            client: self.client.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+
+    /// The jobs' context.
+    pub fn job_context(&self) -> jobs::JobContext {
+        jobs::JobContext {
+            cfg: Arc::new(self.cfg.jobs.clone()),
+            engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
+            js: self.js.clone(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// The streams' settings from `[nats]`, `[limits]` and `[pages]`.
+pub fn stream_settings(cfg: &Config) -> store::StreamSettings {
+    store::StreamSettings {
+        replicas: cfg.nats.replicas,
+        max_report_bytes: cfg.limits.max_report_bytes,
+        pages_duplicate_window: cfg.pages.duplicate_window,
+        pages_max_age: cfg.pages.max_age,
+    }
+}
+
+/// Feeds `baton_event_append_seconds` from the event store's append timings.
+pub fn append_timer(metrics: &Arc<Metrics>) -> store::AppendObserver {
+    let m = metrics.clone();
+    Arc::new(move |took| m.event_append_seconds.observe(took.as_secs_f64()))
 }
 
 /// A started daemon.
@@ -65,10 +110,17 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     let cfg = Arc::new(cfg);
     let client = store::connect(&cfg.nats).await?;
     let js = store::jetstream(client.clone(), &cfg.nats);
-    store::ensure_streams(&js, &cfg).await?;
+    let names = Names::new(&cfg.nats.prefix);
+    store::ensure_streams(&js, &names, &stream_settings(&cfg)).await?;
     let metrics = Arc::new(Metrics::new());
     let policy = Arc::new(cfg.policy());
-    let event_store = EventStore::open(js.clone(), &cfg, Some(metrics.clone())).await?;
+    let event_store = EventStore::open(
+        js.clone(),
+        &names,
+        cfg.limits.max_in_flight_appends,
+        Some(append_timer(&metrics)),
+    )
+    .await?;
     let (timer, queue) = sla::channel();
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
     let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));
@@ -77,8 +129,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
 
     let started = Instant::now();
     // A snapshot, when a valid one exists, leaves only the tail to replay.
-    let snapshots =
-        snapshot::SnapshotStore::open(js.clone(), event_store.names(), cfg.nats.replicas).await?;
+    let snapshots = snapshot::SnapshotStore::open(js.clone(), event_store.names()).await?;
     let after = snapshot::restore(&snapshots, &projection).await;
     let target = event_store.last_seq().await?;
     {
@@ -164,7 +215,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         });
     }
     // Subscribed before `start` returns: no "no responders" right after start-up.
-    let cmd_sub = commands::subscribe(&client, &cfg.nats.prefix)
+    let cmd_sub = commands::subscribe(&client, &names)
         .await
         .map_err(|e| StoreError::nats("subscribe", e))?;
     {
@@ -210,7 +261,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             .await
             .map_err(|source| ServeError::Listen { addr, source })?;
         http_addr = listener.local_addr().ok();
-        let (s, t) = (shared.clone(), shutdown.clone());
+        let (s, t) = (shared.app_state(), shutdown.clone());
         tasks.spawn(async move {
             (
                 "http",
@@ -219,11 +270,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         });
     }
     {
-        let (s, t) = (shared.clone(), shutdown.clone());
-        let jobs_sub = crate::jobs::subscribe(&shared.client, &cfg.nats.prefix)
+        let (c, t) = (shared.job_context(), shutdown.clone());
+        let jobs_sub = jobs::subscribe(&shared.client, &names)
             .await
             .map_err(|e| StoreError::nats("subscribe", e))?;
-        tasks.spawn(async move { ("jobs", crate::jobs::run(s, jobs_sub, t).await) });
+        tasks.spawn(async move { ("jobs", jobs::run(c, jobs_sub, t).await) });
     }
     // A request/response on the same connection is a barrier: the server
     // handles a connection's messages in order, so once it answers, the

@@ -295,37 +295,13 @@ pub struct SnapshotStore {
     js: jetstream::Context,
     stream: stream::Stream,
     events: stream::Stream,
-    prefix: String,
-}
-
-/// The snapshot stream's name under a prefix (`BATON_SNAPSHOTS`).
-pub fn stream_name(names: &Names) -> String {
-    let events = names.events_stream();
-    format!("{}_SNAPSHOTS", events.trim_end_matches("_EVENTS"))
+    names: Names,
 }
 
 impl SnapshotStore {
-    /// Creates (or updates) the snapshot stream.
-    pub async fn open(
-        js: jetstream::Context,
-        names: &Names,
-        replicas: usize,
-    ) -> Result<Self, StoreError> {
-        let config = stream::Config {
-            name: stream_name(names),
-            description: Some("Baton: projector snapshots (one message per subject)".into()),
-            subjects: vec![format!("{}.snapshot.>", names.prefix)],
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            max_messages_per_subject: 1,
-            allow_direct: true,
-            ..Default::default()
-        };
-        let stream = match js.get_stream(&config.name).await {
-            Ok(_) => js.update_stream(config.clone()).await.map(|_| ()),
-            Err(_) => js.create_stream(config.clone()).await.map(|_| ()),
-        };
-        stream.map_err(|e| StoreError::nats("snapshot stream", format!("{}: {e}", config.name)))?;
+    /// Opens the snapshot stream (`store::ensure_streams` creates it with
+    /// the others) and the events stream it is taken from.
+    pub async fn open(js: jetstream::Context, names: &Names) -> Result<Self, StoreError> {
         let get = |n: String| {
             let js = js.clone();
             async move {
@@ -335,15 +311,11 @@ impl SnapshotStore {
             }
         };
         Ok(Self {
-            stream: get(config.name.clone()).await?,
+            stream: get(names.snapshots_stream()).await?,
             events: get(names.events_stream()).await?,
             js,
-            prefix: names.prefix.clone(),
+            names: names.clone(),
         })
-    }
-
-    fn subject(&self, slot: &str, what: &str) -> String {
-        format!("{}.snapshot.{slot}.{what}", self.prefix)
     }
 
     async fn events_identity(&self) -> Result<(String, u64), StoreError> {
@@ -362,7 +334,7 @@ impl SnapshotStore {
     async fn manifests(&self) -> Vec<(&'static str, Result<Manifest, String>)> {
         let mut out = Vec::new();
         for slot in SLOTS {
-            if let Some(m) = self.get(self.subject(slot, "manifest")).await {
+            if let Some(m) = self.get(self.names.snapshot_manifest(slot)).await {
                 out.push((
                     slot,
                     serde_json::from_slice(&m.payload)
@@ -411,7 +383,7 @@ impl SnapshotStore {
             let ack = self
                 .js
                 .publish_with_headers(
-                    self.subject(slot, &format!("chunk.{i}")),
+                    self.names.snapshot_chunk(slot, i as u64),
                     headers,
                     chunk.into(),
                 )
@@ -424,14 +396,14 @@ impl SnapshotStore {
         }
         let body = serde_json::to_vec(&manifest).expect("manifest serializes");
         self.js
-            .publish(self.subject(slot, "manifest"), body.into())
+            .publish(self.names.snapshot_manifest(slot), body.into())
             .await
             .map_err(|e| nats(&e))?
             .await
             .map_err(|e| nats(&e))?;
         // Chunks past the new count belonged to the slot's older snapshot.
         for i in manifest.chunks..stale {
-            let subject = self.subject(slot, &format!("chunk.{i}"));
+            let subject = self.names.snapshot_chunk(slot, i as u64);
             if let Err(e) = self.stream.purge().filter(subject).await {
                 tracing::debug!(error = %e, "stale snapshot chunk not purged");
             }
@@ -494,7 +466,7 @@ impl SnapshotStore {
         let manifest = Arc::new(m.clone());
         let mut gets = futures::stream::iter(0..m.chunks)
             .map(|i| {
-                let subject = self.subject(slot, &format!("chunk.{i}"));
+                let subject = self.names.snapshot_chunk(slot, i as u64);
                 async move { (i, self.get(subject).await) }
             })
             .buffered(FETCH_AHEAD);

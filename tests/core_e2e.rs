@@ -641,8 +641,10 @@ async fn regression_the_page_publisher_never_acks_a_commit_from_a_newer_baton() 
     let nats = Nats::start();
     let cfg = config(&nats.url);
     let (_c, js) = nats.client().await;
-    baton::store::ensure_streams(&js, &cfg).await.unwrap();
     let names = Names::new(&cfg.nats.prefix);
+    baton::store::ensure_streams(&js, &names, &baton::server::stream_settings(&cfg))
+        .await
+        .unwrap();
     let metrics = std::sync::Arc::new(Metrics::new());
     let token = tokio_util::sync::CancellationToken::new();
     let publisher = tokio::spawn(baton::pages::run(
@@ -773,7 +775,7 @@ async fn regression_a_commit_from_a_newer_baton_stops_the_daemon_instead_of_bein
     assert!(projection.get(later).is_none());
 
     // The shutdown snapshot stops short of it too.
-    let snapshots = baton::snapshot::SnapshotStore::open(js.clone(), &names, 1)
+    let snapshots = baton::snapshot::SnapshotStore::open(js.clone(), &names)
         .await
         .unwrap();
     let snapshot = snapshots.load().await.expect("a snapshot on shutdown");

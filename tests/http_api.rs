@@ -1,4 +1,4 @@
-//! The HTTP API driven through `router(shared)` with `oneshot` (no socket),
+//! The HTTP API driven through `router(state)` with `oneshot` (no socket),
 //! against a real daemon on its own nats-server: every endpoint, every
 //! error shape, auth, limits, and the OpenAPI document.
 
@@ -32,10 +32,13 @@ fn cfg_with_token(url: &str) -> Config {
 fn router_with(shared: &Shared, change: impl FnOnce(&mut Config)) -> Router {
     let mut cfg = (*shared.cfg).clone();
     change(&mut cfg);
-    router(Shared {
-        cfg: Arc::new(cfg),
-        ..shared.clone()
-    })
+    router(
+        Shared {
+            cfg: Arc::new(cfg),
+            ..shared.clone()
+        }
+        .app_state(),
+    )
 }
 
 struct Reply {
@@ -132,7 +135,7 @@ async fn probes_metrics_and_openapi_are_open_and_readyz_says_why_it_is_not_ready
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
     let shared = daemon.shared().clone();
-    let app = router(shared.clone());
+    let app = router(shared.app_state());
 
     let r = get(&app, "/healthz").await;
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok\n"));
@@ -158,10 +161,13 @@ async fn probes_metrics_and_openapi_are_open_and_readyz_says_why_it_is_not_ready
 
     // Not caught up yet: 503 with the reason.
     let (_tx, not_caught_up) = tokio::sync::watch::channel(false);
-    let replaying = router(Shared {
-        ready: not_caught_up,
-        ..shared.clone()
-    });
+    let replaying = router(
+        Shared {
+            ready: not_caught_up,
+            ..shared.clone()
+        }
+        .app_state(),
+    );
     let p = get(&replaying, "/readyz").await.problem(503, "not_ready");
     assert!(p["detail"].as_str().unwrap().contains("replaying"), "{p}");
     // A commit from a newer Baton met by the page publisher (R1): not ready.
@@ -170,10 +176,13 @@ async fn probes_metrics_and_openapi_are_open_and_readyz_says_why_it_is_not_ready
         .undecodable_commits_total
         .with_label_values(&["newer_version"])
         .inc();
-    let outdated = router(Shared {
-        metrics,
-        ..shared.clone()
-    });
+    let outdated = router(
+        Shared {
+            metrics,
+            ..shared.clone()
+        }
+        .app_state(),
+    );
     let p = get(&outdated, "/readyz").await.problem(503, "not_ready");
     assert!(p["detail"].as_str().unwrap().contains("newer Baton"), "{p}");
     // Streams missing (another prefix names streams that do not exist).
@@ -190,7 +199,7 @@ async fn probes_metrics_and_openapi_are_open_and_readyz_says_why_it_is_not_ready
 async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
-    let app = router(daemon.shared().clone());
+    let app = router(daemon.shared().app_state());
     let doc = get(&app, "/openapi.json").await.json();
     let mut listed: Vec<String> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -269,7 +278,7 @@ async fn mutations_need_the_right_token_and_reads_only_when_protected() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
     let shared = daemon.shared().clone();
-    let app = router(shared.clone());
+    let app = router(shared.app_state());
     let uri = format!("/v1/handoffs/{}/ack", Uuid::now_v7());
     let body = || Body::from(r#"{"by":"alice"}"#);
 
@@ -349,7 +358,7 @@ async fn reports_are_stored_for_the_ingest_or_refused_with_every_field_error() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
     let shared = daemon.shared().clone();
-    let app = router(shared.clone());
+    let app = router(shared.app_state());
     let (_c, js) = nats.client().await;
 
     // Valid: 202 with the id and score the ingest then records.
@@ -477,7 +486,7 @@ async fn reports_are_stored_for_the_ingest_or_refused_with_every_field_error() {
 async fn commands_over_http_take_the_same_path_as_over_nats() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
-    let app = router(daemon.shared().clone());
+    let app = router(daemon.shared().app_state());
     let (client, _js) = nats.client().await;
     let id = p2_report(&app, "c1").await;
     let base = format!("/v1/handoffs/{id}");
@@ -601,7 +610,7 @@ async fn p2_report(app: &Router, run: &str) -> String {
 async fn list_filters_and_pages_stably_and_stats_sum_up_the_window() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
-    let app = router(daemon.shared().clone());
+    let app = router(daemon.shared().app_state());
     let mut ids = Vec::new();
     for run in ["l1", "l2", "l3", "l4"] {
         ids.push(p2_report(&app, run).await);
@@ -710,7 +719,7 @@ async fn a_request_that_outlives_the_timeout_gets_a_503_problem() {
 async fn team_handoffs_over_http_take_the_same_path_as_over_nats() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
-    let app = router(daemon.shared().clone());
+    let app = router(daemon.shared().app_state());
     let fields = json!({
         "client_name": "Acme", "contract_value": 1, "start_date": "2026-12-01",
         "key_contacts": ["ann"], "special_requirements": "none", "goals": "live"

@@ -124,7 +124,13 @@ async fn a_missed_run_is_caught_up_on_start_and_marked_late() {
 
     // The job last ran for an earlier Jan 1; the daemon was down at the latest one.
     let (client, js) = nats.client().await;
-    baton::store::ensure_streams(&js, &cfg).await.unwrap();
+    baton::store::ensure_streams(
+        &js,
+        &baton::store::Names::new(&cfg.nats.prefix),
+        &baton::server::stream_settings(&cfg),
+    )
+    .await
+    .unwrap();
     let claim = json!({"job": "daily-review", "scheduled_for": "2020-01-01T00:00:00Z", "claimed_by": "test", "claimed_at": "2020-01-01T00:00:00Z"});
     js.publish(
         "baton.jobs.daily-review.claim",

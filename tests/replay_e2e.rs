@@ -286,7 +286,7 @@ async fn restart_loads_the_snapshot_replays_the_tail_and_ignores_a_corrupt_one()
     a.stop().await.unwrap(); // writes the shutdown snapshot
 
     let names = Names::new("baton");
-    let store = SnapshotStore::open(js.clone(), &names, 1).await.unwrap();
+    let store = SnapshotStore::open(js.clone(), &names).await.unwrap();
     let snap = store
         .load()
         .await
@@ -834,7 +834,7 @@ async fn measure_restart_with_and_without_a_snapshot() {
     let t = std::time::Instant::now();
     full.stop().await.unwrap();
     let stop_ms = t.elapsed().as_millis();
-    let store = SnapshotStore::open(js.clone(), &names, 1).await.unwrap();
+    let store = SnapshotStore::open(js.clone(), &names).await.unwrap();
     let t = std::time::Instant::now();
     let loaded = store.load().await.expect("snapshot written at stop");
     println!(

@@ -35,7 +35,7 @@ pub async fn start(
     let cfg = crate::fixtures::config(&url, &format!("[nats]\nprefix = \"{prefix}\"\n"))?;
     let names = Names::new(prefix);
     let js = jetstream::new(async_nats::connect(url).await?);
-    store::ensure_streams(&js, &cfg).await?;
+    store::ensure_streams(&js, &names, &baton::server::stream_settings(&cfg)).await?;
     let reports = js.get_stream(names.reports_stream()).await?;
     let ingest = reports
         .get_or_create_consumer(

@@ -41,8 +41,8 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     // The restart below must not publish a million pages: in a running
     // deployment the page consumer has long caught up with this history.
     let cfg = config(broker.url(), "[pages]\nenabled = false\n")?;
-    store::ensure_streams(&js, &cfg).await?;
     let names = Names::new(&cfg.nats.prefix);
+    store::ensure_streams(&js, &names, &baton::server::stream_settings(&cfg)).await?;
     let (commits, events, bytes) = fill(&js, &cfg, &names, n).await?;
     let (_, last) = stream_state(&js, &names.events_stream()).await?;
     eprintln!(
@@ -197,7 +197,13 @@ async fn replay(cfg: Config, last: u64) -> anyhow::Result<(Duration, usize)> {
     let client = store::connect(&cfg.nats).await?;
     let js = store::jetstream(client, &cfg.nats);
     let metrics = Arc::new(Metrics::new());
-    let event_store = EventStore::open(js, &cfg, Some(metrics.clone())).await?;
+    let event_store = EventStore::open(
+        js,
+        &Names::new(&cfg.nats.prefix),
+        cfg.limits.max_in_flight_appends,
+        Some(baton::server::append_timer(&metrics)),
+    )
+    .await?;
     // Held, not run: before ready the daemon's timer only queues deadlines.
     let (timer, _queue) = sla::channel();
     let projection = Arc::new(Projection::new(Arc::new(cfg.policy()), timer, metrics));

@@ -21,9 +21,9 @@ use super::views::{
     AckBody, ByBody, CancelBody, CheckBody, CommandReply, EnrichBody, HandoffPage, HandoffView,
     OverrideBody, RateBody, ResolveBody, ResubmitBody, ReturnBody, StartBody, Timeline,
 };
+use super::AppState;
 use crate::commands;
 use crate::domain::{Handoff, Kind, Policy, Severity, Status, TeamStatus};
-use crate::server::Shared;
 
 /// Default and largest page size of the list.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -226,7 +226,7 @@ fn page(mut handoffs: Vec<Handoff>, filter: &Filter, policy: &Policy) -> Handoff
     security((), ("bearer" = []))
 )]
 pub async fn list(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HandoffPage>, Problem> {
     let Query(q) =
@@ -255,7 +255,7 @@ fn parse_id(id: &str) -> Result<Uuid, Problem> {
     security((), ("bearer" = []))
 )]
 pub async fn get_one(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<HandoffView>, Problem> {
     let id = parse_id(&id)?;
@@ -281,7 +281,7 @@ pub async fn get_one(
     security((), ("bearer" = []))
 )]
 pub async fn events(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Timeline>, Problem> {
     let id = parse_id(&id)?;
@@ -313,7 +313,7 @@ pub async fn events(
 
 /// Runs one command: the body must be a JSON object (empty means `{}`).
 async fn run(
-    s: &Shared,
+    s: &AppState,
     verb: &str,
     id: &str,
     body: Result<Bytes, BytesRejection>,
@@ -341,7 +341,7 @@ async fn run(
             }
         }
     };
-    let cfg = &s.cfg.limits;
+    let cfg = &s.limits;
     match commands::run(&s.engine, verb, id, &obj, cfg.max_field_bytes).await {
         Ok(v) => Ok(Json(v)),
         Err(e) => {
@@ -373,7 +373,7 @@ macro_rules! command_endpoint {
             security(("bearer" = []))
         )]
         pub async fn $name(
-            State(s): State<Shared>,
+            State(s): State<AppState>,
             Path(id): Path<String>,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<Value>, Problem> {
@@ -456,11 +456,11 @@ command_endpoint!(
     security(("bearer" = []))
 )]
 pub async fn start(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, Problem> {
     let body = super::body(body)?;
-    match commands::handle(&s.engine, "start", &body, s.cfg.limits.max_field_bytes).await {
+    match commands::handle(&s.engine, "start", &body, s.limits.max_field_bytes).await {
         Ok(v) => Ok(Json(v)),
         Err(e) => {
             tracing::info!(verb = "start", code = %e.code, "command refused");

@@ -1,8 +1,9 @@
 //! The HTTP face: the `/v1` API, probes, Prometheus metrics and the OpenAPI
 //! document.
 //!
-//! [`router`] builds the axum app so tests drive it with `oneshot` and no
-//! socket; [`serve`] runs it until shutdown. Every route is registered
+//! [`router`] builds the axum app from an [`AppState`] (built by `server`)
+//! so tests drive it with `oneshot` and no socket; [`serve`] runs it until
+//! shutdown. Every route is registered
 //! through `utoipa_axum::routes!`, so the document at `/openapi.json` is
 //! generated from the handlers themselves and cannot miss one.
 //!
@@ -21,7 +22,7 @@ pub mod problem;
 pub mod reports;
 pub use crate::views;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -32,16 +33,41 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::server::Shared;
+use crate::config::{HttpConfig, Limits};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::stats::{self, Stats};
-use crate::store::Names;
+use crate::store::{Names, Stream};
 use problem::{Problem, ProblemDetails};
+
+/// What the HTTP face needs from a running daemon, and nothing more;
+/// `server` builds it. Cloned per request, so it holds handles and `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// `[http]`: tokens, request timeout, body limit.
+    pub http: Arc<HttpConfig>,
+    /// `[limits]`: report and field sizes, as the ingest applies them.
+    pub limits: Limits,
+    /// The subjects and streams `/readyz` checks.
+    pub names: Names,
+    /// Reads and commands.
+    pub engine: Arc<Engine>,
+    /// `/metrics`, and the rejection counters of `POST /v1/reports`.
+    pub metrics: Arc<Metrics>,
+    /// Reports in and stream checks.
+    pub js: async_nats::jetstream::Context,
+    /// The connection `/readyz` reports on.
+    pub client: async_nats::Client,
+    /// Whether the projector has caught up (`/readyz`).
+    pub ready: watch::Receiver<bool>,
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,7 +102,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Every route with its documentation; state comes later.
-fn api() -> OpenApiRouter<Shared> {
+fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -108,8 +134,8 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 }
 
 /// The application.
-pub fn router(shared: Shared) -> Router {
-    let http = &shared.cfg.http;
+pub fn router(state: AppState) -> Router {
+    let http = state.http.clone();
     let (routes, _) = api().split_for_parts();
     routes
         .fallback(|| async {
@@ -128,14 +154,14 @@ pub fn router(shared: Shared) -> Router {
         })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(
-            auth::Auth::new(http),
+            auth::Auth::new(&http),
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(
             http.request_timeout,
             deadline,
         ))
-        .with_state(shared)
+        .with_state(state)
 }
 
 /// Answers 503 `timeout` when a request outlives `http.request_timeout`
@@ -184,15 +210,15 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: NATS connected, Baton's streams present, the projector
-/// caught up with the event stream, and no commit met that is too new for
-/// this build to page.
+/// Readiness: NATS connected, every stream Baton owns present, the
+/// projector caught up with the event stream, and no commit met that is too
+/// new for this build to page.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String, content_type = "text/plain"),
         (status = 503, description = "Not ready; `detail` says why", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
-async fn readyz(State(s): State<Shared>) -> Response {
+async fn readyz(State(s): State<AppState>) -> Response {
     match not_ready(&s).await {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(reason) => {
@@ -202,7 +228,7 @@ async fn readyz(State(s): State<Shared>) -> Response {
     }
 }
 
-async fn not_ready(s: &Shared) -> Option<String> {
+async fn not_ready(s: &AppState) -> Option<String> {
     if !*s.ready.borrow() {
         return Some("the projector is replaying the event stream".into());
     }
@@ -215,13 +241,8 @@ async fn not_ready(s: &Shared) -> Option<String> {
     if s.client.connection_state() != async_nats::connection::State::Connected {
         return Some("not connected to NATS".into());
     }
-    let names = Names::new(&s.cfg.nats.prefix);
-    for stream in [
-        names.events_stream(),
-        names.reports_stream(),
-        names.pages_stream(),
-        names.rejected_stream(),
-    ] {
+    // Every stream Baton owns, from the same list `ensure_streams` creates.
+    for stream in Stream::ALL.map(|which| s.names.stream(which)) {
         if let Err(e) = s.js.get_stream(&stream).await {
             tracing::warn!(stream, error = %e, "readiness: stream check failed");
             return Some(format!("stream {stream} is missing or unreachable"));
@@ -233,7 +254,7 @@ async fn not_ready(s: &Shared) -> Option<String> {
 /// Prometheus text exposition of every `baton_*` series.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
-async fn metrics(State(s): State<Shared>) -> Response {
+async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -270,7 +291,7 @@ struct StatsQuery {
     ),
     security((), ("bearer" = [])))]
 async fn stats_handler(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     q: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<Stats>, Problem> {
     let days = match q.map(|Query(q)| q.days) {
@@ -306,16 +327,16 @@ async fn stats_handler(
 /// Serves until shutdown.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Shared,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    if shared.cfg.http.tokens.is_empty() {
+    if state.http.tokens.is_empty() {
         tracing::warn!(
             "no HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
              every mutating endpoint answers 401"
         );
     }
-    axum::serve(listener, router(shared))
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -28,10 +28,10 @@ use uuid::Uuid;
 
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::HcsView;
+use super::AppState;
 use crate::domain::{decide, Command, EventData, FieldError, IncidentCommand, ParseLimits};
 use crate::engine::ReportSource;
 use crate::ingest::{self, Handled};
-use crate::server::Shared;
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -91,7 +91,7 @@ fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
     security(("bearer" = []))
 )]
 pub async fn submit(
-    State(s): State<Shared>,
+    State(s): State<AppState>,
     Path(template): Path<String>,
     headers: HttpHeaders,
     body: Result<Bytes, BytesRejection>,
@@ -99,8 +99,8 @@ pub async fn submit(
     let payload = super::body(body)?;
     let msg_id = idempotency_key(&headers)?;
     let limits = ParseLimits {
-        max_report_bytes: s.cfg.limits.max_report_bytes,
-        max_field_bytes: s.cfg.limits.max_field_bytes,
+        max_report_bytes: s.limits.max_report_bytes,
+        max_field_bytes: s.limits.max_field_bytes,
     };
     let parsed = match ingest::validate(s.engine.policy(), limits, &template, &payload) {
         Ok(p) => p,
@@ -162,14 +162,14 @@ pub async fn submit(
 
 /// Rejects an invalid report through the ingest's own rejection path and
 /// answers 422 with every reason.
-async fn reject(s: &Shared, template: &str, payload: &[u8], reasons: Vec<FieldError>) -> Problem {
+async fn reject(s: &AppState, template: &str, payload: &[u8], reasons: Vec<FieldError>) -> Problem {
     // Not from the stream: sequence 0 (the rejection record says so).
     let source = ReportSource {
         seq: 0,
         published_ms: 0,
     };
     match ingest::handle_report(
-        &s.engine, &s.js, &s.cfg, &s.metrics, template, payload, source,
+        &s.engine, &s.js, &s.limits, &s.metrics, template, payload, source,
     )
     .await
     {

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::DrillConfig;
+use crate::config::DrillConfig;
 use crate::domain::{BlastRadius, Owner, Packet, Report, Severity};
 
 /// The drill report as published (JSON body of `<prefix>.report.agent_failure`).

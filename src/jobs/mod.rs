@@ -27,253 +27,41 @@ pub mod audit;
 pub mod drill;
 pub mod review;
 
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::Shared;
+use crate::config::{JobsConfig, AGENT_FAILURE};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
-/// `[jobs]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobsConfig {
-    /// Run the scheduler in this daemon (on-demand runs work either way).
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// IANA time zone the schedules are in, e.g. "Europe/Berlin".
-    #[serde(default = "utc")]
-    pub timezone: String,
-    /// The daily review (default 09:00 every day).
-    #[serde(default = "default_review")]
-    pub daily_review: JobSchedule,
-    /// The weekly synthetic P1 drill (default Monday 10:00).
-    #[serde(default)]
-    pub weekly_drill: DrillConfig,
-    /// The ownership audit (default 09:30 every day).
-    #[serde(default)]
-    pub ownership_audit: AuditConfig,
-}
+pub use crate::config::{parse_schedule, Job};
 
-const fn yes() -> bool {
-    true
-}
-fn utc() -> String {
-    "UTC".into()
-}
-fn default_review() -> JobSchedule {
-    JobSchedule {
-        enabled: true,
-        schedule: "0 0 9 * * *".into(),
-    }
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            timezone: utc(),
-            daily_review: default_review(),
-            weekly_drill: DrillConfig::default(),
-            ownership_audit: AuditConfig::default(),
-        }
-    }
-}
-
-/// `[jobs.daily_review]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobSchedule {
-    /// Whether the job runs on its schedule.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Cron expression with seconds: `sec min hour day month weekday`.
-    pub schedule: String,
-}
-
-/// `[jobs.weekly_drill]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrillConfig {
-    /// Whether the drill runs on its schedule.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Cron expression with seconds (default Monday 10:00).
-    #[serde(default = "drill_schedule")]
-    pub schedule: String,
-    /// Route every drill page goes to instead of the real ones.
-    #[serde(default = "drill")]
-    pub route: String,
-    /// Team the drill is reported for (page subjects end in it).
-    #[serde(default = "drill")]
-    pub team: String,
-    /// `workflow_id` of the synthetic report.
-    #[serde(default = "drill_workflow")]
-    pub workflow_id: String,
-    /// Page the real routes (on-call, incident captain) instead of `route`.
-    #[serde(default)]
-    pub page_real_routes: bool,
-}
-
-fn drill_schedule() -> String {
-    "0 0 10 * * Mon".into()
-}
-fn drill() -> String {
-    "drill".into()
-}
-fn drill_workflow() -> String {
-    "baton-drill".into()
-}
-
-impl Default for DrillConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            schedule: drill_schedule(),
-            route: drill(),
-            team: drill(),
-            workflow_id: drill_workflow(),
-            page_real_routes: false,
-        }
-    }
-}
-
-/// `[jobs.ownership_audit]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// Whether the audit runs on its schedule.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Cron expression with seconds (default 09:30 daily).
-    #[serde(default = "audit_schedule")]
-    pub schedule: String,
-    /// A routing rule that matched no report for this long is stale.
-    #[serde(default = "thirty_days", with = "humantime_serde")]
-    pub stale_after: Duration,
-}
-
-fn audit_schedule() -> String {
-    "0 30 9 * * *".into()
-}
-const fn thirty_days() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            schedule: audit_schedule(),
-            stale_after: thirty_days(),
-        }
-    }
-}
-
-/// Parses a schedule the way `tokio-cron-scheduler` does (seconds required).
-pub fn parse_schedule(s: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .build()
-        .parse(s)
-        .map_err(|e| e.to_string())
-}
-
-impl JobsConfig {
-    /// Problems with schedules and the time zone, each naming its key.
-    pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if chrono_tz::Tz::from_str(&self.timezone).is_err() {
-            problems.push(format!(
-                "jobs.timezone: unknown time zone {:?}",
-                self.timezone
-            ));
-        }
-        for job in Job::ALL {
-            if let Err(e) = parse_schedule(self.schedule(job)) {
-                problems.push(format!("jobs.{}.schedule: {e}", job.config_key()));
-            }
-        }
-        if !crate::domain::is_subject_token(&self.weekly_drill.route)
-            || !crate::domain::is_subject_token(&self.weekly_drill.team)
-        {
-            problems.push("jobs.weekly_drill: route and team are subject tokens".into());
-        }
-        problems
-    }
-
-    pub fn schedule(&self, job: Job) -> &str {
-        match job {
-            Job::DailyReview => &self.daily_review.schedule,
-            Job::WeeklyDrill => &self.weekly_drill.schedule,
-            Job::OwnershipAudit => &self.ownership_audit.schedule,
-        }
-    }
-
-    pub fn job_enabled(&self, job: Job) -> bool {
-        match job {
-            Job::DailyReview => self.daily_review.enabled,
-            Job::WeeklyDrill => self.weekly_drill.enabled,
-            Job::OwnershipAudit => self.ownership_audit.enabled,
-        }
-    }
-
-    fn tz(&self) -> chrono_tz::Tz {
-        chrono_tz::Tz::from_str(&self.timezone).unwrap_or(chrono_tz::UTC)
-    }
-}
-
-/// The jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Job {
-    DailyReview,
-    WeeklyDrill,
-    OwnershipAudit,
-}
-
-impl Job {
-    pub const ALL: [Job; 3] = [Job::DailyReview, Job::WeeklyDrill, Job::OwnershipAudit];
-
-    /// The CLI and subject name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Job::DailyReview => "daily-review",
-            Job::WeeklyDrill => "weekly-drill",
-            Job::OwnershipAudit => "ownership-audit",
-        }
-    }
-
-    fn config_key(self) -> &'static str {
-        match self {
-            Job::DailyReview => "daily_review",
-            Job::WeeklyDrill => "weekly_drill",
-            Job::OwnershipAudit => "ownership_audit",
-        }
-    }
-}
-
-impl FromStr for Job {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Job::ALL
-            .into_iter()
-            .find(|j| j.as_str() == s)
-            .ok_or_else(|| {
-                format!("no job {s:?}; jobs: daily-review, weekly-drill, ownership-audit")
-            })
-    }
+/// What the jobs need from a running daemon, and nothing more; `server`
+/// builds it.
+#[derive(Clone)]
+pub struct JobContext {
+    /// `[jobs]`: schedules, time zone, the drill and the audit.
+    pub cfg: Arc<JobsConfig>,
+    /// Projected state and policy for the job bodies; the store's names.
+    pub engine: Arc<Engine>,
+    /// `baton_job_runs_total` and `baton_ownership_audit_findings`.
+    pub metrics: Arc<Metrics>,
+    /// Claims, run records, digests and the drill's report.
+    pub js: async_nats::jetstream::Context,
+    /// Replies to on-demand runs.
+    pub client: async_nats::Client,
 }
 
 /// Why a run happened.
@@ -325,13 +113,13 @@ pub enum Claimed {
 }
 
 fn claim_subject(names: &Names, job: Job) -> String {
-    format!("{}.jobs.{}.claim", names.prefix, job.as_str())
+    names.job_claim(job.as_str())
 }
 
 /// The last claim of a job and its sequence.
-async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
-    let names = shared.engine.store().names();
-    let stream = shared
+async fn last_claim(ctx: &JobContext, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
+    let names = ctx.engine.store().names();
+    let stream = ctx
         .js
         .get_stream(names.jobs_stream())
         .await
@@ -353,12 +141,12 @@ async fn last_claim(shared: &Shared, job: Job) -> Result<Option<(u64, Claim)>, S
 }
 
 /// Claims the run of `job` scheduled for `at`; exactly one caller wins.
-pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
-    let last = last_claim(shared, job).await?;
+pub async fn claim(ctx: &JobContext, job: Job, at: DateTime<Utc>) -> Result<Claimed, StoreError> {
+    let last = last_claim(ctx, job).await?;
     if last.as_ref().is_some_and(|(_, c)| c.scheduled_for >= at) {
         return Ok(Claimed::Taken);
     }
-    let names = shared.engine.store().names();
+    let names = ctx.engine.store().names();
     let mut headers = HeaderMap::new();
     headers.insert(
         NATS_MESSAGE_ID,
@@ -382,7 +170,7 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
         claimed_by: me.clone(),
         claimed_at: Utc::now(),
     };
-    let ack = shared
+    let ack = ctx
         .js
         .publish_with_headers(
             claim_subject(names, job),
@@ -396,7 +184,7 @@ pub async fn claim(shared: &Shared, job: Job, at: DateTime<Utc>) -> Result<Claim
         Ok(a) if !a.duplicate => Ok(Claimed::Won),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Claimed::Taken),
         // Ambiguous: read back what is stored.
-        ambiguous => match last_claim(shared, job).await {
+        ambiguous => match last_claim(ctx, job).await {
             Ok(Some((_, c))) if c.scheduled_for == at && c.claimed_by == me => Ok(Claimed::Won),
             Ok(_) if ambiguous.is_ok() => Ok(Claimed::Taken),
             Ok(_) => Err(StoreError::nats(
@@ -417,70 +205,60 @@ fn hostname() -> String {
 /// Runs a job body and publishes its digest; `window_end` overrides the
 /// review's window (for `baton review --date`).
 async fn body(
-    shared: &Shared,
+    ctx: &JobContext,
     job: Job,
     now: DateTime<Utc>,
     scheduled_for: DateTime<Utc>,
     window_end: Option<DateTime<Utc>>,
 ) -> Result<(Value, Option<String>), String> {
-    let cfg = &shared.cfg;
-    let names = shared.engine.store().names();
-    let handoffs = shared.engine.projection().all();
-    let policy = shared.engine.policy();
+    let cfg = &ctx.cfg;
+    let names = ctx.engine.store().names();
+    let handoffs = ctx.engine.projection().all();
+    let policy = ctx.engine.policy();
     let (subject, value, md) = match job {
         Job::DailyReview => {
             let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
             let md = review::render_markdown(&r);
             (
-                format!("{}.digest.daily", names.prefix),
+                names.daily_digest(),
                 serde_json::to_value(&r).expect("json"),
                 Some(md),
             )
         }
         Job::OwnershipAudit => {
-            let a = audit::ownership_audit(
-                policy,
-                &handoffs,
-                now,
-                cfg.jobs.ownership_audit.stale_after,
-            );
+            let a = audit::ownership_audit(policy, &handoffs, now, cfg.ownership_audit.stale_after);
             for (kind, n) in a.counts() {
-                shared
-                    .metrics
+                ctx.metrics
                     .ownership_audit_findings
                     .with_label_values(&[kind])
                     .set(n as i64);
             }
             let md = audit::render_markdown(&a);
             (
-                format!("{}.digest.audit", names.prefix),
+                names.audit_digest(),
                 serde_json::to_value(&a).expect("json"),
                 Some(md),
             )
         }
         Job::WeeklyDrill => {
-            let report = drill::drill_report(&cfg.jobs.weekly_drill, scheduled_for);
+            let report = drill::drill_report(&cfg.weekly_drill, scheduled_for);
             let payload = serde_json::to_vec(&report).expect("json");
             let mut headers = HeaderMap::new();
             headers.insert(
                 NATS_MESSAGE_ID,
                 format!("drill:{}", scheduled_for.to_rfc3339()).as_str(),
             );
-            let ack = shared
+            let ack = ctx
                 .js
-                .publish_with_headers(
-                    names.report(crate::ingest::AGENT_FAILURE),
-                    headers,
-                    payload.into(),
-                )
+                .publish_with_headers(names.report(AGENT_FAILURE), headers, payload.into())
                 .await
                 .map_err(|e| e.to_string())?
                 .await
                 .map_err(|e| e.to_string())?;
-            let id = crate::domain::handoff_id_for(crate::ingest::AGENT_FAILURE, &report.report())
+            let id = crate::domain::handoff_id_for(AGENT_FAILURE, &report.report())
                 .expect("drills carry a dedup key");
             return Ok((
-                json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.jobs.weekly_drill.route}),
+                json!({"handoff_id": id, "report_seq": ack.sequence, "route": cfg.weekly_drill.route}),
                 None,
             ));
         }
@@ -489,8 +267,7 @@ async fn body(
     if let (Value::Object(o), Some(md)) = (&mut record, &md) {
         o.insert("markdown".into(), Value::String(md.clone()));
     }
-    shared
-        .js
+    ctx.js
         .publish(subject, serde_json::to_vec(&record).expect("json").into())
         .await
         .map_err(|e| e.to_string())?
@@ -502,19 +279,19 @@ async fn body(
 /// Claims (unless manual), runs, records. Returns `None` when another daemon
 /// has the run.
 pub async fn run_job(
-    shared: &Shared,
+    ctx: &JobContext,
     job: Job,
     scheduled_for: DateTime<Utc>,
     trigger: Trigger,
     window_end: Option<DateTime<Utc>>,
 ) -> Result<Option<JobRecord>, StoreError> {
-    if trigger != Trigger::Manual && claim(shared, job, scheduled_for).await? == Claimed::Taken {
+    if trigger != Trigger::Manual && claim(ctx, job, scheduled_for).await? == Claimed::Taken {
         tracing::debug!(job = job.as_str(), %scheduled_for, "run claimed elsewhere");
         return Ok(None);
     }
     let started_at = Utc::now();
     let clock = Instant::now();
-    let result = body(shared, job, started_at, scheduled_for, window_end).await;
+    let result = body(ctx, job, started_at, scheduled_for, window_end).await;
     let (outcome, error, result, markdown) = match result {
         Ok((v, md)) => ("ok", None, v, md),
         Err(e) => ("error", Some(e), Value::Null, None),
@@ -531,16 +308,14 @@ pub async fn run_job(
         result,
         markdown,
     };
-    shared
-        .metrics
+    ctx.metrics
         .job_runs_total
         .with_label_values(&[job.as_str(), outcome])
         .inc();
-    let names = shared.engine.store().names();
-    shared
-        .js
+    let names = ctx.engine.store().names();
+    ctx.js
         .publish(
-            format!("{}.jobs.{}.run", names.prefix, job.as_str()),
+            names.job_run(job.as_str()),
             serde_json::to_vec(&record).expect("json").into(),
         )
         .await
@@ -560,20 +335,20 @@ pub async fn run_job(
 /// The on-demand subscription (`<prefix>.job.*`), taken before start-up returns.
 pub async fn subscribe(
     client: &async_nats::Client,
-    prefix: &str,
+    names: &Names,
 ) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
     client
-        .queue_subscribe(format!("{prefix}.job.*"), "baton".into())
+        .queue_subscribe(names.job_all(), "baton".into())
         .await
 }
 
 /// Runs the scheduler and the on-demand service until shutdown.
 pub async fn run(
-    shared: Shared,
+    ctx: JobContext,
     mut requests: async_nats::Subscriber,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let cfg = shared.cfg.jobs.clone();
+    let cfg = ctx.cfg.clone();
     let tz = cfg.tz();
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     let mut scheduler = None;
@@ -586,10 +361,10 @@ pub async fn run(
                 continue;
             };
             let prev = prev.with_timezone(&Utc);
-            match last_claim(&shared, job).await {
+            match last_claim(&ctx, job).await {
                 Ok(Some((_, last))) if last.scheduled_for < prev => {
                     tracing::warn!(job = job.as_str(), scheduled_for = %prev, "missed run; running it now, marked late");
-                    if let Err(e) = run_job(&shared, job, prev, Trigger::CatchUp, None).await {
+                    if let Err(e) = run_job(&ctx, job, prev, Trigger::CatchUp, None).await {
                         tracing::error!(job = job.as_str(), error = %e, "catch-up run failed");
                     }
                 }
@@ -614,7 +389,6 @@ pub async fn run(
         sched.start().await.map_err(|e| e.to_string())?;
         scheduler = Some(sched);
     }
-    let prefix = shared.engine.store().names().prefix.clone();
     let mut running = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -623,17 +397,16 @@ pub async fn run(
                 // The scheduled time this firing stands for, in the job's zone.
                 let Ok(cron) = parse_schedule(cfg.schedule(job)) else { continue };
                 let Ok(at) = cron.find_previous_occurrence(&Utc::now().with_timezone(&tz), true) else { continue };
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 running.spawn(async move {
-                    if let Err(e) = run_job(&shared, job, at.with_timezone(&Utc), Trigger::Schedule, None).await {
+                    if let Err(e) = run_job(&ctx, job, at.with_timezone(&Utc), Trigger::Schedule, None).await {
                         tracing::error!(job = job.as_str(), error = %e, "scheduled run failed");
                     }
                 });
             }
             Some(msg) = requests.next() => {
-                let shared = shared.clone();
-                let prefix = prefix.clone();
-                running.spawn(async move { on_demand(&shared, &prefix, msg).await });
+                let ctx = ctx.clone();
+                running.spawn(async move { on_demand(&ctx, msg).await });
             }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
@@ -645,21 +418,17 @@ pub async fn run(
     Ok(())
 }
 
-async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
-    let name = msg
-        .subject
-        .strip_prefix(&format!("{prefix}.job."))
-        .unwrap_or("")
-        .to_string();
+async fn on_demand(ctx: &JobContext, msg: async_nats::Message) {
+    let name = ctx.engine.store().names().job_of(&msg.subject).to_string();
     let reply = match name.parse::<Job>() {
         Err(e) => json!({"ok": false, "error": {"code": "unknown_job", "message": e}}),
         Ok(job) => {
             let body: Value = serde_json::from_slice(&msg.payload).unwrap_or(Value::Null);
-            match window_end(&body, &shared.cfg.jobs) {
+            match window_end(&body, &ctx.cfg) {
                 Err(message) => {
                     json!({"ok": false, "error": {"code": "invalid_value", "message": message, "field": "date"}})
                 }
-                Ok(end) => match run_job(shared, job, Utc::now(), Trigger::Manual, end).await {
+                Ok(end) => match run_job(ctx, job, Utc::now(), Trigger::Manual, end).await {
                     Ok(Some(r)) => json!({"ok": true, "record": r}),
                     Ok(None) => {
                         json!({"ok": false, "error": {"code": "conflict", "message": "claimed elsewhere"}})
@@ -673,7 +442,7 @@ async fn on_demand(shared: &Shared, prefix: &str, msg: async_nats::Message) {
         }
     };
     if let Some(to) = msg.reply {
-        let _ = shared
+        let _ = ctx
             .client
             .publish(to, serde_json::to_vec(&reply).expect("json").into())
             .await;

@@ -30,8 +30,8 @@ use uuid::Uuid;
 use crate::domain::{apply, Commit, Event, Handoff, Severity};
 use crate::store::StoreError;
 
+pub use crate::projector::digest::{bucket_digest, bucket_of, digest};
 pub use audit::{verify, Finding, FindingKind};
-pub use compare::{bucket_digest, bucket_of, digest};
 pub use output::{export_rows, render_handoffs, Format};
 pub use read::{read_events, read_handoff, read_pages, PageRecord, ReadRange};
 pub use timeline::timeline;

@@ -132,7 +132,7 @@ pub async fn read_events(
     read_raw(
         js,
         &names.events_stream(),
-        format!("{}.events.*", names.prefix),
+        names.events_all(),
         range,
         show_progress,
         |seq, subject, _, payload| {
@@ -193,7 +193,7 @@ pub async fn read_pages(
     read_raw(
         js,
         &names.pages_stream(),
-        format!("{}.page.*.*", names.prefix),
+        names.pages_all(),
         ReadRange::default(),
         false,
         |seq, subject, msg_id, payload| {

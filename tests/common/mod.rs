@@ -197,7 +197,9 @@ pub async fn pages_of(js: &jetstream::Context, id: Uuid) -> Vec<Page> {
 
 /// Every stored event of one handoff.
 pub async fn events_of(js: &jetstream::Context, id: Uuid) -> Vec<Event> {
-    let store = EventStore::open(js.clone(), &Config::default(), None)
+    let cfg = Config::default();
+    let names = Names::new(&cfg.nats.prefix);
+    let store = EventStore::open(js.clone(), &names, cfg.limits.max_in_flight_appends, None)
         .await
         .expect("event store");
     store

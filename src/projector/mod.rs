@@ -22,6 +22,8 @@
 //! readable and the stream denies deletes, so it is skipped with an error
 //! and `baton audit verify` reports it.
 
+pub mod digest;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,7 +36,7 @@ use uuid::Uuid;
 use crate::domain::{apply, Commit, EventData, Handoff, Policy, Severity, Status, TeamStatus};
 use crate::metrics::Metrics;
 use crate::sla::TimerHandle;
-use crate::store::{decode_commit, EventStore, StoreError};
+use crate::store::{decode_commit, EventStore, Names, StoreError};
 
 /// A handoff's state and the sequence it reflects.
 #[derive(Debug, Default)]
@@ -305,12 +307,8 @@ impl Gauged {
 
 /// The handoff a commit belongs to: the id in its subject, provided every
 /// event in it names that same handoff.
-fn filed_under(subject: &str, prefix: &str, commit: &Commit) -> Option<Uuid> {
-    let id: Uuid = subject
-        .strip_prefix(prefix)?
-        .strip_prefix(".events.")?
-        .parse()
-        .ok()?;
+fn filed_under(subject: &str, names: &Names, commit: &Commit) -> Option<Uuid> {
+    let id: Uuid = names.handoff_of(subject)?.parse().ok()?;
     (!commit.events.is_empty() && commit.events.iter().all(|e| e.handoff_id == id)).then_some(id)
 }
 
@@ -356,15 +354,12 @@ pub async fn run(
             start_sequence: after_seq + 1,
         }
     };
-    let mut messages = crate::store::ordered_messages(
-        store.stream(),
-        deliver_policy,
-        format!("{}.events.*", store.names().prefix),
-    )
-    .await?;
+    let mut messages =
+        crate::store::ordered_messages(store.stream(), deliver_policy, store.names().events_all())
+            .await?;
     let applier = Arc::new(Applier {
         projection,
-        prefix: store.names().prefix.clone(),
+        names: store.names().clone(),
         target_seq,
         caught_up,
         in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -459,7 +454,7 @@ pub async fn run(
 /// What applies read commits, from either stage.
 struct Applier {
     projection: Arc<Projection>,
-    prefix: String,
+    names: Names,
     target_seq: u64,
     caught_up: tokio::sync::watch::Sender<bool>,
     /// Batches handed to the blocking thread and not yet applied.
@@ -477,7 +472,7 @@ impl Applier {
                 // The subject says whose commit it is (the engine reads by
                 // subject too); a commit whose events name another handoff
                 // is misfiled and must not move that handoff's sequence.
-                Ok(commit) => match filed_under(&raw.subject, &self.prefix, &commit) {
+                Ok(commit) => match filed_under(&raw.subject, &self.names, &commit) {
                     Some(id) => {
                         let slot = projection.slot(id);
                         projection.apply_commit(&slot, seq, &commit, true);
@@ -554,7 +549,7 @@ mod tests {
         let (caught_up, ready) = tokio::sync::watch::channel(false);
         let applier = Applier {
             projection: projection.clone(),
-            prefix: "baton".into(),
+            names: Names::new("baton"),
             target_seq: 4,
             caught_up,
             in_flight: Default::default(),
@@ -588,24 +583,25 @@ mod tests {
     #[test]
     fn regression_commits_are_filed_by_subject_and_misfiled_ones_are_refused() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let baton = Names::new("baton");
         assert_eq!(
-            filed_under(&format!("baton.events.{a}"), "baton", &commit_for(a)),
+            filed_under(&format!("baton.events.{a}"), &baton, &commit_for(a)),
             Some(a)
         );
         assert_eq!(
-            filed_under(&format!("baton.events.{a}"), "baton", &commit_for(b)),
+            filed_under(&format!("baton.events.{a}"), &baton, &commit_for(b)),
             None
         );
         assert_eq!(
             filed_under(
                 &format!("baton.events.{a}"),
-                "baton",
+                &baton,
                 &Commit { events: vec![] }
             ),
             None
         );
         assert_eq!(
-            filed_under("baton.events.not-a-uuid", "baton", &commit_for(a)),
+            filed_under("baton.events.not-a-uuid", &baton, &commit_for(a)),
             None
         );
     }

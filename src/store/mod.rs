@@ -1,4 +1,8 @@
-//! JetStream: connection, the four streams, and the event log's append/read.
+//! JetStream: connection, Baton's streams, and the event log's append/read.
+//!
+//! [`Names`] (in `names.rs`) owns every subject and stream name and
+//! [`Stream::ALL`] lists the streams; `streams.rs` holds their
+//! configurations and [`ensure_streams`].
 //!
 //! `BATON_EVENTS` is the source of truth. An append is one [`Commit`] on
 //! `<prefix>.events.<handoff_id>` carrying `Nats-Expected-Last-Subject-Sequence`
@@ -15,8 +19,14 @@ use async_nats::HeaderMap;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::config::{Config, NatsConfig};
+use crate::config::NatsConfig;
 use crate::domain::{Commit, EVENT_VERSION};
+
+mod names;
+mod streams;
+
+pub use names::{Names, Stream};
+pub use streams::{ensure_streams, stream_config, StreamSettings};
 
 /// Errors at the JetStream boundary. Callers see: `Conflict` → reload and
 /// re-decide; anything else → the command fails with `unavailable` (HTTP 503)
@@ -49,62 +59,6 @@ impl StoreError {
             op,
             message: e.to_string(),
         }
-    }
-}
-
-/// Subject and stream names under one prefix.
-#[derive(Debug, Clone)]
-pub struct Names {
-    pub prefix: String,
-    stream_stem: String,
-}
-
-impl Names {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_string(),
-            stream_stem: prefix.to_ascii_uppercase().replace(['.', '-'], "_"),
-        }
-    }
-    pub fn events_stream(&self) -> String {
-        format!("{}_EVENTS", self.stream_stem)
-    }
-    pub fn reports_stream(&self) -> String {
-        format!("{}_REPORTS", self.stream_stem)
-    }
-    pub fn pages_stream(&self) -> String {
-        format!("{}_PAGES", self.stream_stem)
-    }
-    pub fn rejected_stream(&self) -> String {
-        format!("{}_REJECTED", self.stream_stem)
-    }
-    pub fn jobs_stream(&self) -> String {
-        format!("{}_JOBS", self.stream_stem)
-    }
-    pub fn digests_stream(&self) -> String {
-        format!("{}_DIGESTS", self.stream_stem)
-    }
-    pub fn events(&self, id: Uuid) -> String {
-        format!("{}.events.{id}", self.prefix)
-    }
-    pub fn report(&self, template: &str) -> String {
-        format!("{}.report.{template}", self.prefix)
-    }
-    pub fn rejected(&self, template: &str) -> String {
-        format!("{}.rejected.{template}", self.prefix)
-    }
-    pub fn page(&self, route: &str, team: &str) -> String {
-        format!("{}.page.{route}.{team}", self.prefix)
-    }
-    pub fn cmd(&self, verb: &str) -> String {
-        format!("{}.cmd.{verb}", self.prefix)
-    }
-    /// The `<template>` token of a report subject.
-    pub fn template_of<'a>(&self, subject: &'a str) -> &'a str {
-        subject
-            .strip_prefix(&self.prefix)
-            .and_then(|s| s.strip_prefix(".report."))
-            .unwrap_or("")
     }
 }
 
@@ -145,84 +99,6 @@ pub fn jetstream(client: async_nats::Client, cfg: &NatsConfig) -> jetstream::Con
     let mut js = jetstream::new(client);
     js.set_timeout(cfg.request_timeout);
     js
-}
-
-/// Creates or updates Baton's four streams. Idempotent: running it on every
-/// start is how upgrades adjust limits.
-pub async fn ensure_streams(js: &jetstream::Context, cfg: &Config) -> Result<(), StoreError> {
-    let names = Names::new(&cfg.nats.prefix);
-    let p = &names.prefix;
-    let replicas = cfg.nats.replicas;
-    let file = |name: String, subjects: Vec<String>| stream::Config {
-        name,
-        subjects,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    };
-    let day = Duration::from_secs(24 * 3600);
-    let streams = [
-        stream::Config {
-            description: Some("Baton: the handoff event log (source of truth)".into()),
-            deny_delete: true,
-            deny_purge: true,
-            allow_direct: true,
-            duplicate_window: Duration::from_secs(120),
-            max_message_size: 4 * 1024 * 1024,
-            ..file(names.events_stream(), vec![format!("{p}.events.*")])
-        },
-        stream::Config {
-            description: Some("Baton: failure reports from agent runners".into()),
-            duplicate_window: Duration::from_secs(120),
-            max_age: 30 * day,
-            max_message_size: i32::try_from(cfg.limits.max_report_bytes.max(1024) * 2)
-                .unwrap_or(i32::MAX),
-            ..file(names.reports_stream(), vec![format!("{p}.report.*")])
-        },
-        stream::Config {
-            description: Some("Baton: pages for paging consumers".into()),
-            // max_age 0 means "keep forever": only a real age bounds the window.
-            duplicate_window: if cfg.pages.max_age.is_zero() {
-                cfg.pages.duplicate_window
-            } else {
-                cfg.pages.duplicate_window.min(cfg.pages.max_age)
-            },
-            max_age: cfg.pages.max_age,
-            ..file(names.pages_stream(), vec![format!("{p}.page.*.*")])
-        },
-        stream::Config {
-            description: Some("Baton: reports that failed validation, with reasons".into()),
-            max_age: 30 * day,
-            ..file(names.rejected_stream(), vec![format!("{p}.rejected.*")])
-        },
-        stream::Config {
-            description: Some("Baton: scheduled job claims and run records".into()),
-            allow_direct: true,
-            max_age: 90 * day,
-            ..file(names.jobs_stream(), vec![format!("{p}.jobs.*.*")])
-        },
-        stream::Config {
-            description: Some("Baton: daily reviews and ownership audits".into()),
-            max_age: 90 * day,
-            ..file(names.digests_stream(), vec![format!("{p}.digest.*")])
-        },
-    ];
-    for s in streams {
-        let name = s.name.clone();
-        match js.get_stream(&name).await {
-            Ok(_) => {
-                js.update_stream(s)
-                    .await
-                    .map_err(|e| StoreError::nats("update stream", format!("{name}: {e}")))?;
-            }
-            Err(_) => {
-                js.create_stream(s)
-                    .await
-                    .map_err(|e| StoreError::nats("create stream", format!("{name}: {e}")))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Reads a stream in order from `deliver_policy` with an ordered consumer
@@ -282,6 +158,11 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// Told how long each append waited for its JetStream ack (the daemon
+/// feeds `baton_event_append_seconds` with it). The store only times; what
+/// is done with the figure is the caller's, so the store needs no metrics.
+pub type AppendObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Append and read access to `BATON_EVENTS`.
 #[derive(Clone)]
 pub struct EventStore {
@@ -289,16 +170,20 @@ pub struct EventStore {
     stream: stream::Stream,
     names: Names,
     permits: Arc<Semaphore>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    on_append: Option<AppendObserver>,
 }
 
 impl EventStore {
+    /// Opens `BATON_EVENTS` under `names`, with at most
+    /// `max_in_flight_appends` appends awaiting their ack at once
+    /// (`limits.max_in_flight_appends`).
     pub async fn open(
         js: jetstream::Context,
-        cfg: &Config,
-        metrics: Option<Arc<crate::metrics::Metrics>>,
+        names: &Names,
+        max_in_flight_appends: usize,
+        on_append: Option<AppendObserver>,
     ) -> Result<Self, StoreError> {
-        let names = Names::new(&cfg.nats.prefix);
+        let names = names.clone();
         let stream = js
             .get_stream(names.events_stream())
             .await
@@ -307,8 +192,8 @@ impl EventStore {
             js,
             stream,
             names,
-            permits: Arc::new(Semaphore::new(cfg.limits.max_in_flight_appends)),
-            metrics,
+            permits: Arc::new(Semaphore::new(max_in_flight_appends)),
+            on_append,
         })
     }
 
@@ -348,9 +233,8 @@ impl EventStore {
             .await
             .map_err(|e| StoreError::nats("publish", e))?
             .await;
-        if let Some(m) = &self.metrics {
-            m.event_append_seconds
-                .observe(started.elapsed().as_secs_f64());
+        if let Some(observe) = &self.on_append {
+            observe(started.elapsed());
         }
         match ack {
             Ok(ack) => Ok(Appended {
@@ -701,20 +585,6 @@ mod tests {
             let err = decode_commit(7, garbage).unwrap_err();
             assert!(matches!(err, StoreError::Decode { seq: 7, .. }), "{err}");
         }
-    }
-
-    #[test]
-    fn names_follow_the_prefix() {
-        let n = Names::new("acme.baton-x");
-        assert_eq!(n.events_stream(), "ACME_BATON_X_EVENTS");
-        assert_eq!(
-            n.page("oncall", "payments"),
-            "acme.baton-x.page.oncall.payments"
-        );
-        assert_eq!(
-            n.template_of("acme.baton-x.report.agent_failure"),
-            "agent_failure"
-        );
     }
 
     /// Commits holding every event kind, as `decide` produces them.

@@ -7,9 +7,21 @@
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
 //! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API). An
 //! override that does not parse is an error naming the variable.
+//!
+//! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
+//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), and
+//! the handoff templates ([`load_templates`]). This module imports only the
+//! domain: the components' settings are built from it at the top
+//! (`server`), never the other way round.
+
+mod http;
+mod jobs;
+mod limits;
+mod nats;
+mod pages;
+mod templates;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +32,13 @@ use crate::domain::{
     default_severities, is_subject_token, BelowMin, Level, OwnershipRule, Policy, RouteConfig,
     RunbookRule, Severity, SeverityPolicy,
 };
+
+pub use http::HttpConfig;
+pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
+pub use limits::Limits;
+pub use nats::NatsConfig;
+pub use pages::PagesConfig;
+pub use templates::{builtin_templates, load_templates, AGENT_FAILURE};
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
 /// refuses to start with it.
@@ -79,7 +98,7 @@ pub struct Config {
     pub default_team: String,
     /// The operations playbook's scheduled jobs (`[jobs]`).
     #[serde(default)]
-    pub jobs: crate::jobs::JobsConfig,
+    pub jobs: JobsConfig,
     /// Directory of handoff templates (`*.toml`, one per transition type).
     /// Default: `templates/` beside the config file; without a config file,
     /// the templates shipped in `config/templates/`.
@@ -88,44 +107,6 @@ pub struct Config {
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
-}
-
-/// The templates shipped in `config/templates/`, built in for a daemon
-/// started without a config file.
-pub fn builtin_templates() -> BTreeMap<String, Template> {
-    crate::domain::teamwork::builtin_templates()
-}
-
-/// Loads every `*.toml` in `dir` as a template; errors name the file.
-pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigError> {
-    let mut out = BTreeMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let t: Template = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        if let Some(prev) = out.insert(t.name.clone(), t) {
-            return Err(ConfigError::Invalid(vec![format!(
-                "template {:?} is defined twice ({})",
-                prev.name,
-                path.display()
-            )]));
-        }
-    }
-    Ok(out)
 }
 
 impl Default for Config {
@@ -138,260 +119,9 @@ fn default_team() -> String {
     "unassigned".into()
 }
 
-/// `[nats]`
-///
-/// `Debug` is written by hand and the password and token are never
-/// serialized, so a `?cfg` in a log line cannot leak them.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsConfig {
-    /// Server URL(s), comma-separated. Env: `BATON_NATS_URL`.
-    #[serde(default = "default_url")]
-    pub url: String,
-    /// First token(s) of every subject (`<prefix>.report.*`, …); stream names
-    /// are the prefix upper-cased with `.`/`-` as `_` (`BATON_EVENTS`).
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-    /// User name for user/password auth. Env: `BATON_NATS_USER`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Password for user/password auth. Env: `BATON_NATS_PASSWORD`. Never
-    /// serialized or logged.
-    #[serde(default, skip_serializing)]
-    pub password: Option<String>,
-    /// Token auth. Env: `BATON_NATS_TOKEN`. Never serialized or logged.
-    #[serde(default, skip_serializing)]
-    pub token: Option<String>,
-    /// Path to a `.creds` file (JWT + nkey). Env: `BATON_NATS_CREDS`.
-    #[serde(default)]
-    pub creds_file: Option<PathBuf>,
-    /// Require TLS.
-    #[serde(default)]
-    pub tls_required: bool,
-    /// CA certificate (PEM) to trust.
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS; needs `tls_key`.
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS.
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
-    /// Stream replicas (1 for a single server, 3 in a cluster).
-    #[serde(default = "one")]
-    pub replicas: usize,
-    /// How long a JetStream request or publish ack may take.
-    #[serde(default = "default_request_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
-}
-
-fn default_url() -> String {
-    "nats://127.0.0.1:4222".into()
-}
-fn default_prefix() -> String {
-    "baton".into()
-}
-const fn one() -> usize {
-    1
-}
-const fn default_request_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-impl std::fmt::Debug for NatsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Whether a secret is set is worth seeing; its value never is.
-        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
-        f.debug_struct("NatsConfig")
-            .field("url", &self.url)
-            .field("prefix", &self.prefix)
-            .field("user", &self.user)
-            .field("password", &secret(&self.password))
-            .field("token", &secret(&self.token))
-            .field("creds_file", &self.creds_file)
-            .field("tls_required", &self.tls_required)
-            .field("tls_ca", &self.tls_ca)
-            .field("tls_cert", &self.tls_cert)
-            .field("tls_key", &self.tls_key)
-            .field("replicas", &self.replicas)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
-    }
-}
-
-impl Default for NatsConfig {
-    fn default() -> Self {
-        Self {
-            url: default_url(),
-            prefix: default_prefix(),
-            user: None,
-            password: None,
-            token: None,
-            creds_file: None,
-            tls_required: false,
-            tls_ca: None,
-            tls_cert: None,
-            tls_key: None,
-            replicas: 1,
-            request_timeout: default_request_timeout(),
-        }
-    }
-}
-
-/// `[limits]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Largest report accepted, bytes; larger ones are rejected (`too_large`).
-    #[serde(default = "default_max_report_bytes")]
-    pub max_report_bytes: usize,
-    /// Longest string field kept, bytes; longer ones are truncated and the
-    /// truncation is recorded as a warning on the `scored` event.
-    #[serde(default = "default_max_field_bytes")]
-    pub max_field_bytes: usize,
-    /// Reports processed at once (also the ingest consumer's max ack pending / 2).
-    #[serde(default = "default_ingest_concurrency")]
-    pub ingest_concurrency: usize,
-    /// Event appends awaiting their JetStream ack at once, across handoffs
-    /// (async-nats blocks beyond 5,000 by default).
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight_appends: usize,
-    /// Timer wake-ups executed at once.
-    #[serde(default = "default_tick_concurrency")]
-    pub tick_concurrency: usize,
-}
-
-const fn default_max_report_bytes() -> usize {
-    64 * 1024
-}
-const fn default_max_field_bytes() -> usize {
-    4096
-}
-const fn default_ingest_concurrency() -> usize {
-    512
-}
-const fn default_max_in_flight() -> usize {
-    4096
-}
-const fn default_tick_concurrency() -> usize {
-    256
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_report_bytes: default_max_report_bytes(),
-            max_field_bytes: default_max_field_bytes(),
-            ingest_concurrency: default_ingest_concurrency(),
-            max_in_flight_appends: default_max_in_flight(),
-            tick_concurrency: default_tick_concurrency(),
-        }
-    }
-}
-
-/// `[pages]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PagesConfig {
-    /// Run the page publisher in this process. Turn off to run it elsewhere;
-    /// events still wait in the durable consumer, so nothing is lost.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// How long `BATON_PAGES` remembers page ids to drop duplicates. A page
-    /// re-published after a crash inside this window is dropped by the server.
-    #[serde(default = "default_dup_window", with = "humantime_serde")]
-    pub duplicate_window: Duration,
-    /// How long pages are kept.
-    #[serde(default = "default_retention", with = "humantime_serde")]
-    pub max_age: Duration,
-}
-
+/// The `true` default of the `enabled` switches.
 const fn yes() -> bool {
     true
-}
-const fn default_dup_window() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-const fn default_retention() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
-}
-
-impl Default for PagesConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            duplicate_window: default_dup_window(),
-            max_age: default_retention(),
-        }
-    }
-}
-
-/// `[http]`
-///
-/// `Debug` is written by hand so the tokens never reach a log line.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Serve the HTTP API and `/metrics`.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Address to listen on. Env: `BATON_HTTP_LISTEN`.
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// Bearer tokens accepted on the API (`Authorization: Bearer <token>`).
-    /// Every mutating endpoint needs one; with none configured, mutations
-    /// over HTTP are refused (401) rather than left open. Env:
-    /// `BATON_HTTP_TOKENS` (comma-separated). Never serialized or logged.
-    #[serde(default, skip_serializing)]
-    pub tokens: Vec<String>,
-    /// Require a token on the read endpoints (`GET /v1/...`) too.
-    /// `/metrics`, `/healthz`, `/readyz` and `/openapi.json` stay open.
-    #[serde(default)]
-    pub protect_reads: bool,
-    /// Longest a request may take before it is answered 503 `timeout`.
-    #[serde(default = "default_http_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Largest request body accepted, bytes (413 `body_too_large` beyond).
-    /// Keep it above `limits.max_report_bytes` so an oversized report gets
-    /// the report's own `too_large` field error.
-    #[serde(default = "default_max_body_bytes")]
-    pub max_body_bytes: usize,
-}
-
-fn default_listen() -> SocketAddr {
-    "127.0.0.1:9464".parse().expect("valid default")
-}
-const fn default_http_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-const fn default_max_body_bytes() -> usize {
-    256 * 1024
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: default_listen(),
-            tokens: Vec::new(),
-            protect_reads: false,
-            request_timeout: default_http_timeout(),
-            max_body_bytes: default_max_body_bytes(),
-        }
-    }
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("enabled", &self.enabled)
-            .field("listen", &self.listen)
-            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
-            .field("protect_reads", &self.protect_reads)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
-    }
 }
 
 /// `[severity.P1]` etc. Every field is optional; what is left out keeps the
@@ -545,7 +275,7 @@ impl Config {
         for t in self.templates.values() {
             problems.extend(t.validate());
         }
-        if !self.templates.contains_key(crate::ingest::AGENT_FAILURE) {
+        if !self.templates.contains_key(AGENT_FAILURE) {
             problems.push("templates: agent_failure.toml is missing".into());
         }
         let prefix_ok =
