@@ -1,0 +1,263 @@
+//! The command line: every verb, flag and its help text (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use baton::replay::{Format, Position};
+
+#[derive(Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Event-sourced handoff and incident escalation on NATS JetStream"
+)]
+pub struct Cli {
+    /// Config file. Default: config/baton.toml if present (config/dev.toml
+    /// for `baton dev`), else built-in defaults.
+    #[arg(long, short, global = true, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the daemon against the configured NATS server.
+    Serve,
+    /// Start a private nats-server (JetStream, store under --data-dir) and serve against it.
+    Dev {
+        /// Where the dev server keeps its JetStream store and log.
+        #[arg(long, default_value = ".baton-data")]
+        data_dir: PathBuf,
+    },
+    /// Publish a report (JSON file, or - for stdin) and show what Baton made of it.
+    Report {
+        file: PathBuf,
+        #[arg(long, default_value = "agent_failure")]
+        template: String,
+    },
+    /// Acknowledge a handoff: stops escalation, records MTTA.
+    Ack {
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Page a held handoff at once despite the HCS gate.
+    Override {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Fill packet fields (a JSON object file, or - for stdin); re-scores and may release a hold.
+    Enrich {
+        id: String,
+        #[arg(long)]
+        by: String,
+        file: PathBuf,
+    },
+    /// Close a handoff.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Show a handoff's current state (JSON).
+    Get { id: String },
+    /// Print pages: new ones as they arrive with --follow; stored ones too with --all.
+    Pages {
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        all: bool,
+        /// Raw page JSON, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse and validate the config, print the effective policy, exit non-zero on errors.
+    CheckConfig,
+    /// Rebuild state as of a moment from BATON_EVENTS (read-only: never appends, never pages).
+    Replay {
+        /// Up to this RFC 3339 time or stream sequence (default: now).
+        #[arg(long)]
+        until: Option<Position>,
+        /// Only handoffs with events from this time or sequence on.
+        #[arg(long)]
+        since: Option<Position>,
+        #[arg(long)]
+        handoff: Option<uuid::Uuid>,
+        /// P1, P2 or P3.
+        #[arg(long, value_parser = parse_severity)]
+        severity: Option<baton::domain::Severity>,
+        /// table, json, jsonl or csv.
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
+    /// Tell one handoff's story in plain words, from its events.
+    Timeline { id: uuid::Uuid },
+    /// Audit the event log and the pages against the daemon.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+    /// Export raw events (jsonl) or one row per handoff (csv).
+    Export {
+        #[arg(long)]
+        since: Option<Position>,
+        #[arg(long)]
+        until: Option<Position>,
+        #[arg(long)]
+        handoff: Option<uuid::Uuid>,
+        /// jsonl (events) or csv (one row per handoff).
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
+    },
+    /// Team handoffs: start, accept, check, complete, return, resubmit, cancel, rate.
+    Handoff {
+        #[command(subcommand)]
+        action: HandoffCmd,
+    },
+    /// Per template and sending team: completion rate, acceptance and completion
+    /// hours, returns, completeness, rating.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw every template and the incident escalation chains.
+    Diagram {
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: baton::teams::diagram::Format,
+    },
+    /// Scheduled jobs: `baton job run daily-review|weekly-drill|ownership-audit`.
+    Job {
+        #[command(subcommand)]
+        action: JobCmd,
+    },
+    /// Print the daily review (the 24 h before today's review time, or --date's).
+    Review {
+        /// YYYY-MM-DD, in the jobs' time zone.
+        #[arg(long)]
+        date: Option<String>,
+        /// The review record as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HandoffCmd {
+    /// Start a team handoff from a template; fields as --field key=value and/or --fields FILE.json.
+    Start {
+        template: String,
+        #[arg(long)]
+        by: String,
+        /// key=value (repeatable); the value is JSON if it parses, else text.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        /// A JSON object of fields (or - for stdin).
+        #[arg(long)]
+        fields: Option<PathBuf>,
+        /// Makes a retried start join the same handoff.
+        #[arg(long)]
+        dedup_key: Option<String>,
+    },
+    /// The receiving team takes it.
+    Accept {
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Check off an exit criterion by number (1-based) or text.
+    Check {
+        id: String,
+        item: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Complete it (refused while any checklist item is unchecked).
+    Complete {
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Send it back to the sender, naming what is missing.
+    Return {
+        id: String,
+        #[arg(long)]
+        by: String,
+        /// Missing field names, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        missing: Vec<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Fill in what was missing and send a returned handoff again.
+    Resubmit {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        #[arg(long)]
+        fields: Option<PathBuf>,
+    },
+    /// Call it off.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Rate a completed handoff's quality, 1-5.
+    Rate {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        rating: u8,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobCmd {
+    /// Run a job now through the daemon and print its outcome.
+    Run {
+        name: String,
+        /// The run record as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Check every invariant; exit 2 naming each handoff on a violation.
+    Verify {
+        /// How long after a deadline its escalation or page may still be in flight.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+        /// Skip the comparison with the running daemon's state.
+        #[arg(long)]
+        no_daemon: bool,
+    },
+}
+
+pub fn parse_severity(s: &str) -> Result<baton::domain::Severity, String> {
+    s.parse().map_err(|_| format!("{s:?} is not P1, P2 or P3"))
+}

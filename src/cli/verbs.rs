@@ -1,0 +1,183 @@
+//! The CLI verbs that talk to a running Baton over NATS: reports, handoff
+//! commands, jobs; and how their replies are shown.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use baton::client::{Client, ClientError, REPORT_WAIT};
+
+use super::args::{Cmd, HandoffCmd, JobCmd};
+use crate::{print_json, read_input};
+
+pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Ack { id, by } => {
+            print_json(&client.command("ack", json!({"id": id, "by": by})).await?)
+        }
+        Cmd::Override { id, by, reason } => print_json(
+            &client
+                .command("override", json!({"id": id, "by": by, "reason": reason}))
+                .await?,
+        ),
+        Cmd::Enrich { id, by, file } => {
+            let fields: Value =
+                serde_json::from_slice(&read_input(file)?).context("fields file is not JSON")?;
+            print_json(
+                &client
+                    .command("enrich", json!({"id": id, "by": by, "fields": fields}))
+                    .await?,
+            )
+        }
+        Cmd::Resolve { id, by, note } => print_json(
+            &client
+                .command("resolve", json!({"id": id, "by": by, "note": note}))
+                .await?,
+        ),
+        Cmd::Get { id } => print_json(&client.command("get", json!({"id": id})).await?["handoff"]),
+        Cmd::Pages { follow, all, json } => client.pages(*follow, *all, *json).await?,
+        Cmd::Job {
+            action: JobCmd::Run { name, json },
+        } => print_job(&client.job(name, json!({})).await?, *json),
+        Cmd::Handoff { action } => print_json(&handoff(client, action).await?),
+        Cmd::Stats { json: as_json } => {
+            let v = client.command("stats", json!({})).await?;
+            if *as_json {
+                print_json(&v["stats"]);
+            } else {
+                let stats: Vec<baton::teams::WorkStats> =
+                    serde_json::from_value(v["stats"].clone())?;
+                out_raw!("{}", baton::teams::render_table(&stats));
+            }
+        }
+        Cmd::Review { date, json } => print_job(
+            &client.job("daily-review", json!({"date": date})).await?,
+            *json,
+        ),
+        Cmd::Serve
+        | Cmd::Dev { .. }
+        | Cmd::CheckConfig
+        | Cmd::Report { .. }
+        | Cmd::Diagram { .. } => {
+            unreachable!("handled above")
+        }
+        Cmd::Replay { .. } | Cmd::Timeline { .. } | Cmd::Audit { .. } | Cmd::Export { .. } => {
+            unreachable!("handled above")
+        }
+    }
+    Ok(())
+}
+
+/// `--field k=v` pairs and `--fields FILE` merged into one JSON object.
+pub(crate) fn fields_arg(pairs: &[String], file: &Option<PathBuf>) -> anyhow::Result<Value> {
+    let mut obj = match file {
+        Some(f) => {
+            match serde_json::from_slice(&read_input(f)?).context("fields file is not JSON")? {
+                Value::Object(o) => o,
+                _ => anyhow::bail!("the fields file must hold a JSON object"),
+            }
+        }
+        None => serde_json::Map::new(),
+    };
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--field {p:?}: expected KEY=VALUE"))?;
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        obj.insert(k.to_string(), v);
+    }
+    Ok(Value::Object(obj))
+}
+
+pub(crate) async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Result<Value> {
+    let (verb, body) = match action {
+        HandoffCmd::Start {
+            template,
+            by,
+            field,
+            fields,
+            dedup_key,
+        } => (
+            "start",
+            json!({"template": template, "by": by, "fields": fields_arg(field, fields)?, "dedup_key": dedup_key}),
+        ),
+        HandoffCmd::Accept { id, by } => ("accept", json!({"id": id, "by": by})),
+        HandoffCmd::Check { id, item, by } => ("check", json!({"id": id, "item": item, "by": by})),
+        HandoffCmd::Complete { id, by } => ("complete", json!({"id": id, "by": by})),
+        HandoffCmd::Return {
+            id,
+            by,
+            missing,
+            reason,
+        } => (
+            "return",
+            json!({"id": id, "by": by, "missing": missing, "reason": reason}),
+        ),
+        HandoffCmd::Resubmit {
+            id,
+            by,
+            field,
+            fields,
+        } => (
+            "resubmit",
+            json!({"id": id, "by": by, "fields": fields_arg(field, fields)?}),
+        ),
+        HandoffCmd::Cancel { id, by, reason } => {
+            ("cancel", json!({"id": id, "by": by, "reason": reason}))
+        }
+        HandoffCmd::Rate {
+            id,
+            by,
+            rating,
+            comment,
+        } => (
+            "rate",
+            json!({"id": id, "by": by, "rating": rating, "comment": comment}),
+        ),
+    };
+    Ok(client.command(verb, body).await?)
+}
+
+/// Prints a job run: its Markdown digest, or the record as JSON.
+pub(crate) fn print_job(reply: &Value, as_json: bool) {
+    let record = &reply["record"];
+    match record["markdown"].as_str() {
+        Some(md) if !as_json => out!("{md}"),
+        _ => print_json(record),
+    }
+}
+
+/// Publishes a report and shows what Baton made of it.
+pub(crate) async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let (seq, id) = client.report(template, payload).await?;
+    out!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
+    let started = Instant::now();
+    loop {
+        match client.command("get", json!({"id": id})).await {
+            Ok(v) => {
+                let h = &v["handoff"];
+                out!(
+                    "severity {} team {} status {} HCS {} missing {}",
+                    h["severity"].as_str().unwrap_or("?"),
+                    h["team"].as_str().unwrap_or("?"),
+                    h["status"].as_str().unwrap_or("?"),
+                    h["hcs"]["score"],
+                    h["hcs"]["missing"]
+                );
+                break;
+            }
+            Err(ClientError::Refused { code, .. })
+                if code == "not_found" && started.elapsed() < REPORT_WAIT =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                out!("Baton has not processed it yet ({e}); it will when it runs");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
