@@ -265,6 +265,35 @@ pub enum EventData {
 }
 
 impl EventData {
+    /// The aggregate whose `decide` produces this event and whose `apply`
+    /// reads it. Every kind belongs to exactly one: the stream and the
+    /// envelope are shared, the events are not.
+    pub fn aggregate(&self) -> super::Kind {
+        use super::Kind;
+        match self {
+            EventData::Opened { .. }
+            | EventData::Enriched { .. }
+            | EventData::Scored { .. }
+            | EventData::Held { .. }
+            | EventData::Paged { .. }
+            | EventData::Escalated { .. }
+            | EventData::Acknowledged { .. }
+            | EventData::Overridden { .. }
+            | EventData::Expired { .. }
+            | EventData::Resolved { .. }
+            | EventData::ReportedAgain { .. } => Kind::Incident,
+            EventData::Initiated { .. }
+            | EventData::Accepted { .. }
+            | EventData::Checked { .. }
+            | EventData::Returned { .. }
+            | EventData::Resubmitted { .. }
+            | EventData::Completed { .. }
+            | EventData::Cancelled { .. }
+            | EventData::Rated { .. }
+            | EventData::SlaMissed { .. } => Kind::Team,
+        }
+    }
+
     /// The stored `type`.
     pub fn kind(&self) -> &'static str {
         match self {

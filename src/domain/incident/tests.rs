@@ -473,6 +473,8 @@ proptest! {
             apply(&mut stored, &back);
         }
         prop_assert_eq!(stored, state);
+        // An incident decides only incident events.
+        prop_assert!(log.iter().all(|e| e.data.aggregate() == Kind::Incident));
         let pages = log.iter().filter(|e| e.kind() == "paged").count();
         prop_assert!(pages <= 1);
         let mut steps: Vec<u32> = log.iter().filter_map(|e| match e.data {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{violation, Audit, Finding, FindingKind};
-use crate::domain::{Event, EventData};
+use crate::domain::{Event, Kind};
 use crate::pages::pages_for;
 
 /// No duplicate pages; each page derives from a stored event under its
@@ -46,7 +46,7 @@ pub(super) fn check_pages(
         // per causing event.
         let team = by_id
             .get(&p.event_id)
-            .is_some_and(|(_, e)| is_team_event(&e.data));
+            .is_some_and(|(_, e)| e.data.aggregate() == Kind::Team);
         let key = (
             p.handoff_id,
             p.kind.clone(),
@@ -127,20 +127,4 @@ pub(super) fn check_pages(
         }
     }
     out
-}
-
-/// Events of the team-handoff aggregate.
-fn is_team_event(e: &EventData) -> bool {
-    matches!(
-        e,
-        EventData::Initiated { .. }
-            | EventData::Accepted { .. }
-            | EventData::Checked { .. }
-            | EventData::Returned { .. }
-            | EventData::Resubmitted { .. }
-            | EventData::Completed { .. }
-            | EventData::Cancelled { .. }
-            | EventData::Rated { .. }
-            | EventData::SlaMissed { .. }
-    )
 }
