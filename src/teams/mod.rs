@@ -58,7 +58,7 @@ pub fn work_stats<'a>(handoffs: impl IntoIterator<Item = &'a Handoff>) -> Vec<Wo
                 .filter_map(|w| {
                     w.accepted
                         .as_ref()
-                        .map(|a| hours((a.at - w.opened_at).num_milliseconds()))
+                        .map(|a| hours((a.at - w.submitted_at).num_milliseconds()))
                 })
                 .collect();
             let complete: Vec<f64> = works

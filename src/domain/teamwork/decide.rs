@@ -158,12 +158,13 @@ pub fn decide(
                     format!("cannot accept a handoff that is {:?}", w.status).to_lowercase(),
                 ));
             }
-            let opened = w.opened_at;
+            // Measured on the same clock as `breached`: from the current
+            // submission (a resubmission restarts the accept SLA).
             Ok(vec![ev(
                 by,
                 EventData::Accepted {
                     by: by.clone(),
-                    accept_ms: (now - opened).num_milliseconds().max(0),
+                    accept_ms: (now - w.submitted_at).num_milliseconds().max(0),
                     breached: w.accept_due().is_some_and(|d| now > d),
                 },
             )])

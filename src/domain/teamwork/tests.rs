@@ -468,3 +468,40 @@ fn shipped_templates_validate() {
         assert!(t.validate().is_empty(), "{}: {:?}", t.name, t.validate());
     }
 }
+
+#[test]
+fn regression_accept_time_after_a_resubmission_runs_from_the_resubmission() {
+    let s = given(&[
+        (0, start(full_fields())),
+        (
+            60,
+            TeamCommand::Return {
+                by: by("olga"),
+                missing: vec!["crm_link".into()],
+                reason: String::new(),
+            },
+        ),
+        (
+            120,
+            TeamCommand::Resubmit {
+                by: by("sam"),
+                fields: [("crm_link".to_string(), json!("https://crm/acme"))].into(),
+            },
+        ),
+    ]);
+    let events = decide_cmd(
+        s.as_ref(),
+        &Command::Team(TeamCommand::Accept { by: by("olga") }),
+        t(150),
+        &policy(),
+    )
+    .unwrap();
+    match &events[0].data {
+        EventData::Accepted {
+            accept_ms,
+            breached,
+            ..
+        } => assert_eq!((*accept_ms, *breached), (30_000, false)),
+        other => panic!("{other:?}"),
+    }
+}
