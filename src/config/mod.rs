@@ -38,7 +38,10 @@ pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsC
 pub use limits::Limits;
 pub use nats::NatsConfig;
 pub use pages::PagesConfig;
-pub use templates::{builtin_templates, load_templates, AGENT_FAILURE};
+pub use templates::{
+    builtin_templates, load_templates, TemplateEscalationFile, TemplateFile, TemplateKindFile,
+    TemplateSlaFile, AGENT_FAILURE,
+};
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
 /// refuses to start with it.
