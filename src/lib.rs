@@ -57,3 +57,4 @@ pub mod teams;
 #[doc(hidden)]
 pub mod testkit;
 pub mod views;
+pub mod wire;
