@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use super::{Rebuilt, Record};
 use crate::domain::{BelowMin, Event, EventData, Handoff, Incident, Policy, TeamHandoff};
-use crate::pages::pages_for;
 use crate::store::Names;
+use crate::wire::page::pages_for;
 
 /// Events of the team-handoff aggregate.
 fn is_team_event(e: &EventData) -> bool {

@@ -14,9 +14,9 @@ use super::compare::compare;
 use super::read::{DaemonDigests, PageRecord};
 use super::*;
 use crate::domain::{decide, Command, Commit, EventData, IncidentCommand, Policy};
-use crate::pages::pages_for;
 use crate::store::Names;
 use crate::testkit;
+use crate::wire::page::pages_for;
 
 fn t0() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()

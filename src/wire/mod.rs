@@ -2,3 +2,4 @@
 //! read. Placeholder; the list is filled in below as formats move here.
 
 pub mod events;
+pub mod page;
