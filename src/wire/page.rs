@@ -139,3 +139,66 @@ pub fn pages_for(event: &Event, names: &impl PageSubjects) -> Vec<(String, Strin
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Commit;
+
+    /// The golden file: every page the recorded events of
+    /// `tests/fixtures/*.jsonl` derive, one per line, as published.
+    const GOLDEN: &str = "tests/fixtures/pages/from_recorded_events.jsonl";
+
+    /// Each page the recorded events derive under the prefix `baton`: its
+    /// subject, its `Nats-Msg-Id` and its body's bytes as published.
+    fn derived_from_recorded_events() -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = std::fs::read_dir(root.join("tests/fixtures"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        // The store's names: the subjects are part of what consumers read.
+        let names = crate::store::Names::new("baton");
+        let mut out = String::new();
+        for path in files {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let commit: Commit = serde_json::from_str(&format!("{{\"events\":[{line}]}}"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for (subject, msg_id, page) in pages_for(&commit.events[0], &names) {
+                    out.push_str(&format!(
+                        "{{\"subject\":{},\"msg_id\":{},\"page\":{}}}\n",
+                        serde_json::to_string(&subject).unwrap(),
+                        serde_json::to_string(&msg_id).unwrap(),
+                        serde_json::to_string(&page).unwrap(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Golden: paging consumers outside Baton parse these bytes, so the
+    /// pages that recorded events derive stay what they were: subject,
+    /// message id and body. A new optional field is an intended change
+    /// (`UPDATE_GOLDEN=1` rewrites the file); a renamed or dropped one is a
+    /// break for every consumer.
+    #[test]
+    fn pages_derived_from_recorded_events_match_their_golden_file() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+        let derived = derived_from_recorded_events();
+        assert!(derived.lines().count() >= 10, "{derived}");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &derived).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{GOLDEN}: {e} (UPDATE_GOLDEN=1 writes it from today's code)")
+        });
+        for (n, (got, want)) in derived.lines().zip(golden.lines()).enumerate() {
+            assert_eq!(got, want, "{GOLDEN}:{}", n + 1);
+        }
+        assert_eq!(derived.lines().count(), golden.lines().count(), "{GOLDEN}");
+    }
+}
