@@ -42,7 +42,7 @@ pub fn encode_commit(commit: &Commit) -> Vec<u8> {
 }
 
 /// Decodes one stored commit: the same result as `Commit`'s derived
-/// `Deserialize`, at two thirds of its cost (see [`fast`]).
+/// `Deserialize`, at two thirds of its cost (see `fast` below).
 ///
 /// A commit holding an event of a newer schema version is refused with
 /// [`DecodeError::NewerVersion`], whether or not today's shapes happen to
