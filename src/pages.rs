@@ -1,9 +1,9 @@
 //! Pages out: a durable consumer of `BATON_EVENTS` turns each stored notice
 //! into messages on `<prefix>.page.<route>.<team>`.
 //!
-//! A page is a pure function of its causing event ([`pages_for`], with the
-//! [`Page`] format, in `wire::page`), published
-//! with `Nats-Msg-Id = <event id>:<route>` before the event is acked. A crash
+//! A page is a pure function of its causing event ([`pages_for`]; it and
+//! the [`Page`] format live in `wire::page`), published with
+//! `Nats-Msg-Id = <event id>:<route>` before the event is acked. A crash
 //! after the publish and before the ack redelivers the event; the re-publish
 //! carries the same id and `BATON_PAGES` drops it (duplicate window,
 //! `[pages] duplicate_window`, default 24 h). A crash before the publish

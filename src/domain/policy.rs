@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{is_subject_token, Packet};
 
-/// Incident severity. Stored in events (`"P1"`…), and the same name in
-/// subjects, the API and the config file.
+/// Incident severity. Stored in events (`"P1"`…); the same names in pages,
+/// the API and the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {
     P1,
