@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::domain::{FieldError, ParseLimits};
-use crate::pages::Page;
 use crate::store::{self, Names, StoreError};
+use crate::wire::page::Page;
 
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]

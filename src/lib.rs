@@ -11,6 +11,8 @@
 //!   transport-free handler served over NATS request/reply (and HTTP).
 //! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
 //! - [`engine`] — the write path: decide, append with optimistic concurrency, retry.
+//! - [`wire`] — the stored and wire formats other processes read: events'
+//!   encoding and decoder, pages, snapshots; each versioned and pinned.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
@@ -27,9 +29,9 @@
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
-//! Dependencies point down only: `domain` ← `store` ← `engine` / `projector`
-//! ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` / `commands` ←
-//! `server` ← the binary. `config` imports only `domain`; `server` turns it
+//! Dependencies point down only: `domain` ← `wire` ← `store` ← `engine` /
+//! `projector` ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` /
+//! `commands` ← `server` ← the binary. `config` imports only `domain`; `server` turns it
 //! into what each component takes (`http::AppState`, `jobs::JobContext`,
 //! `store::StreamSettings`). `replay` and `client` are leaves that nothing
 //! in the daemon imports. One exception remains: the projector still feeds
@@ -57,3 +59,4 @@ pub mod teams;
 #[doc(hidden)]
 pub mod testkit;
 pub mod views;
+pub mod wire;

@@ -9,36 +9,46 @@
 //! override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
-//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), and
-//! the handoff templates ([`load_templates`]). This module imports only the
-//! domain: the components' settings are built from it at the top
-//! (`server`), never the other way round.
+//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the
+//! policy sections ([`severity`](SeverityConfig),
+//! [`ownership`](OwnershipConfig), [`runbook`](RunbookConfig),
+//! [`routes`](RouteConfig)) and the handoff templates ([`TemplateFile`],
+//! [`load_templates`]). Each is the file's own type: the domain's types and
+//! the stored formats carry none of the file's serde attributes, so a key
+//! renamed here never changes stored bytes; [`Config::policy`] and
+//! [`TemplateFile::into_template`] convert at start-up.
+//!
+//! This module imports only the domain: the components' settings are built
+//! from it at the top (`server`), never the other way round.
 
 mod http;
 mod jobs;
 mod limits;
 mod nats;
 mod pages;
+mod policy;
 mod templates;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::teamwork::Template;
-use crate::domain::{
-    default_severities, is_subject_token, BelowMin, Level, OwnershipRule, Policy, RouteConfig,
-    RunbookRule, Severity, SeverityPolicy,
-};
+use crate::domain::{is_subject_token, Severity};
 
 pub use http::HttpConfig;
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::Limits;
 pub use nats::NatsConfig;
 pub use pages::PagesConfig;
-pub use templates::{builtin_templates, load_templates, AGENT_FAILURE};
+pub use policy::{
+    BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
+};
+pub use templates::{
+    builtin_templates, load_templates, TemplateEscalationFile, TemplateFile, TemplateKindFile,
+    TemplateSlaFile, AGENT_FAILURE,
+};
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
 /// refuses to start with it.
@@ -86,10 +96,10 @@ pub struct Config {
     pub severity: BTreeMap<Severity, SeverityConfig>,
     /// Ownership map: workflow pattern → team, primary, backup.
     #[serde(default)]
-    pub ownership: Vec<OwnershipRule>,
+    pub ownership: Vec<OwnershipConfig>,
     /// Runbook map: workflow pattern → rollback command.
     #[serde(default)]
-    pub runbook: Vec<RunbookRule>,
+    pub runbook: Vec<RunbookConfig>,
     /// Who each route reaches (`[routes.oncall] target = "rota:payments-primary"`).
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
@@ -122,27 +132,6 @@ fn default_team() -> String {
 /// The `true` default of the `enabled` switches.
 const fn yes() -> bool {
     true
-}
-
-/// `[severity.P1]` etc. Every field is optional; what is left out keeps the
-/// playbook default (see `domain::default_severities`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeverityConfig {
-    /// Minimum HCS to page at once (P1 90, P2 85, P3 70).
-    pub min_hcs: Option<f64>,
-    /// Below the minimum: `enrich_then_page` (P1), `queue` (P2), `ticket` (P3).
-    pub below_min: Option<BelowMin>,
-    /// Longest hold before an incomplete `enrich_then_page` report pages anyway (60s).
-    #[serde(default, with = "humantime_serde")]
-    pub max_hold: Option<Duration>,
-    /// First-response target (P1 5m, P2 15m, P3 4h).
-    #[serde(default, with = "humantime_serde")]
-    pub first_response: Option<Duration>,
-    /// Routes paged when the gate passes (P1 oncall, P2 owner, P3 queue).
-    pub page_routes: Option<Vec<String>>,
-    /// Escalation levels, replacing the default list when given.
-    pub escalation: Option<Vec<Level>>,
 }
 
 impl Config {
@@ -232,42 +221,6 @@ impl Config {
         Ok(())
     }
 
-    /// The domain policy this config describes.
-    pub fn policy(&self) -> Policy {
-        let mut severities = default_severities();
-        for (sev, c) in &self.severity {
-            let p: &mut SeverityPolicy = severities.get_mut(sev).expect("all severities");
-            if let Some(v) = c.min_hcs {
-                p.min_hcs = v;
-            }
-            if let Some(v) = c.below_min {
-                p.below_min = v;
-            }
-            if let Some(v) = c.max_hold {
-                p.max_hold = v;
-            }
-            if let Some(v) = c.first_response {
-                p.first_response = v;
-            }
-            if let Some(v) = &c.page_routes {
-                p.page_routes = v.clone();
-            }
-            if let Some(v) = &c.escalation {
-                p.escalation = v.clone();
-            }
-        }
-        Policy {
-            severities,
-            ownership: self.ownership.clone(),
-            runbook: self.runbook.clone(),
-            routes: self.routes.clone(),
-            default_team: self.default_team.clone(),
-            drill_route: (!self.jobs.weekly_drill.page_real_routes)
-                .then(|| self.jobs.weekly_drill.route.clone()),
-            templates: self.templates.clone(),
-        }
-    }
-
     /// Checks everything serde cannot; lists every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
@@ -330,6 +283,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

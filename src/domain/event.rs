@@ -20,9 +20,9 @@ use super::{BelowMin, Hcs, Packet, Severity};
 /// Current schema version of every event type. Every event so far is version
 /// 1, so there is no upcasting yet. When a payload changes: bump this, and
 /// rewrite older shapes to the new one where stored commits are decoded
-/// (`store::decode_commit`, before serde sees them). The recorded fixtures in
-/// `tests/fixtures/` replay in a test forever, so a change that breaks old
-/// events fails CI.
+/// (`wire::events::decode_commit`, before serde sees them). The recorded
+/// fixtures in `tests/fixtures/` replay in a test forever, so a change that
+/// breaks old events fails CI.
 pub const EVENT_VERSION: u32 = 1;
 
 /// A stored event.

@@ -35,7 +35,7 @@ pub use packet::{
     ParseLimits, ParsedReport, Report,
 };
 pub use policy::{
-    default_severities, BelowMin, Level, OwnershipRule, Policy, RouteConfig, RunbookRule, Severity,
+    default_severities, BelowMin, Level, OwnershipRule, Policy, Route, RunbookRule, Severity,
     SeverityPolicy, Step, ROUTE_BACKUP, ROUTE_OWNER, ROUTE_QUEUE,
 };
 pub use teamwork::{TeamCommand, TeamHandoff, TeamStatus};

@@ -1,8 +1,11 @@
 //! Severity policy: HCS gates, SLA bands, escalation levels, enrichment maps.
+//! Defaults are the playbook's.
 //!
-//! These types are also the `[severity.*]`, `[[ownership]]`, `[[runbook]]`
-//! and `[routes.*]` sections of the config file, so the documentation of each
-//! field lives here once. Defaults are the playbook's.
+//! The config file's `[severity.*]`, `[[ownership]]`, `[[runbook]]` and
+//! `[routes.*]` sections are the config's own types (`config::policy`),
+//! converted into these at start-up, so nothing here carries the file's
+//! serde attributes. Only [`Severity`] and [`BelowMin`] are serialized: events
+//! store them (`opened`, `held`), so their spelling is a stored format.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{is_subject_token, Packet};
 
-/// Incident severity.
+/// Incident severity. Stored in events (`"P1"`…); the same names in pages,
+/// the API and the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {
     P1,
@@ -55,6 +59,7 @@ impl FromStr for Severity {
 }
 
 /// What happens when a report scores below its severity's `min_hcs`.
+/// Stored as the `action` of `held` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BelowMin {
@@ -69,23 +74,19 @@ pub enum BelowMin {
 }
 
 /// One escalation level: who is paged, and how often.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Level {
     /// Routes paged at this level (each becomes `<prefix>.page.<route>.<team>`).
     pub routes: Vec<String>,
     /// Time to wait for an acknowledgement after each page of this level
-    /// before the next step ("5m", "300ms").
-    #[serde(with = "humantime_serde")]
+    /// before the next step.
     pub delay: Duration,
     /// Extra times this level is paged again, `delay` apart, before moving on.
-    #[serde(default)]
     pub repeat: u32,
 }
 
-/// Gate and SLA for one severity (`[severity.P1]` …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Gate and SLA for one severity.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeverityPolicy {
     /// Minimum HCS (0–100) to page at once.
     pub min_hcs: f64,
@@ -93,11 +94,9 @@ pub struct SeverityPolicy {
     pub below_min: BelowMin,
     /// With `enrich_then_page`: the longest a report is held before it pages
     /// anyway, flagged incomplete.
-    #[serde(with = "humantime_serde")]
     pub max_hold: Duration,
     /// First-response target, counted from when the report is opened (a gate
     /// hold does not stop the clock). The first escalation fires then.
-    #[serde(with = "humantime_serde")]
     pub first_response: Duration,
     /// Routes paged when the gate passes (level 0).
     pub page_routes: Vec<String>,
@@ -105,9 +104,8 @@ pub struct SeverityPolicy {
     pub escalation: Vec<Level>,
 }
 
-/// `[[ownership]]`: who owns workflows matching a pattern.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Who owns workflows matching a pattern.
+#[derive(Debug, Clone, PartialEq)]
 pub struct OwnershipRule {
     /// Glob over `workflow_id` (`*` and `?`), e.g. `"billing-*"`.
     pub workflow: String,
@@ -116,13 +114,11 @@ pub struct OwnershipRule {
     /// Primary owner.
     pub primary: String,
     /// Backup owner.
-    #[serde(default)]
     pub backup: Option<String>,
 }
 
-/// `[[runbook]]`: the rollback command for workflows matching a pattern.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The rollback command for workflows matching a pattern.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunbookRule {
     /// Glob over `workflow_id` (`*` and `?`).
     pub workflow: String,
@@ -130,14 +126,12 @@ pub struct RunbookRule {
     pub rollback_command: String,
     /// Whether this rollback has been exercised; untested rollbacks make
     /// "complete" packets fail in practice (the ownership audit lists them).
-    #[serde(default)]
     pub tested: bool,
 }
 
-/// `[routes.<name>]`: who a route reaches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
+/// Who a named route reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
     /// Who is reached (a rota, a person, a queue); shown in the page as `target`.
     pub target: String,
 }
@@ -148,13 +142,13 @@ pub struct Policy {
     pub severities: BTreeMap<Severity, SeverityPolicy>,
     pub ownership: Vec<OwnershipRule>,
     pub runbook: Vec<RunbookRule>,
-    pub routes: BTreeMap<String, RouteConfig>,
+    pub routes: BTreeMap<String, Route>,
     /// Team used when neither the report nor the ownership map names one.
     pub default_team: String,
     /// Where drill handoffs page instead of their real routes (`None`: the
     /// real routes).
     pub drill_route: Option<String>,
-    /// Handoff templates by name (`config/templates/*.toml`).
+    /// Handoff templates by name.
     pub templates: BTreeMap<String, super::teamwork::Template>,
 }
 
@@ -204,7 +198,8 @@ impl Policy {
             .find(|r| glob_match(&r.workflow, workflow_id))
     }
 
-    /// Checks what serde cannot: tokens, thresholds, non-empty routes.
+    /// Checks what the config file's types cannot: tokens, thresholds,
+    /// non-empty routes.
     /// Returns every problem, each naming its config key.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -395,7 +390,7 @@ mod tests {
         let mut policy = crate::testkit::policy();
         policy.routes.insert(
             "oncall".into(),
-            RouteConfig {
+            Route {
                 target: "rota:primary".into(),
             },
         );

@@ -1,7 +1,16 @@
 //! Fixtures shared by the domain's unit tests, the integration tests and the
 //! benchmarks: a complete packet, a report, and the default policy with the
 //! shipped templates. Not used by the daemon.
+//!
+//! The templates are built here in code, not parsed from
+//! `config/templates/*.toml`: the domain knows nothing of the config file
+//! format (`config::TemplateFile` parses it). A config test checks that these
+//! copies equal what the shipped files load into.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::teamwork::{Template, TemplateEscalation, TemplateKind, TemplateSla};
 use super::*;
 
 /// A packet with every field set: HCS 100 with a team.
@@ -57,7 +66,170 @@ pub fn policy() -> Policy {
         routes: Default::default(),
         default_team: "unassigned".into(),
         drill_route: Some("drill".into()),
-        templates: teamwork::builtin_templates(),
+        templates: templates(),
+    }
+}
+
+/// The templates shipped in `config/templates/`, by name: the incident
+/// template every report uses and the two example team handoffs.
+pub fn templates() -> BTreeMap<String, Template> {
+    [
+        agent_failure(),
+        sales_to_onboarding(),
+        design_to_development(),
+    ]
+    .into_iter()
+    .map(|t| (t.name.clone(), t))
+    .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn pairs<V: Copy, T: From<V>>(items: &[(&str, V)]) -> BTreeMap<String, T> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), T::from(*v)))
+        .collect()
+}
+
+/// `config/templates/agent_failure.toml`.
+fn agent_failure() -> Template {
+    Template {
+        name: "agent_failure".into(),
+        version: 1,
+        kind: TemplateKind::Incident,
+        description: "An automated workflow failed and needs a human owner".into(),
+        from_team: "agents".into(),
+        to_team: "owners".into(),
+        required_fields: vec![],
+        optional_fields: strings(&[
+            "run_id",
+            "workflow_id",
+            "objective",
+            "failure_class",
+            "last_successful_step",
+            "failing_step",
+            "error_summary",
+            "blast_radius",
+            "recommended_action",
+            "rollback_command",
+            "owner",
+            "ttl_seconds",
+        ]),
+        checklist: strings(&[
+            "Acknowledged within the SLA band",
+            "Contained (rollback or fix)",
+            "Resolved with a note",
+        ]),
+        sla: None,
+        escalation: TemplateEscalation::default(),
+        roles: pairs(&[
+            ("sender", "agent runner"),
+            ("receiver", "on-call owner"),
+            ("decider", "incident captain"),
+        ]),
+        rubric: BTreeMap::new(),
+        priority: Severity::P3,
+    }
+}
+
+/// `config/templates/sales_to_onboarding.toml`.
+fn sales_to_onboarding() -> Template {
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    Template {
+        name: "sales_to_onboarding".into(),
+        version: 1,
+        kind: TemplateKind::Work,
+        description: "A signed client moves from sales to onboarding".into(),
+        from_team: "sales".into(),
+        to_team: "onboarding".into(),
+        required_fields: strings(&[
+            "client_name",
+            "contract_value",
+            "start_date",
+            "key_contacts",
+            "special_requirements",
+            "goals",
+        ]),
+        optional_fields: strings(&["crm_link", "renewal_date"]),
+        checklist: strings(&[
+            "Contract signed and filed",
+            "Kickoff meeting scheduled",
+            "Client portal access created",
+            "Welcome email sent",
+        ]),
+        sla: Some(TemplateSla {
+            accept: hours(4),
+            complete: hours(5 * 24),
+        }),
+        escalation: TemplateEscalation {
+            accept: strings(&["team_lead"]),
+            complete: strings(&["team_lead", "manager"]),
+        },
+        roles: pairs(&[
+            ("sender", "account executive"),
+            ("receiver", "onboarding manager"),
+            ("team_lead", "onboarding-lead"),
+            ("manager", "head-of-customer-success"),
+            ("decider", "onboarding-lead"),
+        ]),
+        rubric: pairs(&[
+            ("client_name", 10u32),
+            ("contract_value", 10),
+            ("start_date", 15),
+            ("key_contacts", 20),
+            ("special_requirements", 15),
+            ("goals", 20),
+            ("crm_link", 5),
+            ("renewal_date", 5),
+        ]),
+        priority: Severity::P3,
+    }
+}
+
+/// `config/templates/design_to_development.toml`.
+fn design_to_development() -> Template {
+    let days = |d: u64| Duration::from_secs(d * 24 * 3600);
+    Template {
+        name: "design_to_development".into(),
+        version: 1,
+        kind: TemplateKind::Work,
+        description: "Finished designs move from design to development".into(),
+        from_team: "design".into(),
+        to_team: "development".into(),
+        required_fields: strings(&[
+            "project_name",
+            "design_files_url",
+            "specifications",
+            "breakpoints",
+            "interactions",
+            "assets_exported",
+        ]),
+        optional_fields: strings(&["accessibility_notes"]),
+        checklist: strings(&[
+            "All screens designed",
+            "Asset export complete",
+            "Interaction notes documented",
+            "Design review approved",
+        ]),
+        sla: Some(TemplateSla {
+            accept: days(1),
+            complete: days(10),
+        }),
+        escalation: TemplateEscalation {
+            accept: strings(&["team_lead"]),
+            complete: strings(&["team_lead"]),
+        },
+        roles: pairs(&[
+            ("sender", "product designer"),
+            ("receiver", "tech lead"),
+            ("team_lead", "engineering-manager"),
+            ("decider", "tech lead"),
+        ]),
+        rubric: BTreeMap::new(),
+        priority: Severity::P3,
     }
 }
 

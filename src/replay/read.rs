@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{Record, ReplayError};
-use crate::pages::Page;
 use crate::store::{decode_commit, Names, StoreError};
+use crate::wire::page::Page;
 
 /// Which stream sequences to read (inclusive; `None`: from the first / to
 /// the last one stored when the read starts).

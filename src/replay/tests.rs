@@ -14,9 +14,9 @@ use super::compare::compare;
 use super::read::{DaemonDigests, PageRecord};
 use super::*;
 use crate::domain::{decide, Command, Commit, EventData, IncidentCommand, Policy};
-use crate::pages::pages_for;
 use crate::store::Names;
 use crate::testkit;
+use crate::wire::page::pages_for;
 
 fn t0() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
@@ -181,10 +181,10 @@ proptest! {
         let k = (log.records.len() as f64 * cut) as usize;
         let full = projection_of(&log.records, None);
         let partial = projection_of(&log.records[..k], None);
-        let mut enc = crate::snapshot::Encoder::new(300);
+        let mut enc = crate::wire::snapshot::Encoder::new(300);
         partial.0.visit(|_| true, |h, s| enc.push(h, s));
         let (manifest, chunks) = enc.finish(Uuid::now_v7(), k as u64, "s".into(), t0());
-        let entries = crate::snapshot::decode(&manifest, &chunks).unwrap();
+        let entries = crate::wire::snapshot::decode(&manifest, &chunks).unwrap();
         let restored = projection_of(&log.records[k..], Some((entries, k as u64)));
         prop_assert_eq!(entries_of(&restored), entries_of(&full));
         prop_assert_eq!(gauges(&restored), gauges(&full));
@@ -237,24 +237,24 @@ fn a_corrupt_snapshot_is_refused_so_the_caller_replays_in_full() {
         open("r", crate::domain::Severity::P1),
     );
     let (h, s) = log.history[0].values().next().unwrap().clone();
-    let mut enc = crate::snapshot::Encoder::new(1 << 20);
+    let mut enc = crate::wire::snapshot::Encoder::new(1 << 20);
     enc.push(&h, s);
     let (manifest, mut chunks) = enc.finish(Uuid::now_v7(), 1, "s".into(), t0());
     assert_eq!(
-        crate::snapshot::decode(&manifest, &chunks).unwrap(),
+        crate::wire::snapshot::decode(&manifest, &chunks).unwrap(),
         vec![(h, s)]
     );
     chunks[0][5] ^= 1;
-    let err = crate::snapshot::decode(&manifest, &chunks).unwrap_err();
+    let err = crate::wire::snapshot::decode(&manifest, &chunks).unwrap_err();
     assert!(err.contains("checksum"), "{err}");
     let mut newer = manifest.clone();
-    newer.format = crate::snapshot::FORMAT + 1;
-    assert!(crate::snapshot::decode(&newer, &chunks).is_err());
-    assert!(crate::snapshot::decode::<Vec<u8>>(&manifest, &[]).is_err());
+    newer.format = crate::wire::snapshot::FORMAT + 1;
+    assert!(crate::wire::snapshot::decode(&newer, &chunks).is_err());
+    assert!(crate::wire::snapshot::decode::<Vec<u8>>(&manifest, &[]).is_err());
     // A format-1 (JSON lines) snapshot is refused, not misread.
     let mut json_lines = manifest.clone();
     json_lines.format = 1;
-    let err = crate::snapshot::decode(&json_lines, &chunks).unwrap_err();
+    let err = crate::wire::snapshot::decode(&json_lines, &chunks).unwrap_err();
     assert!(err.contains("format 1"), "{err}");
 }
 
@@ -268,22 +268,22 @@ fn every_chunk_of_a_snapshot_is_checked_and_named_when_it_fails() {
             open(&format!("r{n}"), crate::domain::Severity::P2),
         );
     }
-    let mut enc = crate::snapshot::Encoder::new(1);
+    let mut enc = crate::wire::snapshot::Encoder::new(1);
     for (h, s) in log.history.last().unwrap().values() {
         enc.push(h, *s);
     }
     let (manifest, mut chunks) = enc.finish(Uuid::now_v7(), 6, "s".into(), t0());
     assert_eq!(manifest.chunks, 6, "one entry per chunk at this size");
-    let whole = crate::snapshot::decode(&manifest, &chunks).unwrap();
+    let whole = crate::wire::snapshot::decode(&manifest, &chunks).unwrap();
     // Decoding in groups, as loading does, gives the same entries in order.
-    let mut grouped = crate::snapshot::decode_chunks(&manifest, 0, &chunks[..4]).unwrap();
-    grouped.extend(crate::snapshot::decode_chunks(&manifest, 4, &chunks[4..]).unwrap());
+    let mut grouped = crate::wire::snapshot::decode_chunks(&manifest, 0, &chunks[..4]).unwrap();
+    grouped.extend(crate::wire::snapshot::decode_chunks(&manifest, 4, &chunks[4..]).unwrap());
     assert_eq!(grouped, whole);
     chunks[4][7] ^= 0x40;
-    let err = crate::snapshot::decode(&manifest, &chunks).unwrap_err();
+    let err = crate::wire::snapshot::decode(&manifest, &chunks).unwrap_err();
     assert!(err.contains("chunk 4"), "{err}");
     chunks[4].truncate(3);
-    assert!(crate::snapshot::decode(&manifest, &chunks).is_err());
+    assert!(crate::wire::snapshot::decode(&manifest, &chunks).is_err());
     // A chunk whose hash matches but whose LZ4 size claims 2 GiB is refused
     // before anything is allocated for it.
     use sha2::Digest;
@@ -294,7 +294,7 @@ fn every_chunk_of_a_snapshot_is_checked_and_named_when_it_fails() {
         .map(|b| format!("{b:02x}"))
         .collect();
     manifest.bytes = chunks.iter().map(|c| c.len() as u64).sum();
-    let err = crate::snapshot::decode(&manifest, &chunks).unwrap_err();
+    let err = crate::wire::snapshot::decode(&manifest, &chunks).unwrap_err();
     assert!(err.contains("chunk 4 claims"), "{err}");
 }
 

@@ -213,6 +213,16 @@ impl Names {
     }
 }
 
+/// The derivation of pages (`wire::page`) asks for its subjects here.
+impl crate::wire::page::PageSubjects for Names {
+    fn page(&self, route: &str, team: &str) -> String {
+        Names::page(self, route, team)
+    }
+    fn cmd(&self, verb: &str) -> String {
+        Names::cmd(self, verb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::{is_subject_token, DomainError, Hcs, Severity, Stamp};
 
 /// Whether a template describes an agent incident or work between teams.
+/// Stored (`kind` of an `initiated` event's template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateKind {
@@ -34,9 +35,8 @@ pub enum TemplateKind {
     Work,
 }
 
-/// Accept and complete SLAs.
+/// Accept and complete SLAs. Stored as part of [`Template`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TemplateSla {
     /// The receiving team must accept within this ("4h").
     #[serde(with = "humantime_serde")]
@@ -46,9 +46,8 @@ pub struct TemplateSla {
     pub complete: Duration,
 }
 
-/// Routes paged when an SLA is missed.
+/// Routes paged when an SLA is missed. Stored as part of [`Template`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TemplateEscalation {
     /// Routes paged when nobody accepted in time.
     #[serde(default)]
@@ -58,10 +57,22 @@ pub struct TemplateEscalation {
     pub complete: Vec<String>,
 }
 
-/// A handoff template (`config/templates/<name>.toml`). The same struct is
-/// recorded in each `initiated` event.
+/// A handoff template: what the team-handoff rules read, and a **stored
+/// record**. Its serde shape is the `template` of every `initiated` event
+/// (and of team handoffs in snapshots), so it is written once and read
+/// forever: field names, durations as humantime strings (`"5days"`) and the
+/// defaults for fields an older event lacks never change; a change is a new
+/// `EVENT_VERSION` with an upcaster. The config file's shape is
+/// `config::TemplateFile`, converted into this at start-up, so renaming a
+/// config key never changes these bytes.
+///
+/// Unlike the config DTO it does not deny unknown fields: a stored event
+/// must stay readable by every build, and a key a newer Baton adds without
+/// changing a meaning (a change of meaning bumps the version, which older
+/// readers refuse) must not make an older one take the commit for corrupt
+/// mid-upgrade. The commit decoder ignores unknown envelope keys for the
+/// same reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Template {
     /// Transition name; also the `<template>` subject token.
     pub name: String,
@@ -407,17 +418,4 @@ pub enum TeamCommand {
 
 pub use apply::{apply, apply_to};
 
-/// The templates shipped in `config/templates/`, compiled in: the incident
-/// template every report uses and the example team handoffs.
-pub fn builtin_templates() -> BTreeMap<String, Template> {
-    [
-        include_str!("../../../config/templates/agent_failure.toml"),
-        include_str!("../../../config/templates/sales_to_onboarding.toml"),
-        include_str!("../../../config/templates/design_to_development.toml"),
-    ]
-    .iter()
-    .map(|t| toml::from_str::<Template>(t).expect("shipped templates parse"))
-    .map(|t| (t.name.clone(), t))
-    .collect()
-}
 pub use decide::{decide, tick, ROUTE_TEAM};

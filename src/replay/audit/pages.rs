@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{violation, Audit, Finding, FindingKind};
 use crate::domain::{Event, Kind};
-use crate::pages::pages_for;
+use crate::wire::page::pages_for;
 
 /// No duplicate pages; each page derives from a stored event under its
 /// message id; each notice's pages are stored.
