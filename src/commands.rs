@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 
 use crate::domain::teamwork::{TeamCommand, TemplateKind};
 use crate::domain::{parse_object, Command, DomainError, IncidentCommand, Owner, Policy};
-use crate::engine::{Engine, EngineError, Outcome};
+use crate::app::engine::{Engine, EngineError, Outcome};
 use crate::store::Names;
-use crate::views::HandoffView;
+use crate::app::views::HandoffView;
 
 /// The verbs served.
 pub const VERBS: &[&str] = &[

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Limits};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{parse_report, FieldError, ParseLimits, ParsedReport, Policy};
-use crate::engine::{Engine, EngineError, Outcome, ReportSource};
+use crate::app::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 

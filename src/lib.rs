@@ -10,7 +10,8 @@
 //! - [`commands`] — `ack` / `override` / `enrich` / `resolve` / `get`, one
 //!   transport-free handler served over NATS request/reply (and HTTP).
 //! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
-//! - [`engine`] — the write path: decide, append with optimistic concurrency, retry.
+//! - [`app`] — the write path (decide, append with optimistic concurrency,
+//!   retry) and the views every transport answers with.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
@@ -27,7 +28,7 @@
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
-//! Dependencies point down only: `domain` ← `store` ← `engine` / `projector`
+//! Dependencies point down only: `domain` ← `store` ← `app` / `projector`
 //! ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` / `commands` ←
 //! `server` ← the binary. `config` imports only `domain`; `server` turns it
 //! into what each component takes (`http::AppState`, `jobs::JobContext`,
@@ -35,12 +36,12 @@
 //! in the daemon imports. One exception remains: the projector still feeds
 //! the SLA timer and the metrics itself.
 
+pub mod app;
 pub mod client;
 pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod domain;
-pub mod engine;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
@@ -56,4 +57,3 @@ pub mod store;
 pub mod teams;
 #[doc(hidden)]
 pub mod testkit;
-pub mod views;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::{Command, DomainError};
-use crate::engine::{Engine, EngineError};
+use crate::app::engine::{Engine, EngineError};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};

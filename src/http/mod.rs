@@ -20,7 +20,7 @@ pub mod auth;
 pub mod handoffs;
 pub mod problem;
 pub mod reports;
-pub use crate::views;
+pub use crate::app::views;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::{HttpConfig, Limits};
-use crate::engine::Engine;
+use crate::app::engine::Engine;
 use crate::metrics::Metrics;
 use crate::stats::{self, Stats};
 use crate::store::{Names, Stream};

@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{JobsConfig, AGENT_FAILURE};
-use crate::engine::Engine;
+use crate::app::engine::Engine;
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
