@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use std::collections::BTreeMap;
 
+use crate::app::engine::{Engine, EngineError, Outcome};
+use crate::app::views::HandoffView;
 use crate::domain::teamwork::{TeamCommand, TemplateKind};
 use crate::domain::{parse_object, Command, DomainError, IncidentCommand, Owner, Policy};
-use crate::app::engine::{Engine, EngineError, Outcome};
 use crate::store::Names;
-use crate::app::views::HandoffView;
 
 /// The verbs served.
 pub const VERBS: &[&str] = &[

@@ -21,10 +21,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::config::{Config, Limits};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{parse_report, FieldError, ParseLimits, ParsedReport, Policy};
-use crate::app::engine::{Engine, EngineError, Outcome, ReportSource};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::engine::{Engine, EngineError};
 use crate::config::Config;
 use crate::domain::{Command, DomainError};
-use crate::app::engine::{Engine, EngineError};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};

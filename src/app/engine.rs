@@ -213,3 +213,200 @@ pub struct ReportSource {
     /// The stream's receive time, Unix milliseconds.
     pub published_ms: u64,
 }
+
+/// The retry loop against a real `nats-server`: a second [`EventStore`] on
+/// the same stream plays the other daemon, writing behind this engine's
+/// projection exactly where a lagging projector would leave it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{free_port, NatsServer};
+    use crate::domain::{Severity, Status};
+    use crate::metrics::Metrics;
+    use crate::store::{self, Names, StreamSettings};
+    use crate::testkit::{policy, report};
+
+    struct Daemons {
+        /// This daemon's engine, over `projection`.
+        engine: Engine,
+        projection: Arc<Projection>,
+        /// The other daemon's handle on the same stream.
+        other: EventStore,
+        _timer: crate::sla::TimerQueue,
+        _server: NatsServer,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn daemons() -> Daemons {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = (0..5)
+            .find_map(|_| NatsServer::start(dir.path(), free_port()).ok())
+            .expect("nats-server starts");
+        let client = async_nats::connect(&server.url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let names = Names::new("baton");
+        let settings = StreamSettings {
+            replicas: 1,
+            max_report_bytes: 64 * 1024,
+            pages_duplicate_window: std::time::Duration::from_secs(60),
+            pages_max_age: std::time::Duration::ZERO,
+        };
+        store::ensure_streams(&js, &names, &settings)
+            .await
+            .expect("streams");
+        let open = |js| EventStore::open(js, &names, 16, None);
+        let (mine, other) = (open(js.clone()).await.unwrap(), open(js).await.unwrap());
+        let policy = Arc::new(policy());
+        let (timer, queue) = crate::sla::channel();
+        let projection = Arc::new(Projection::new(
+            policy.clone(),
+            timer,
+            Arc::new(Metrics::new()),
+        ));
+        Daemons {
+            engine: Engine::new(mine, projection.clone(), policy),
+            projection,
+            other,
+            _timer: queue,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    fn open() -> Command {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: None,
+        })
+    }
+
+    fn ack(by: &str) -> Command {
+        Command::Incident(IncidentCommand::Acknowledge { by: by.into() })
+    }
+
+    /// The commit `cmd` produces on `state`, as another daemon would store it.
+    fn commit(id: Uuid, state: Option<&Handoff>, cmd: &Command) -> Commit {
+        let now = Utc::now();
+        let events = decide(state, cmd, now, &policy()).expect("decided");
+        Commit {
+            events: events
+                .into_iter()
+                .map(|e| e.seal(Uuid::now_v7(), id, now))
+                .collect(),
+        }
+    }
+
+    fn acknowledged_by(h: &Handoff) -> Option<&str> {
+        h.as_incident()?
+            .acknowledged
+            .as_ref()
+            .map(|s| s.by.as_str())
+    }
+
+    /// Another daemon opened the handoff and this projector has not seen
+    /// it: `NotFound` makes the engine read the stream once, then decide.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_found_refreshes_from_the_stream_once_before_refusing() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = commit(id, None, &open());
+        d.other
+            .append(id, 0, &format!("{id}:0"), &opened)
+            .await
+            .unwrap();
+        assert!(d.projection.get(id).is_none(), "precondition: not seen");
+
+        let outcome = d.engine.execute(id, ack("alice")).await.expect("acked");
+        assert_eq!(outcome.seq, Some(2));
+        assert_eq!(outcome.events[0].kind(), "acknowledged");
+        let h = outcome.handoff.expect("state");
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+
+        // Nothing stored anywhere: refused after one refresh, and the empty
+        // slot the attempt made is gone again.
+        let nobody = Uuid::now_v7();
+        let err = d.engine.execute(nobody, ack("alice")).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Domain(DomainError::NotFound)),
+            "{err}"
+        );
+        assert_eq!(d.projection.len(), 1, "only the real handoff is held");
+    }
+
+    /// The other daemon stored its decision under the msg-id this engine
+    /// uses next (`<id>:<seq>`): the append is answered as a duplicate, the
+    /// engine reloads and re-decides on what was really stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_duplicate_append_reloads_and_decides_again_on_the_stored_state() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = d.engine.execute(id, open()).await.unwrap();
+        assert_eq!(opened.seq, Some(1));
+        let theirs = commit(id, opened.handoff.as_ref(), &ack("alice"));
+        let msg_id = format!("{id}:1");
+        d.other.append(id, 1, &msg_id, &theirs).await.unwrap();
+        // Precondition: the server answers that msg-id as a duplicate even
+        // though the expected sequence is stale by now.
+        let again = d.other.append(id, 1, &msg_id, &theirs).await.unwrap();
+        assert!(again.duplicate, "the msg-id is deduplicated first");
+
+        let err = d.engine.execute(id, ack("bob")).await.unwrap_err();
+        assert!(
+            matches!(&err, EngineError::Domain(DomainError::AlreadyAcknowledged { by, .. }) if by == "alice"),
+            "{err}"
+        );
+        let h = d.projection.get(id).unwrap();
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+        assert_eq!(
+            d.other.read_after(id, 0).await.unwrap().len(),
+            2,
+            "bob's acknowledgement was never stored"
+        );
+    }
+
+    /// The other daemon's commit took the sequence: the append conflicts,
+    /// the engine reloads, and a command that is still due is stored after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflicting_append_reloads_and_stores_after_the_winner() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = d.engine.execute(id, open()).await.unwrap();
+        let theirs = commit(id, opened.handoff.as_ref(), &ack("alice"));
+        d.other.append(id, 1, "elsewhere", &theirs).await.unwrap();
+
+        let resolve = Command::Incident(IncidentCommand::Resolve {
+            by: "bob".into(),
+            note: None,
+        });
+        let outcome = d.engine.execute(id, resolve).await.expect("resolved");
+        assert_eq!(outcome.seq, Some(3), "stored after the winner's commit");
+        let h = outcome.handoff.unwrap();
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+        assert_eq!(h.as_incident().unwrap().status(), Status::Resolved);
+    }
+
+    /// A msg-id the stream already holds under another subject makes every
+    /// append a duplicate that no reload can explain: the loop gives up
+    /// after `MAX_ATTEMPTS` instead of spinning, and stores nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_that_never_land_give_up_as_contended_after_max_attempts() {
+        let d = daemons().await;
+        let (id, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
+        let squatter = commit(elsewhere, None, &open());
+        d.other
+            .append(elsewhere, 0, &format!("{id}:0"), &squatter)
+            .await
+            .unwrap();
+
+        let err = d.engine.execute(id, open()).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Contended(n) if n == MAX_ATTEMPTS),
+            "{err}"
+        );
+        assert!(d.other.read_after(id, 0).await.unwrap().is_empty());
+        assert!(d.projection.get(id).is_none());
+        assert_eq!(d.projection.len(), 0, "the empty slot is forgotten");
+    }
+}

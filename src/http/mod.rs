@@ -40,8 +40,8 @@ use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{HttpConfig, Limits};
 use crate::app::engine::Engine;
+use crate::config::{HttpConfig, Limits};
 use crate::metrics::Metrics;
 use crate::stats::{self, Stats};
 use crate::store::{Names, Stream};

@@ -29,8 +29,8 @@ use uuid::Uuid;
 use super::problem::{Problem, ProblemDetails, ProblemField};
 use super::views::HcsView;
 use super::AppState;
-use crate::domain::{decide, Command, EventData, FieldError, IncidentCommand, ParseLimits};
 use crate::app::engine::ReportSource;
+use crate::domain::{decide, Command, EventData, FieldError, IncidentCommand, ParseLimits};
 use crate::ingest::{self, Handled};
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.

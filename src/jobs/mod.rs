@@ -41,8 +41,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{JobsConfig, AGENT_FAILURE};
 use crate::app::engine::Engine;
+use crate::config::{JobsConfig, AGENT_FAILURE};
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
