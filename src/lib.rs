@@ -7,11 +7,12 @@
 //! - [`config`] — the strict, documented TOML config and its env overrides.
 //! - [`ingest`] — reports in: the durable `BATON_REPORTS` consumer, validation,
 //!   the rejected-report stream.
-//! - [`commands`] — `ack` / `override` / `enrich` / `resolve` / `get`, one
-//!   transport-free handler served over NATS request/reply (and HTTP).
 //! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
-//! - [`app`] — the write path (decide, append with optimistic concurrency,
-//!   retry) and the views every transport answers with.
+//! - [`app`] — the application service every transport calls
+//!   (`app::Handoffs`): the write path (decide, append with optimistic
+//!   concurrency, retry), the reads, one typed request per verb, one error
+//!   enum, and the views every transport answers with.
+//! - [`api`] — the NATS request/reply loop for `cmd.*` and `job.*`.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
@@ -36,9 +37,9 @@
 //! in the daemon imports. One exception remains: the projector still feeds
 //! the SLA timer and the metrics itself.
 
+pub mod api;
 pub mod app;
 pub mod client;
-pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod domain;

@@ -799,3 +799,58 @@ async fn team_handoffs_over_http_take_the_same_path_as_over_nats() {
     );
     daemon.stop().await.unwrap();
 }
+
+/// Issue #11: NATS and HTTP give the same answer to the same question (HTTP
+/// unwrapped, NATS under `"ok": true`), and the same refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_and_http_answer_get_and_list_the_same() {
+    let nats = Nats::start();
+    let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
+    let app = router(daemon.shared().app_state());
+    let (client, _js) = nats.client().await;
+    let id = p2_report(&app, "same").await;
+    let r = post(
+        &app,
+        "/v1/handoffs",
+        json!({"template": "sales_to_onboarding", "by": "sam",
+        "fields": {"client_name": "Acme", "contract_value": 1, "start_date": "2026-12-01",
+                   "key_contacts": ["ann"], "special_requirements": "none", "goals": "live"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let over_http = get(&app, &format!("/v1/handoffs/{id}")).await.json();
+    let over_nats = command(&client, "get", json!({"id": id})).await;
+    assert_eq!(over_nats["handoff"], over_http);
+
+    let over_http = get(&app, "/v1/handoffs?kind=incident&limit=5").await.json();
+    let over_nats = command(&client, "list", json!({"kind": "incident", "limit": 5})).await;
+    assert_eq!(over_nats["ok"], true, "{over_nats}");
+    assert_eq!(over_nats["page"], over_http);
+    assert_eq!(over_http["items"].as_array().unwrap().len(), 1);
+
+    // The same refusals, with the same codes.
+    let p = get(&app, "/v1/handoffs?status=lost")
+        .await
+        .problem(400, "invalid_query");
+    let r = command(&client, "list", json!({"status": "lost"})).await;
+    assert_eq!(r["error"]["code"], p["code"]);
+    assert_eq!(r["error"]["errors"], p["errors"]);
+
+    // An empty body is `{}` over NATS as over HTTP.
+    let empty = client.request("baton.cmd.ack", "".into()).await.unwrap();
+    let r: Value = serde_json::from_slice(&empty.payload).unwrap();
+    assert_eq!(r["error"]["code"], "missing_field", "{r}");
+    assert_eq!(r["error"]["field"], "id");
+    let p = call(
+        &app,
+        Method::POST,
+        &format!("/v1/handoffs/{id}/ack"),
+        Some(TOKEN),
+        Body::empty(),
+    )
+    .await
+    .problem(422, "missing_field");
+    assert_eq!(p["field"], "by");
+    daemon.stop().await.unwrap();
+}

@@ -1,15 +1,20 @@
-//! The API's shapes: what `/v1/handoffs` answers and what its commands
-//! take. Kept apart from the domain types so the wire contract (and the
-//! OpenAPI schemas derived from it) changes only on purpose.
+//! The API's answers: a handoff as every transport shows it
+//! ([`HandoffView`]), a page of the list, a timeline, a command's reply, a
+//! submitted report's preview and the state digests. Kept apart from the
+//! domain types so the wire contract (and the OpenAPI schemas derived from
+//! it) changes only on purpose; what requests take is in `requests`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::engine::Outcome;
 use crate::domain::{
-    BelowMin, Handoff, Hcs, Incident, Packet, Policy, Severity, Stamp, Status, TeamHandoff,
+    BelowMin, Event, Handoff, Hcs, Incident, Packet, Policy, Severity, Stamp, Status, TeamHandoff,
     TeamStatus,
 };
 
@@ -335,109 +340,80 @@ pub struct Timeline {
     pub events: Vec<Value>,
 }
 
-/// Body of `ack`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AckBody {
-    /// Who acknowledges (1–128 printable characters).
-    pub by: String,
-}
-
-/// Body of `override`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct OverrideBody {
-    pub by: String,
-    /// Why the gate is overridden (required).
-    pub reason: String,
-}
-
-/// Body of `enrich`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EnrichBody {
-    pub by: String,
-    /// Packet fields to fill (same names and rules as a report; not `dedup_key`).
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-}
-
-/// Body of `resolve`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ResolveBody {
-    pub by: String,
-    pub note: Option<String>,
-}
-
-/// Body of `POST /v1/handoffs` (start a team handoff).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct StartBody {
-    /// Template name (`config/templates/<name>.toml`, `kind = "work"`).
-    pub template: String,
-    pub by: String,
-    /// Field values; every `required_fields` entry must be present.
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-    /// Makes a retried start join the same handoff.
-    pub dedup_key: Option<String>,
-}
-
-/// Body of `accept`, `complete`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ByBody {
-    pub by: String,
-}
-
-/// Body of `check`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CheckBody {
-    pub by: String,
-    /// Checklist item: its number (1-based) or exact text.
-    #[schema(value_type = String)]
-    pub item: Value,
-}
-
-/// Body of `return`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ReturnBody {
-    pub by: String,
-    /// Missing field names.
-    pub missing: Option<Vec<String>>,
-    pub reason: Option<String>,
-}
-
-/// Body of `resubmit`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ResubmitBody {
-    pub by: String,
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-}
-
-/// Body of `cancel`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CancelBody {
-    pub by: String,
-    pub reason: String,
-}
-
-/// Body of `rate`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RateBody {
-    pub by: String,
-    /// 1 to 5.
-    pub rating: u8,
-    pub comment: Option<String>,
-}
-
-/// The command reply, identical to the NATS reply:
+/// The reply to a command, the same over NATS and HTTP:
 /// `{"ok": true, "handoff": {...}, "events": [...], "seq": n}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CommandReply {
+    /// Always `true` (a refusal is an error reply instead).
     pub ok: bool,
-    /// State after the command (the stored form).
-    #[schema(value_type = Object)]
-    pub handoff: Value,
-    /// Events stored by this command.
+    /// The handoff after the command, as [`HandoffView`] shows it.
+    pub handoff: Option<HandoffView>,
+    /// Events stored by this command (empty when nothing was due).
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<Value>,
+    pub events: Vec<Event>,
     /// Stream sequence of the stored commit; null when nothing was stored.
     pub seq: Option<u64>,
+}
+
+impl CommandReply {
+    /// The reply for what a command did.
+    pub fn new(outcome: Outcome, policy: &Policy) -> Self {
+        Self {
+            ok: true,
+            handoff: outcome
+                .handoff
+                .as_ref()
+                .map(|h| HandoffView::new(h, policy)),
+            events: outcome.events,
+            seq: outcome.seq,
+        }
+    }
+}
+
+/// What a report submitted over HTTP will become.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportAccepted {
+    /// The handoff the ingest opens (or joins) for it.
+    pub handoff_id: Uuid,
+    /// Sequence of the report in `BATON_REPORTS`.
+    pub report_seq: u64,
+    /// The `Idempotency-Key` was seen before: nothing new was stored and
+    /// `report_seq` is the first report's.
+    pub duplicate: bool,
+    /// The score the report gets at open.
+    pub hcs: HcsView,
+    /// Whether that score passes the severity's gate (else it is held).
+    pub gate_passed: bool,
+    /// Fields truncated to `limits.max_field_bytes`.
+    pub warnings: Vec<String>,
+}
+
+/// The reply to `digest`: the live projection's state digests, for `baton
+/// audit verify`. Without a bucket, one digest per bucket (the last byte of
+/// the handoff id); with one, that bucket's per-handoff digests, so a
+/// bucket stays far below NATS's payload limit even with millions of
+/// handoffs.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Digests {
+    /// `{"applied_seq", "handoffs", "buckets": [256 hex digests]}`.
+    Buckets {
+        /// The projection's sequence, read before the entries: an entry
+        /// may be newer, never older.
+        applied_seq: u64,
+        handoffs: usize,
+        buckets: Vec<String>,
+    },
+    /// `{"applied_seq", "digests": {id: {"seq", "digest"}}}`.
+    Bucket {
+        applied_seq: u64,
+        digests: BTreeMap<String, HandoffDigest>,
+    },
+}
+
+/// One handoff's state digest and the sequence it reflects.
+#[derive(Debug, Serialize)]
+pub struct HandoffDigest {
+    pub seq: u64,
+    pub digest: String,
 }
