@@ -803,7 +803,7 @@ async fn team_handoffs_over_http_take_the_same_path_as_over_nats() {
 /// Issue #11: NATS and HTTP give the same answer to the same question (HTTP
 /// unwrapped, NATS under `"ok": true`), and the same refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_and_http_answer_get_and_list_the_same() {
+async fn nats_and_http_answer_get_list_and_stats_the_same() {
     let nats = Nats::start();
     let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
     let app = router(daemon.shared().app_state());
@@ -829,7 +829,35 @@ async fn nats_and_http_answer_get_and_list_the_same() {
     assert_eq!(over_nats["page"], over_http);
     assert_eq!(over_http["items"].as_array().unwrap().len(), 1);
 
+    // Incident and team figures over the same window; only `now` and
+    // `since` move between the two calls.
+    let without_clock = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        o.remove("now");
+        o.remove("since");
+        v
+    };
+    let over_http = get(&app, "/v1/stats?days=7").await.json();
+    let over_nats = command(&client, "stats", json!({"days": 7})).await;
+    assert_eq!(
+        without_clock(over_nats["stats"].clone()),
+        without_clock(over_http.clone())
+    );
+    assert_eq!(
+        (&over_http["days"], &over_http["total"]),
+        (&json!(7), &json!(1))
+    );
+    assert_eq!(over_http["work"][0]["total"], 1);
+
     // The same refusals, with the same codes.
+    let p = get(&app, "/v1/stats?days=0")
+        .await
+        .problem(400, "invalid_query");
+    let r = command(&client, "stats", json!({"days": 0})).await;
+    assert_eq!(
+        (&r["error"]["code"], &r["error"]["message"]),
+        (&p["code"], &p["detail"])
+    );
     let p = get(&app, "/v1/handoffs?status=lost")
         .await
         .problem(400, "invalid_query");
@@ -852,5 +880,8 @@ async fn nats_and_http_answer_get_and_list_the_same() {
     .await
     .problem(422, "missing_field");
     assert_eq!(p["field"], "by");
+    let empty = client.request("baton.cmd.stats", "".into()).await.unwrap();
+    let r: Value = serde_json::from_slice(&empty.payload).unwrap();
+    assert_eq!(r["stats"]["days"], 30, "{r}");
     daemon.stop().await.unwrap();
 }

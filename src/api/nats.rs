@@ -5,8 +5,7 @@
 //! typed request (`app::requests`; an empty body is `{}`, as over HTTP),
 //! the application service or the job runs it, and the answer goes back
 //! as `{"ok": true, …}`: the command reply, `"handoff"` (get), `"page"`
-//! (list), `"stats"` (team handoffs, all time), the digests, or a job's
-//! `"record"`. Any refusal is
+//! (list), `"stats"`, the digests, or a job's `"record"`. Any refusal is
 //! `{"ok": false, "error": {"code", "message", "field"?, "errors"?}}` with
 //! the code of [`AppError::code`].
 //!
@@ -138,7 +137,7 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
     Ok(match verb {
         "get" => json!({"ok": true, "handoff": app.get(requests::id(&obj)?).await?}),
         "list" => json!({"ok": true, "page": app.list(requests::body(verb, obj)?)?}),
-        "stats" => json!({"ok": true, "stats": crate::teams::work_stats(&app.all())}),
+        "stats" => json!({"ok": true, "stats": app.stats(&requests::body(verb, obj)?)?}),
         "digest" => ok(app.digest(&requests::body(verb, obj)?)),
         "start" => ok(app.start(requests::body(verb, obj)?).await?),
         _ => {
