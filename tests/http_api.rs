@@ -373,6 +373,32 @@ async fn reports_are_stored_for_the_ingest_or_refused_with_every_field_error() {
     assert_eq!(a["hcs"]["components"]["reproducibility"], 100);
     let view = wait_status(&app, &p1_id("h1").to_string(), "paged").await;
     assert_eq!(view["hcs"]["score"], a["hcs"]["score"]);
+    assert_eq!(a["joins"], false);
+
+    // R17: the same failure again joins that handoff; the answer says so
+    // and shows its figures instead of previewing a page that never comes.
+    let mut partial: Value = serde_json::from_slice(&p1("h1")).unwrap();
+    partial.as_object_mut().unwrap().remove("rollback_command");
+    let r = post_report(&app, &serde_json::to_vec(&partial).unwrap()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let again = r.json();
+    assert_eq!(again["handoff_id"], a["handoff_id"]);
+    assert_eq!(
+        (&again["joins"], &again["duplicate"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(
+        again["hcs"], view["hcs"],
+        "the handoff's score, not the report's"
+    );
+    assert_eq!(again["gate_passed"], view["gate"]["passed"]);
+    eventually("reported again", || async {
+        let v = get(&app, &format!("/v1/handoffs/{}", p1_id("h1")))
+            .await
+            .json();
+        (v["reports"] == 2).then_some(())
+    })
+    .await;
 
     // Keyless (no run_id, no dedup key): the id the ingest derives from the
     // stream sequence, and the score it records (held: 89 < 90).

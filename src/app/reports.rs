@@ -22,7 +22,7 @@ use super::views::{HcsView, ReportAccepted};
 use super::{AppError, Handoffs};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{
-    decide, parse_report, Command, EventData, FieldError, IncidentCommand, ParseLimits,
+    decide, parse_report, Command, EventData, FieldError, Handoff, IncidentCommand, ParseLimits,
     ParsedReport, Policy,
 };
 use crate::store::StoreError;
@@ -119,7 +119,8 @@ impl Handoffs {
 
     /// A report over HTTP: validated, then published to `BATON_REPORTS`
     /// (with `msg_id` as its `Nats-Msg-Id`) for the ingest. The answer says
-    /// which handoff it becomes and the score and gate it gets at open.
+    /// which handoff it becomes and, for a new one, the score and gate the
+    /// ingest will record; for one that exists already, that it joins it.
     pub async fn submit_report(
         &self,
         template: &str,
@@ -136,6 +137,16 @@ impl Handoffs {
                 }
                 return Err(AppError::InvalidReport(reasons));
             }
+        };
+        // R17: a report whose handoff exists joins it; previewing a new
+        // page would describe one that never comes. Looked up before the
+        // report is stored: afterwards the ingest may already have opened
+        // the handoff for this very report. A keyless report gets a fresh
+        // id, so only a keyed one can join.
+        let keyed = crate::domain::handoff_id_for(template, &parsed.report);
+        let before = match keyed {
+            Some(id) => self.engine.load(id).await?,
+            None => None,
         };
         let names = self.names();
         let js = self.engine.store().context();
@@ -158,12 +169,26 @@ impl Handoffs {
             ack.sequence,
         )
         .await?;
-        let (hcs, gate_passed) = self.score_at_open(template, &parsed, ack.sequence);
-        tracing::info!(%handoff_id, seq = ack.sequence, duplicate = ack.duplicate, "report stored over HTTP");
+        // A duplicate stored nothing: it is about the first report's
+        // handoff as it stands now.
+        let existing = if ack.duplicate {
+            self.engine.load(handoff_id).await?
+        } else {
+            before
+        };
+        let (joins, hcs, gate_passed) = match existing.as_ref().and_then(Handoff::as_incident) {
+            Some(i) => (true, HcsView::from(&i.hcs), i.gate_passed),
+            None => {
+                let (hcs, passed) = self.score_at_open(template, &parsed, ack.sequence);
+                (false, hcs, passed)
+            }
+        };
+        tracing::info!(%handoff_id, seq = ack.sequence, duplicate = ack.duplicate, joins, "report stored over HTTP");
         Ok(ReportAccepted {
             handoff_id,
             report_seq: ack.sequence,
             duplicate: ack.duplicate,
+            joins,
             hcs,
             gate_passed,
             warnings: parsed.warnings,

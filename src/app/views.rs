@@ -380,7 +380,14 @@ pub struct ReportAccepted {
     /// The `Idempotency-Key` was seen before: nothing new was stored and
     /// `report_seq` is the first report's.
     pub duplicate: bool,
-    /// The score the report gets at open.
+    /// The handoff existed when the report arrived (same dedup key): the
+    /// report joins it.
+    /// The ingest records it as `reported_again` (nothing at all when
+    /// `duplicate`) and pages nobody anew; `hcs` and `gate_passed` are then
+    /// that handoff's current score and gate, not a new page's.
+    pub joins: bool,
+    /// The score the report gets at open (when `joins`: the handoff's
+    /// current score).
     pub hcs: HcsView,
     /// Whether that score passes the severity's gate (else it is held).
     pub gate_passed: bool,

@@ -4,8 +4,9 @@
 //! A valid report is *published to `BATON_REPORTS`*, not handed to the
 //! engine: the ingest consumer then processes it like any runner's report,
 //! so there is one write path. The answer is computed without waiting for
-//! the ingest: the handoff id the ingest will use, and the score and gate
-//! it will record at open. An invalid report is counted and recorded on
+//! the ingest: the handoff id the ingest will use, and either the score and
+//! gate it will record or, when that handoff exists already, that the
+//! report joins it (`joins`). An invalid report is counted and recorded on
 //! `<prefix>.rejected.<template>` exactly as a rejected NATS report is, and
 //! the caller gets every field error at once (see `app::reports`).
 
@@ -49,7 +50,7 @@ fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
     ),
     request_body(content = Object, description = "The report: `severity`, packet fields, optional `team` and `dedup_key`", content_type = "application/json"),
     responses(
-        (status = 202, description = "Stored; the ingest opens or joins the handoff", body = ReportAccepted),
+        (status = 202, description = "Stored; the ingest opens the handoff, or the report joins it (`joins`)", body = ReportAccepted),
         (status = 400, description = "Bad Idempotency-Key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
