@@ -29,10 +29,12 @@
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
-//! Dependencies point down only: `domain` ← `store` ← `app` / `projector`
-//! ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` / `commands` ←
-//! `server` ← the binary. `config` imports only `domain`; `server` turns it
-//! into what each component takes (`http::AppState`, `jobs::JobContext`,
+//! Dependencies point down only: `domain` ← `store` ← `projector` ← `app`
+//! ← `ingest` / `jobs` / `http` / `api` ← `server` ← the binary. `metrics`,
+//! `sla`, `stats` and `teams` sit beside that line and import only `domain`
+//! (and `sla` the metrics); `pages` reads the store. `config` imports only
+//! `domain`; `server` turns it into what each component takes
+//! (`app::Handoffs`, `http::AppState`, `jobs::JobContext`,
 //! `store::StreamSettings`). `replay` and `client` are leaves that nothing
 //! in the daemon imports. One exception remains: the projector still feeds
 //! the SLA timer and the metrics itself.

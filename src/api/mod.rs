@@ -7,4 +7,7 @@
 //! The HTTP face (`http`) is the other transport; it calls the same
 //! service with the same request types and errors.
 
+// The API's own layer: every public item says what it is.
+#![warn(missing_docs)]
+
 pub mod nats;

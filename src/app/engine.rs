@@ -44,6 +44,7 @@ pub enum EngineError {
 /// What a command did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The handoff it ran on.
     pub handoff_id: Uuid,
     /// State after the command.
     pub handoff: Option<Handoff>,
@@ -53,6 +54,7 @@ pub struct Outcome {
     pub seq: Option<u64>,
 }
 
+/// Appends tried per command before it gives up as `Contended`.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Executes commands against the event log.
@@ -63,6 +65,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine appending to `store` and applying to `projection`.
     pub fn new(store: EventStore, projection: Arc<Projection>, policy: Arc<Policy>) -> Self {
         Self {
             store,
@@ -71,14 +74,17 @@ impl Engine {
         }
     }
 
+    /// The current state it decides on.
     pub fn projection(&self) -> &Arc<Projection> {
         &self.projection
     }
 
+    /// The event log it appends to.
     pub fn store(&self) -> &EventStore {
         &self.store
     }
 
+    /// The rules' configuration.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -209,6 +215,7 @@ impl Engine {
 /// Where a report sits in `BATON_REPORTS`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportSource {
+    /// Its stream sequence.
     pub seq: u64,
     /// The stream's receive time, Unix milliseconds.
     pub published_ms: u64,

@@ -24,7 +24,12 @@ pub enum AppError {
     /// `unknown_command`, HTTP 404: no such verb (NATS only; HTTP routes
     /// are fixed and answer `no_route`).
     #[error("no command {verb:?}; known: {known}")]
-    UnknownCommand { verb: String, known: String },
+    UnknownCommand {
+        /// The verb asked for.
+        verb: String,
+        /// The verbs served, comma-separated.
+        known: String,
+    },
     /// `unknown_job`, HTTP 404: no such job (NATS `job.*` only).
     #[error("{0}")]
     UnknownJob(String),
@@ -34,18 +39,38 @@ pub enum AppError {
     InvalidId,
     /// `missing_field`, HTTP 422: a required field is absent or null.
     #[error("{message}")]
-    MissingField { field: String, message: String },
+    MissingField {
+        /// The dotted field name.
+        field: String,
+        /// What to fix.
+        message: String,
+    },
     /// `wrong_type`, HTTP 422: a field has the wrong JSON type.
     #[error("{message}")]
-    WrongType { field: String, message: String },
+    WrongType {
+        /// The dotted field name.
+        field: String,
+        /// What to fix.
+        message: String,
+    },
     /// `invalid_value`, HTTP 422: a field has the right type and a value
     /// out of bounds (a name, a rating, a bucket, a date).
     #[error("{message}")]
-    InvalidValue { field: String, message: String },
+    InvalidValue {
+        /// The dotted field name.
+        field: String,
+        /// What to fix.
+        message: String,
+    },
     /// `unknown_field`, HTTP 422: a field that may not be sent (e.g.
     /// `fields.dedup_key` in `enrich`).
     #[error("{message}")]
-    UnknownField { field: String, message: String },
+    UnknownField {
+        /// The dotted field name.
+        field: String,
+        /// What to fix.
+        message: String,
+    },
     /// The packet fields of `enrich` break a report rule. Code: the first
     /// error's own (`wrong_type`, `invalid_token`, `unknown_field`,
     /// `out_of_range`, …); HTTP 422; field `fields.<name>`; the message
@@ -55,7 +80,12 @@ pub enum AppError {
     /// `unknown_template`, HTTP 404, field `template`: `start` names no
     /// team-handoff template.
     #[error("no team-handoff template {name:?}; known: {}", .known.join(", "))]
-    UnknownTemplate { name: String, known: Vec<String> },
+    UnknownTemplate {
+        /// The template asked for.
+        name: String,
+        /// The team-handoff templates there are.
+        known: Vec<String>,
+    },
     /// `invalid_report`, HTTP 422: a report failed validation; every field
     /// error in `errors` (HTTP `POST /v1/reports` only: NATS reports are
     /// published, not requested).

@@ -14,8 +14,9 @@ use super::requests::Whole;
 use super::views::{HandoffPage, HandoffView};
 use crate::domain::{FieldError, Handoff, Kind, Policy, Severity, Status, TeamStatus};
 
-/// Default and largest page size of the list.
+/// Page size of the list when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page size of the list.
 pub const MAX_LIMIT: usize = 500;
 
 /// Filters and paging of the list. Unknown values are `invalid_query`.
@@ -33,6 +34,7 @@ pub struct ListQuery {
     pub severity: Option<String>,
     /// An incident's team, or either team of a team handoff.
     pub team: Option<String>,
+    /// A template name.
     pub template: Option<String>,
     /// Page size, 1–500 (default 50).
     #[param(value_type = Option<u32>)]

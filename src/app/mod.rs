@@ -17,6 +17,9 @@
 //! - [`list`] — the list's filters and keyset paging.
 //! - [`reports`] — reports in: validation, opening, rejection records.
 
+// The API's own layer: every public item says what it is.
+#![warn(missing_docs)]
+
 mod decode;
 pub mod engine;
 pub mod error;

@@ -66,7 +66,9 @@ pub fn validate(
 /// What lands on `<prefix>.rejected.<template>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rejection {
+    /// The template the report named (its subject's token).
     pub template: String,
+    /// The subject it was published on.
     pub subject: String,
     /// Every problem found, each with field, code and message.
     pub reasons: Vec<FieldError>,
@@ -75,6 +77,7 @@ pub struct Rejection {
     /// Sequence of the report in `BATON_REPORTS`; 0 for a report refused
     /// over HTTP, which never reached the stream.
     pub report_seq: u64,
+    /// When it was refused.
     pub rejected_at: DateTime<Utc>,
 }
 

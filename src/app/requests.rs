@@ -120,12 +120,14 @@ fn refuse(verb: &str, Refusal { field, fault }: Refusal) -> AppError {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AckBody {
     /// Who acknowledges (1–128 printable characters).
+    /// Who does it (1–128 printable characters).
     pub by: String,
 }
 
 /// Body of `override`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OverrideBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Why the gate is overridden (required).
     pub reason: String,
@@ -134,6 +136,7 @@ pub struct OverrideBody {
 /// Body of `enrich`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EnrichBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Packet fields to fill (same names and rules as a report; not `dedup_key`).
     #[schema(value_type = Object)]
@@ -143,7 +146,9 @@ pub struct EnrichBody {
 /// Body of `resolve`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResolveBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
+    /// How it was resolved.
     pub note: Option<String>,
 }
 
@@ -152,6 +157,7 @@ pub struct ResolveBody {
 pub struct StartBody {
     /// Template name (`config/templates/<name>.toml`, `kind = "work"`).
     pub template: String,
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Field values; every `required_fields` entry must be present.
     #[schema(value_type = Object)]
@@ -163,12 +169,14 @@ pub struct StartBody {
 /// Body of `accept`, `complete`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ByBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
 }
 
 /// Body of `check`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Checklist item: its number (1-based) or exact text.
     pub item: ItemRef,
@@ -178,25 +186,30 @@ pub struct CheckBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ItemRef {
-    /// 1-based.
+    /// Its number, 1-based.
     #[schema(value_type = u32)]
     Number(serde_json::Number),
+    /// Its exact text.
     Text(String),
 }
 
 /// Body of `return`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReturnBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Missing field names.
     pub missing: Option<Vec<String>>,
+    /// Why it goes back.
     pub reason: Option<String>,
 }
 
 /// Body of `resubmit`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResubmitBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
+    /// The fields that were missing (merged into those sent).
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
 }
@@ -204,6 +217,7 @@ pub struct ResubmitBody {
 /// Body of `cancel`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CancelBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// Why it is called off (required).
     pub reason: String,
@@ -212,9 +226,11 @@ pub struct CancelBody {
 /// Body of `rate`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RateBody {
+    /// Who does it (1–128 printable characters).
     pub by: String,
     /// 1 to 5.
     pub rating: u8,
+    /// What the sender should know.
     pub comment: Option<String>,
 }
 
@@ -267,7 +283,9 @@ impl StatsQuery {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Whole {
+    /// A JSON number.
     Number(u64),
+    /// Text that should hold one.
     Text(String),
 }
 
