@@ -94,21 +94,7 @@ impl Problem {
         self
     }
 
-    /// 404 `not_found`.
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
-    }
-
-    /// 503 `unavailable`, after logging what actually failed.
-    pub fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "{what} failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the event store is unavailable; retry",
-        )
-    }
-
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
