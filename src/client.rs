@@ -44,7 +44,8 @@ pub fn validate_report(
         max_report_bytes: cfg.limits.max_report_bytes,
         max_field_bytes: cfg.limits.max_field_bytes,
     };
-    crate::ingest::validate(&cfg.policy(), limits, template, payload).map_err(ClientError::Invalid)
+    crate::app::reports::validate(&cfg.policy(), limits, template, payload)
+        .map_err(ClientError::Invalid)
 }
 
 /// A connected client.

@@ -7,10 +7,12 @@
 //! - [`config`] — the strict, documented TOML config and its env overrides.
 //! - [`ingest`] — reports in: the durable `BATON_REPORTS` consumer, validation,
 //!   the rejected-report stream.
-//! - [`commands`] — `ack` / `override` / `enrich` / `resolve` / `get`, one
-//!   transport-free handler served over NATS request/reply (and HTTP).
 //! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
-//! - [`engine`] — the write path: decide, append with optimistic concurrency, retry.
+//! - [`app`] — the application service every transport calls
+//!   (`app::Handoffs`): the write path (decide, append with optimistic
+//!   concurrency, retry), the reads, one typed request per verb, one error
+//!   enum, and the views every transport answers with.
+//! - [`api`] — the NATS request/reply loop for `cmd.*` and `job.*`.
 //! - [`wire`] — the stored and wire formats other processes read: events'
 //!   encoding and decoder, pages, snapshots; each versioned and pinned.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
@@ -29,20 +31,22 @@
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
-//! Dependencies point down only: `domain` ← `wire` ← `store` ← `engine` /
-//! `projector` ← `ingest` / `sla` / `pages` / `metrics` ← `http` / `jobs` /
-//! `commands` ← `server` ← the binary. `config` imports only `domain`; `server` turns it
-//! into what each component takes (`http::AppState`, `jobs::JobContext`,
+//! Dependencies point down only: `domain` ← `wire` ← `store` ← `projector`
+//! ← `app` ← `ingest` / `jobs` / `http` / `api` ← `server` ← the binary.
+//! `metrics`, `sla`, `stats` and `teams` sit beside that line and import only
+//! `domain` (and `sla` the metrics); `pages` reads the store. `config` imports only
+//! `domain`; `server` turns it into what each component takes
+//! (`app::Handoffs`, `http::AppState`, `jobs::JobContext`,
 //! `store::StreamSettings`). `replay` and `client` are leaves that nothing
 //! in the daemon imports. One exception remains: the projector still feeds
 //! the SLA timer and the metrics itself.
 
+pub mod api;
+pub mod app;
 pub mod client;
-pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod domain;
-pub mod engine;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
@@ -58,5 +62,4 @@ pub mod store;
 pub mod teams;
 #[doc(hidden)]
 pub mod testkit;
-pub mod views;
 pub mod wire;

@@ -18,13 +18,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::engine::{Engine, EngineError};
+use crate::app::Handoffs;
 use crate::config::Config;
-use crate::domain::{Command, DomainError};
-use crate::engine::{Engine, EngineError};
+use crate::domain::{Command, DomainError, ParseLimits};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{commands, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ pub enum ServeError {
 
 /// Shared handles of a running daemon (tests and benches use them). The
 /// components never see it: each takes the narrow context it needs, built
-/// here ([`Shared::app_state`], [`Shared::job_context`]).
+/// here ([`Shared::app`], [`Shared::app_state`], [`Shared::job_context`]).
 #[derive(Clone)]
 pub struct Shared {
     pub cfg: Arc<Config>,
@@ -54,13 +55,21 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The application service every transport calls, with `[limits]`.
+    pub fn app(&self) -> Handoffs {
+        let limits = ParseLimits {
+            max_report_bytes: self.cfg.limits.max_report_bytes,
+            max_field_bytes: self.cfg.limits.max_field_bytes,
+        };
+        Handoffs::new(self.engine.clone(), limits, self.metrics.clone())
+    }
+
     /// The HTTP face's state.
     pub fn app_state(&self) -> http::AppState {
         http::AppState {
             http: Arc::new(self.cfg.http.clone()),
-            limits: self.cfg.limits.clone(),
             names: Names::new(&self.cfg.nats.prefix),
-            engine: self.engine.clone(),
+            app: self.app(),
             metrics: self.metrics.clone(),
             js: self.js.clone(),
             client: self.client.clone(),
@@ -72,10 +81,9 @@ impl Shared {
     pub fn job_context(&self) -> jobs::JobContext {
         jobs::JobContext {
             cfg: Arc::new(self.cfg.jobs.clone()),
-            engine: self.engine.clone(),
+            app: self.app(),
             metrics: self.metrics.clone(),
             js: self.js.clone(),
-            client: self.client.clone(),
         }
     }
 }
@@ -199,37 +207,42 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             ("sla timer", Ok(()))
         });
     }
+    let shared = Shared {
+        cfg: cfg.clone(),
+        engine,
+        metrics: metrics.clone(),
+        js: js.clone(),
+        client: client.clone(),
+        ready,
+    };
     {
-        let (e, j, c, m, t) = (
-            engine.clone(),
+        let (a, j, n, t) = (
+            shared.app(),
             js.clone(),
-            cfg.clone(),
-            metrics.clone(),
+            cfg.limits.ingest_concurrency,
             shutdown.clone(),
         );
         tasks.spawn(async move {
             (
                 "ingest",
-                ingest::run(e, j, c, m, t).await.map_err(|e| e.to_string()),
+                ingest::run(a, j, n, t).await.map_err(|e| e.to_string()),
             )
         });
     }
     // Subscribed before `start` returns: no "no responders" right after start-up.
-    let cmd_sub = commands::subscribe(&client, &names)
+    let requests = api::nats::subscribe(&client, &names)
         .await
         .map_err(|e| StoreError::nats("subscribe", e))?;
     {
-        let (cl, e, t, n) = (
-            client.clone(),
-            engine.clone(),
-            shutdown.clone(),
-            cfg.limits.max_field_bytes,
-        );
+        let service = api::nats::Service {
+            app: shared.app(),
+            jobs: shared.job_context(),
+            client: client.clone(),
+        };
+        let t = shutdown.clone();
         tasks.spawn(async move {
-            ("commands", {
-                commands::serve_on(cmd_sub, cl, e, n, t).await;
-                Ok(())
-            })
+            api::nats::serve(requests, service, t).await;
+            ("nats requests", Ok(()))
         });
     }
     if cfg.pages.enabled {
@@ -246,14 +259,6 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             )
         });
     }
-    let shared = Shared {
-        cfg: cfg.clone(),
-        engine,
-        metrics,
-        js,
-        client,
-        ready,
-    };
     let mut http_addr = None;
     if cfg.http.enabled {
         let addr = cfg.http.listen;
@@ -271,10 +276,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     }
     {
         let (c, t) = (shared.job_context(), shutdown.clone());
-        let jobs_sub = jobs::subscribe(&shared.client, &names)
-            .await
-            .map_err(|e| StoreError::nats("subscribe", e))?;
-        tasks.spawn(async move { ("jobs", jobs::run(c, jobs_sub, t).await) });
+        tasks.spawn(async move { ("jobs", jobs::run(c, t).await) });
     }
     // A request/response on the same connection is a barrier: the server
     // handles a connection's messages in order, so once it answers, the

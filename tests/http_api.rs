@@ -373,6 +373,32 @@ async fn reports_are_stored_for_the_ingest_or_refused_with_every_field_error() {
     assert_eq!(a["hcs"]["components"]["reproducibility"], 100);
     let view = wait_status(&app, &p1_id("h1").to_string(), "paged").await;
     assert_eq!(view["hcs"]["score"], a["hcs"]["score"]);
+    assert_eq!(a["joins"], false);
+
+    // R17: the same failure again joins that handoff; the answer says so
+    // and shows its figures instead of previewing a page that never comes.
+    let mut partial: Value = serde_json::from_slice(&p1("h1")).unwrap();
+    partial.as_object_mut().unwrap().remove("rollback_command");
+    let r = post_report(&app, &serde_json::to_vec(&partial).unwrap()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let again = r.json();
+    assert_eq!(again["handoff_id"], a["handoff_id"]);
+    assert_eq!(
+        (&again["joins"], &again["duplicate"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(
+        again["hcs"], view["hcs"],
+        "the handoff's score, not the report's"
+    );
+    assert_eq!(again["gate_passed"], view["gate"]["passed"]);
+    eventually("reported again", || async {
+        let v = get(&app, &format!("/v1/handoffs/{}", p1_id("h1")))
+            .await
+            .json();
+        (v["reports"] == 2).then_some(())
+    })
+    .await;
 
     // Keyless (no run_id, no dedup key): the id the ingest derives from the
     // stream sequence, and the score it records (held: 89 < 90).
@@ -797,5 +823,91 @@ async fn team_handoffs_over_http_take_the_same_path_as_over_nats() {
         stats["total"], 0,
         "team handoffs stay out of the incident figures"
     );
+    daemon.stop().await.unwrap();
+}
+
+/// Issue #11: NATS and HTTP give the same answer to the same question (HTTP
+/// unwrapped, NATS under `"ok": true`), and the same refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_and_http_answer_get_list_and_stats_the_same() {
+    let nats = Nats::start();
+    let daemon = Daemon::start(cfg_with_token(&nats.url)).await;
+    let app = router(daemon.shared().app_state());
+    let (client, _js) = nats.client().await;
+    let id = p2_report(&app, "same").await;
+    let r = post(
+        &app,
+        "/v1/handoffs",
+        json!({"template": "sales_to_onboarding", "by": "sam",
+        "fields": {"client_name": "Acme", "contract_value": 1, "start_date": "2026-12-01",
+                   "key_contacts": ["ann"], "special_requirements": "none", "goals": "live"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let over_http = get(&app, &format!("/v1/handoffs/{id}")).await.json();
+    let over_nats = command(&client, "get", json!({"id": id})).await;
+    assert_eq!(over_nats["handoff"], over_http);
+
+    let over_http = get(&app, "/v1/handoffs?kind=incident&limit=5").await.json();
+    let over_nats = command(&client, "list", json!({"kind": "incident", "limit": 5})).await;
+    assert_eq!(over_nats["ok"], true, "{over_nats}");
+    assert_eq!(over_nats["page"], over_http);
+    assert_eq!(over_http["items"].as_array().unwrap().len(), 1);
+
+    // Incident and team figures over the same window; only `now` and
+    // `since` move between the two calls.
+    let without_clock = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        o.remove("now");
+        o.remove("since");
+        v
+    };
+    let over_http = get(&app, "/v1/stats?days=7").await.json();
+    let over_nats = command(&client, "stats", json!({"days": 7})).await;
+    assert_eq!(
+        without_clock(over_nats["stats"].clone()),
+        without_clock(over_http.clone())
+    );
+    assert_eq!(
+        (&over_http["days"], &over_http["total"]),
+        (&json!(7), &json!(1))
+    );
+    assert_eq!(over_http["work"][0]["total"], 1);
+
+    // The same refusals, with the same codes.
+    let p = get(&app, "/v1/stats?days=0")
+        .await
+        .problem(400, "invalid_query");
+    let r = command(&client, "stats", json!({"days": 0})).await;
+    assert_eq!(
+        (&r["error"]["code"], &r["error"]["message"]),
+        (&p["code"], &p["detail"])
+    );
+    let p = get(&app, "/v1/handoffs?status=lost")
+        .await
+        .problem(400, "invalid_query");
+    let r = command(&client, "list", json!({"status": "lost"})).await;
+    assert_eq!(r["error"]["code"], p["code"]);
+    assert_eq!(r["error"]["errors"], p["errors"]);
+
+    // An empty body is `{}` over NATS as over HTTP.
+    let empty = client.request("baton.cmd.ack", "".into()).await.unwrap();
+    let r: Value = serde_json::from_slice(&empty.payload).unwrap();
+    assert_eq!(r["error"]["code"], "missing_field", "{r}");
+    assert_eq!(r["error"]["field"], "id");
+    let p = call(
+        &app,
+        Method::POST,
+        &format!("/v1/handoffs/{id}/ack"),
+        Some(TOKEN),
+        Body::empty(),
+    )
+    .await
+    .problem(422, "missing_field");
+    assert_eq!(p["field"], "by");
+    let empty = client.request("baton.cmd.stats", "".into()).await.unwrap();
+    let r: Value = serde_json::from_slice(&empty.payload).unwrap();
+    assert_eq!(r["stats"]["days"], 30, "{r}");
     daemon.stop().await.unwrap();
 }

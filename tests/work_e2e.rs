@@ -124,8 +124,10 @@ async fn sales_to_onboarding_from_start_to_rating_and_the_senders_figures() {
     )
     .await;
 
+    // The same figures as `GET /v1/stats`: the team handoffs are in `work`.
     let stats = ok(&client, "stats", json!({})).await;
-    let row = stats["stats"]
+    assert_eq!(stats["stats"]["days"], 30);
+    let row = stats["stats"]["work"]
         .as_array()
         .unwrap()
         .iter()

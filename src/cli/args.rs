@@ -131,8 +131,12 @@ pub enum Cmd {
         action: HandoffCmd,
     },
     /// Per template and sending team: completion rate, acceptance and completion
-    /// hours, returns, completeness, rating.
+    /// hours, returns, completeness, rating; over the team handoffs started in
+    /// the last `--days` days (the window of `GET /v1/stats`).
     Stats {
+        /// Window in days, 1-365.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
         #[arg(long)]
         json: bool,
     },

@@ -42,13 +42,18 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
             action: JobCmd::Run { name, json },
         } => print_job(&client.job(name, json!({})).await?, *json),
         Cmd::Handoff { action } => print_json(&handoff(client, action).await?),
-        Cmd::Stats { json: as_json } => {
-            let v = client.command("stats", json!({})).await?;
+        Cmd::Stats {
+            days,
+            json: as_json,
+        } => {
+            // The reply carries every figure of `/v1/stats`; this command
+            // shows the team-handoff ones.
+            let v = client.command("stats", json!({"days": days})).await?;
+            let work = &v["stats"]["work"];
             if *as_json {
-                print_json(&v["stats"]);
+                print_json(work);
             } else {
-                let stats: Vec<baton::teams::WorkStats> =
-                    serde_json::from_value(v["stats"].clone())?;
+                let stats: Vec<baton::teams::WorkStats> = serde_json::from_value(work.clone())?;
                 out_raw!("{}", baton::teams::render_table(&stats));
             }
         }

@@ -189,7 +189,7 @@ pub fn is_subject_token(s: &str) -> bool {
 
 /// Cuts `s` to at most `max` bytes on a char boundary; true if it cut.
 /// Every string field limit is in bytes and goes through this (report
-/// fields here, team-handoff fields in `commands`).
+/// fields here, team-handoff fields in `app::requests`).
 pub(crate) fn truncate(s: &mut String, max: usize) -> bool {
     if s.len() <= max {
         return false;

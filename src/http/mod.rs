@@ -11,16 +11,21 @@
 //! bearer-token auth ([`auth`]), and a body-size limit (413
 //! `body_too_large`). Every error is an RFC 9457 problem ([`problem`]).
 //!
-//! - [`handoffs`] — list, get, timeline, and the four commands.
+//! Handlers only translate: path, query and body into the typed requests
+//! of `app::requests`, a call on the application service
+//! ([`crate::app::Handoffs`], the same one NATS calls), and its answer or
+//! [`crate::app::AppError`] into JSON or a problem.
+//!
+//! - [`handoffs`] — list, get, timeline, and the commands.
 //! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
-//! - `/v1/stats` — [`crate::stats::compute`] over the projection.
+//! - `/v1/stats` — the same figures as NATS `stats`.
 
 pub mod auth;
 pub mod handoffs;
 pub mod problem;
 pub mod reports;
-pub use crate::views;
+pub use crate::app::views;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,18 +37,18 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{HttpConfig, Limits};
-use crate::engine::Engine;
+use crate::app::requests::StatsQuery;
+use crate::app::Handoffs;
+use crate::config::HttpConfig;
 use crate::metrics::Metrics;
-use crate::stats::{self, Stats};
+use crate::stats::Stats;
 use crate::store::{Names, Stream};
 use problem::{Problem, ProblemDetails};
 
@@ -53,12 +58,10 @@ use problem::{Problem, ProblemDetails};
 pub struct AppState {
     /// `[http]`: tokens, request timeout, body limit.
     pub http: Arc<HttpConfig>,
-    /// `[limits]`: report and field sizes, as the ingest applies them.
-    pub limits: Limits,
     /// The subjects and streams `/readyz` checks.
     pub names: Names,
-    /// Reads and commands.
-    pub engine: Arc<Engine>,
+    /// Reads, commands and reports: the service NATS calls too.
+    pub app: Handoffs,
     /// `/metrics`, and the rejection counters of `POST /v1/reports`.
     pub metrics: Arc<Metrics>,
     /// Reports in and stream checks.
@@ -79,7 +82,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "handoffs", description = "Current state and timelines"),
-        (name = "commands", description = "ack / override / enrich / resolve: the same commands as `<prefix>.cmd.*`"),
+        (name = "commands", description = "The same commands as `<prefix>.cmd.*`: incidents (ack, override, enrich, resolve) and team handoffs"),
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
         (name = "operations", description = "Probes, metrics and this document"),
@@ -272,16 +275,8 @@ async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
-/// Window of `/v1/stats`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct StatsQuery {
-    /// Days back from now, 1–365 (default 30).
-    #[param(value_type = Option<u32>)]
-    days: Option<String>,
-}
-
-/// MTTA, SLA breaches, completion and HCS figures over recent handoffs.
+/// MTTA, SLA breaches, completion and HCS figures over recent handoffs,
+/// and the team-handoff figures (`work`): what NATS `stats` answers.
 #[utoipa::path(get, path = "/v1/stats", tag = "stats",
     params(StatsQuery),
     responses(
@@ -294,34 +289,13 @@ async fn stats_handler(
     State(s): State<AppState>,
     q: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<Stats>, Problem> {
-    let days = match q.map(|Query(q)| q.days) {
-        Ok(None) => 30,
-        Ok(Some(d)) => d
-            .parse()
-            .ok()
-            .filter(|d| (1..=365).contains(d))
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    "days must be an integer from 1 to 365",
-                )
-            })?,
-        Err(e) => {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                e.body_text(),
-            ))
-        }
-    };
-    let all = s.engine.projection().all();
-    Ok(Json(stats::compute(
-        &all,
-        s.engine.policy(),
-        chrono::Utc::now(),
-        days,
-    )))
+    let Query(q) = q.map_err(query_rejected)?;
+    Ok(Json(s.app.stats(&q)?))
+}
+
+/// A query string that does not even parse: 400 `invalid_query`.
+pub(crate) fn query_rejected(e: QueryRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
 }
 
 /// Serves until shutdown.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::commands::CommandError;
+use crate::app::AppError;
 use crate::domain::FieldError;
 
 /// The `type` URI prefix; the stable code follows it.
@@ -94,21 +94,7 @@ impl Problem {
         self
     }
 
-    /// 404 `not_found`.
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
-    }
-
-    /// 503 `unavailable`, after logging what actually failed.
-    pub fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "{what} failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the event store is unavailable; retry",
-        )
-    }
-
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -121,10 +107,15 @@ impl std::ops::Deref for Problem {
     }
 }
 
-impl From<CommandError> for Problem {
-    fn from(e: CommandError) -> Self {
-        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Problem::new(status, &e.code, e.message).with_field(e.field)
+/// The application's refusal as a problem: its code, status, field and
+/// field errors (logged here, once; a store failure's cause only here).
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        e.log("http");
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Problem::new(status, e.code(), e.to_string())
+            .with_field(e.field())
+            .with_errors(e.errors().iter().cloned().map(ProblemField::from))
     }
 }
 

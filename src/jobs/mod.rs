@@ -20,8 +20,9 @@
 //! Each run's outcome (duration, error) is a record on
 //! `<prefix>.jobs.<job>.run` and a count in `baton_job_runs_total{job,outcome}`;
 //! digests go to `<prefix>.digest.daily` and `<prefix>.digest.audit`
-//! (`BATON_DIGESTS`). `<prefix>.job.<name>` (request/reply) runs a job on
-//! demand: `baton job run <name>`, `baton review`.
+//! (`BATON_DIGESTS`). `<prefix>.job.<name>` (request/reply, served by
+//! `api::nats` with the commands) runs a job on demand through
+//! [`run_on_demand`]: `baton job run <name>`, `baton review`.
 
 pub mod audit;
 pub mod drill;
@@ -35,14 +36,13 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{AppError, Handoffs};
 use crate::config::{JobsConfig, AGENT_FAILURE};
-use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::store::{Names, StoreError};
 
@@ -55,13 +55,11 @@ pub struct JobContext {
     /// `[jobs]`: schedules, time zone, the drill and the audit.
     pub cfg: Arc<JobsConfig>,
     /// Projected state and policy for the job bodies; the store's names.
-    pub engine: Arc<Engine>,
+    pub app: Handoffs,
     /// `baton_job_runs_total` and `baton_ownership_audit_findings`.
     pub metrics: Arc<Metrics>,
     /// Claims, run records, digests and the drill's report.
     pub js: async_nats::jetstream::Context,
-    /// Replies to on-demand runs.
-    pub client: async_nats::Client,
 }
 
 /// Why a run happened.
@@ -118,7 +116,7 @@ fn claim_subject(names: &Names, job: Job) -> String {
 
 /// The last claim of a job and its sequence.
 async fn last_claim(ctx: &JobContext, job: Job) -> Result<Option<(u64, Claim)>, StoreError> {
-    let names = ctx.engine.store().names();
+    let names = ctx.app.names();
     let stream = ctx
         .js
         .get_stream(names.jobs_stream())
@@ -146,7 +144,7 @@ pub async fn claim(ctx: &JobContext, job: Job, at: DateTime<Utc>) -> Result<Clai
     if last.as_ref().is_some_and(|(_, c)| c.scheduled_for >= at) {
         return Ok(Claimed::Taken);
     }
-    let names = ctx.engine.store().names();
+    let names = ctx.app.names();
     let mut headers = HeaderMap::new();
     headers.insert(
         NATS_MESSAGE_ID,
@@ -212,9 +210,9 @@ async fn body(
     window_end: Option<DateTime<Utc>>,
 ) -> Result<(Value, Option<String>), String> {
     let cfg = &ctx.cfg;
-    let names = ctx.engine.store().names();
-    let handoffs = ctx.engine.projection().all();
-    let policy = ctx.engine.policy();
+    let names = ctx.app.names();
+    let handoffs = ctx.app.all();
+    let policy = ctx.app.policy();
     let (subject, value, md) = match job {
         Job::DailyReview => {
             let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
@@ -312,7 +310,7 @@ pub async fn run_job(
         .job_runs_total
         .with_label_values(&[job.as_str(), outcome])
         .inc();
-    let names = ctx.engine.store().names();
+    let names = ctx.app.names();
     ctx.js
         .publish(
             names.job_run(job.as_str()),
@@ -332,22 +330,8 @@ pub async fn run_job(
     Ok(Some(record))
 }
 
-/// The on-demand subscription (`<prefix>.job.*`), taken before start-up returns.
-pub async fn subscribe(
-    client: &async_nats::Client,
-    names: &Names,
-) -> Result<async_nats::Subscriber, async_nats::SubscribeError> {
-    client
-        .queue_subscribe(names.job_all(), "baton".into())
-        .await
-}
-
-/// Runs the scheduler and the on-demand service until shutdown.
-pub async fn run(
-    ctx: JobContext,
-    mut requests: async_nats::Subscriber,
-    shutdown: CancellationToken,
-) -> Result<(), String> {
+/// Runs the scheduler until shutdown.
+pub async fn run(ctx: JobContext, shutdown: CancellationToken) -> Result<(), String> {
     let cfg = ctx.cfg.clone();
     let tz = cfg.tz();
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
@@ -404,10 +388,6 @@ pub async fn run(
                     }
                 });
             }
-            Some(msg) = requests.next() => {
-                let ctx = ctx.clone();
-                running.spawn(async move { on_demand(&ctx, msg).await });
-            }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
@@ -418,41 +398,26 @@ pub async fn run(
     Ok(())
 }
 
-async fn on_demand(ctx: &JobContext, msg: async_nats::Message) {
-    let name = ctx.engine.store().names().job_of(&msg.subject).to_string();
-    let reply = match name.parse::<Job>() {
-        Err(e) => json!({"ok": false, "error": {"code": "unknown_job", "message": e}}),
-        Ok(job) => {
-            let body: Value = serde_json::from_slice(&msg.payload).unwrap_or(Value::Null);
-            match window_end(&body, &ctx.cfg) {
-                Err(message) => {
-                    json!({"ok": false, "error": {"code": "invalid_value", "message": message, "field": "date"}})
-                }
-                Ok(end) => match run_job(ctx, job, Utc::now(), Trigger::Manual, end).await {
-                    Ok(Some(r)) => json!({"ok": true, "record": r}),
-                    Ok(None) => {
-                        json!({"ok": false, "error": {"code": "conflict", "message": "claimed elsewhere"}})
-                    }
-                    Err(e) => {
-                        tracing::error!(job = job.as_str(), error = %e, "on-demand run failed");
-                        json!({"ok": false, "error": {"code": "unavailable", "message": "the job could not be recorded; retry"}})
-                    }
-                },
-            }
-        }
-    };
-    if let Some(to) = msg.reply {
-        let _ = ctx
-            .client
-            .publish(to, serde_json::to_vec(&reply).expect("json").into())
-            .await;
+/// Runs `name` now (`<prefix>.job.<name>`): for the review, over the day
+/// `date` names (`YYYY-MM-DD`), else the last 24 h.
+pub async fn run_on_demand(
+    ctx: &JobContext,
+    name: &str,
+    date: Option<&str>,
+) -> Result<JobRecord, AppError> {
+    let job: Job = name.parse().map_err(AppError::UnknownJob)?;
+    let end = window_end(date, &ctx.cfg).map_err(|message| AppError::invalid("date", message))?;
+    match run_job(ctx, job, Utc::now(), Trigger::Manual, end).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(AppError::ClaimedElsewhere),
+        Err(e) => Err(AppError::Unavailable(e)),
     }
 }
 
-/// `{"date": "YYYY-MM-DD"}` → the end of that day's review window (the
-/// review's scheduled time of day on that date, in the jobs' time zone).
-fn window_end(body: &Value, cfg: &JobsConfig) -> Result<Option<DateTime<Utc>>, String> {
-    let Some(date) = body.get("date").and_then(Value::as_str) else {
+/// `YYYY-MM-DD` → the end of that day's review window (the review's
+/// scheduled time of day on that date, in the jobs' time zone).
+fn window_end(date: Option<&str>, cfg: &JobsConfig) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(date) = date else {
         return Ok(None);
     };
     let day = NaiveDate::parse_from_str(date, "%Y-%m-%d")

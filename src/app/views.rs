@@ -1,15 +1,20 @@
-//! The API's shapes: what `/v1/handoffs` answers and what its commands
-//! take. Kept apart from the domain types so the wire contract (and the
-//! OpenAPI schemas derived from it) changes only on purpose.
+//! The API's answers: a handoff as every transport shows it
+//! ([`HandoffView`]), a page of the list, a timeline, a command's reply, a
+//! submitted report's preview and the state digests. Kept apart from the
+//! domain types so the wire contract (and the OpenAPI schemas derived from
+//! it) changes only on purpose; what requests take is in `requests`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::engine::Outcome;
 use crate::domain::{
-    BelowMin, Handoff, Hcs, Incident, Packet, Policy, Severity, Stamp, Status, TeamHandoff,
+    BelowMin, Event, Handoff, Hcs, Incident, Packet, Policy, Severity, Stamp, Status, TeamHandoff,
     TeamStatus,
 };
 
@@ -21,11 +26,14 @@ use crate::domain::{
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HandoffView {
+    /// An incident: a failure report, paged and escalated.
     Incident(IncidentView),
+    /// A team handoff: work passed between teams under a template.
     Team(TeamHandoffView),
 }
 
 impl HandoffView {
+    /// The handoff's id.
     pub fn id(&self) -> Uuid {
         match self {
             HandoffView::Incident(i) => i.id,
@@ -33,6 +41,7 @@ impl HandoffView {
         }
     }
 
+    /// The view of a handoff under `policy`.
     pub fn new(h: &Handoff, policy: &Policy) -> Self {
         match h {
             Handoff::Incident(i) => HandoffView::Incident(IncidentView::new(i, policy)),
@@ -44,18 +53,27 @@ impl HandoffView {
 /// An incident as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IncidentView {
+    /// The handoff id.
     pub id: Uuid,
+    /// The report template (`agent_failure`).
     pub template: String,
+    /// `P1`, `P2` or `P3`.
     #[schema(value_type = String, example = "P1")]
     pub severity: Severity,
+    /// The owning team.
     pub team: String,
     /// `held`, `paged`, `escalated`, `acknowledged` or `resolved`.
     #[schema(value_type = String, example = "paged")]
     pub status: Status,
+    /// When the first report opened it.
     pub opened_at: DateTime<Utc>,
+    /// Who owns it.
     pub owners: Owners,
+    /// The packet's completeness score.
     pub hcs: HcsView,
+    /// The HCS gate's decision.
     pub gate: Gate,
+    /// How far escalation went.
     pub escalation: Escalation,
     /// When the first page went out.
     pub paged_at: Option<DateTime<Utc>>,
@@ -64,9 +82,11 @@ pub struct IncidentView {
     /// The next thing the SLA timer will do for it (hold release, escalation
     /// step or packet expiry); null when nothing is pending.
     pub next_deadline: Option<DateTime<Utc>>,
+    /// Who acknowledged it, and when.
     pub acknowledged: Option<StampView>,
     /// Opened → acknowledged, seconds.
     pub mtta_seconds: Option<f64>,
+    /// Who resolved it, and when.
     pub resolved: Option<StampView>,
     /// The packet's TTL ran out before anyone acknowledged.
     pub expired: bool,
@@ -84,7 +104,9 @@ pub struct IncidentView {
 /// Primary and backup owner.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Owners {
+    /// Paged first.
     pub primary: Option<String>,
+    /// Paged when the primary does not answer.
     pub backup: Option<String>,
 }
 
@@ -93,6 +115,7 @@ pub struct Owners {
 pub struct HcsView {
     /// 0–100: `0.30·context + 0.25·ownership + 0.25·next_action + 0.20·reproducibility`.
     pub score: f64,
+    /// Each component's score.
     pub components: HcsComponents,
     /// Dotted names of the fields that scored nothing.
     pub missing: Vec<String>,
@@ -101,9 +124,13 @@ pub struct HcsView {
 /// Each component, 0–100.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HcsComponents {
+    /// The failure's context (30 %).
     pub context: u8,
+    /// Owners (25 %).
     pub ownership: u8,
+    /// The next action and its rollback (25 %).
     pub next_action: u8,
+    /// How to reproduce it (20 %).
     pub reproducibility: u8,
 }
 
@@ -125,12 +152,14 @@ impl From<&Hcs> for HcsView {
 /// The HCS gate's decision.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Gate {
+    /// The score passed the severity's minimum.
     pub passed: bool,
     /// The severity's minimum HCS.
     pub min_hcs: f64,
     /// While held: `enrich_then_page`, `queue` or `ticket`.
     #[schema(value_type = Option<String>)]
     pub held: Option<BelowMin>,
+    /// While held: when it pages anyway.
     pub hold_until: Option<DateTime<Utc>>,
     /// Paged with an incomplete packet (after `max_hold`).
     pub incomplete: bool,
@@ -150,7 +179,9 @@ pub struct Escalation {
 /// Who and when.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StampView {
+    /// Who.
     pub by: String,
+    /// When.
     pub at: DateTime<Utc>,
 }
 
@@ -164,6 +195,7 @@ impl From<&Stamp> for StampView {
 }
 
 impl IncidentView {
+    /// The view of an incident under `policy`.
     pub fn new(h: &Incident, policy: &Policy) -> Self {
         Self {
             id: h.id,
@@ -208,16 +240,22 @@ impl IncidentView {
 /// deadlines, the fields sent and the checklist.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TeamHandoffView {
+    /// The handoff id.
     pub id: Uuid,
+    /// The template it was started under.
     pub template: String,
     /// The template version it was started under.
     pub template_version: u32,
+    /// The sending team.
     pub from_team: String,
+    /// The receiving team.
     pub to_team: String,
     /// `initiated`, `accepted`, `returned`, `completed` or `cancelled`.
     #[schema(value_type = String, example = "accepted")]
     pub status: TeamStatus,
+    /// When it was started.
     pub opened_at: DateTime<Utc>,
+    /// Who started it.
     pub initiated_by: String,
     /// When the current submission was sent (start or resubmission).
     pub submitted_at: DateTime<Utc>,
@@ -232,15 +270,21 @@ pub struct TeamHandoffView {
     pub complete_due: Option<DateTime<Utc>>,
     /// The next SLA deadline the timer watches; null when none is pending.
     pub next_deadline: Option<DateTime<Utc>>,
+    /// Who accepted it, and when.
     pub accepted: Option<StampView>,
     /// Exit criteria in order, each with who checked it.
     pub checklist: Vec<ChecklistItem>,
     /// Times it was sent back.
     pub returns: u32,
+    /// Who completed it, and when.
     pub completed: Option<StampView>,
+    /// Who cancelled it, and when.
     pub cancelled: Option<StampView>,
+    /// The receiving team's rating, after completion.
     pub rating: Option<RatingView>,
+    /// The accept SLA was missed.
     pub accept_missed: bool,
+    /// The complete SLA was missed.
     pub complete_missed: bool,
     /// Events stored for it.
     pub events: u32,
@@ -249,27 +293,34 @@ pub struct TeamHandoffView {
 /// A team handoff's completeness score.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Completeness {
+    /// 0–100.
     pub score: f64,
+    /// The fields that scored nothing.
     pub missing: Vec<String>,
 }
 
 /// One exit criterion.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChecklistItem {
+    /// The exit criterion's text.
     pub item: String,
+    /// Who checked it, and when; null while unchecked.
     pub checked: Option<StampView>,
 }
 
 /// The receiving team's feedback.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RatingView {
+    /// Who rated it.
     pub by: String,
     /// 1–5.
     pub rating: u8,
+    /// What the sender should know.
     pub comment: Option<String>,
 }
 
 impl TeamHandoffView {
+    /// The view of a team handoff.
     pub fn new(t: &TeamHandoff) -> Self {
         Self {
             id: t.id,
@@ -327,6 +378,7 @@ pub struct HandoffPage {
 /// A handoff's timeline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Timeline {
+    /// The handoff the timeline is of.
     pub handoff_id: Uuid,
     /// Every stored event in order, each with the stream sequence of the
     /// commit that stored it (`seq`) and its `type`, `data`, `actor`,
@@ -335,109 +387,93 @@ pub struct Timeline {
     pub events: Vec<Value>,
 }
 
-/// Body of `ack`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AckBody {
-    /// Who acknowledges (1–128 printable characters).
-    pub by: String,
-}
-
-/// Body of `override`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct OverrideBody {
-    pub by: String,
-    /// Why the gate is overridden (required).
-    pub reason: String,
-}
-
-/// Body of `enrich`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EnrichBody {
-    pub by: String,
-    /// Packet fields to fill (same names and rules as a report; not `dedup_key`).
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-}
-
-/// Body of `resolve`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ResolveBody {
-    pub by: String,
-    pub note: Option<String>,
-}
-
-/// Body of `POST /v1/handoffs` (start a team handoff).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct StartBody {
-    /// Template name (`config/templates/<name>.toml`, `kind = "work"`).
-    pub template: String,
-    pub by: String,
-    /// Field values; every `required_fields` entry must be present.
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-    /// Makes a retried start join the same handoff.
-    pub dedup_key: Option<String>,
-}
-
-/// Body of `accept`, `complete`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ByBody {
-    pub by: String,
-}
-
-/// Body of `check`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CheckBody {
-    pub by: String,
-    /// Checklist item: its number (1-based) or exact text.
-    #[schema(value_type = String)]
-    pub item: Value,
-}
-
-/// Body of `return`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ReturnBody {
-    pub by: String,
-    /// Missing field names.
-    pub missing: Option<Vec<String>>,
-    pub reason: Option<String>,
-}
-
-/// Body of `resubmit`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ResubmitBody {
-    pub by: String,
-    #[schema(value_type = Object)]
-    pub fields: Map<String, Value>,
-}
-
-/// Body of `cancel`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CancelBody {
-    pub by: String,
-    pub reason: String,
-}
-
-/// Body of `rate`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RateBody {
-    pub by: String,
-    /// 1 to 5.
-    pub rating: u8,
-    pub comment: Option<String>,
-}
-
-/// The command reply, identical to the NATS reply:
+/// The reply to a command, the same over NATS and HTTP:
 /// `{"ok": true, "handoff": {...}, "events": [...], "seq": n}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CommandReply {
+    /// Always `true` (a refusal is an error reply instead).
     pub ok: bool,
-    /// State after the command (the stored form).
-    #[schema(value_type = Object)]
-    pub handoff: Value,
-    /// Events stored by this command.
+    /// The handoff after the command, as [`HandoffView`] shows it.
+    pub handoff: Option<HandoffView>,
+    /// Events stored by this command (empty when nothing was due).
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<Value>,
+    pub events: Vec<Event>,
     /// Stream sequence of the stored commit; null when nothing was stored.
     pub seq: Option<u64>,
+}
+
+impl CommandReply {
+    /// The reply for what a command did.
+    pub fn new(outcome: Outcome, policy: &Policy) -> Self {
+        Self {
+            ok: true,
+            handoff: outcome
+                .handoff
+                .as_ref()
+                .map(|h| HandoffView::new(h, policy)),
+            events: outcome.events,
+            seq: outcome.seq,
+        }
+    }
+}
+
+/// What a report submitted over HTTP will become.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReportAccepted {
+    /// The handoff the ingest opens (or joins) for it.
+    pub handoff_id: Uuid,
+    /// Sequence of the report in `BATON_REPORTS`.
+    pub report_seq: u64,
+    /// The `Idempotency-Key` was seen before: nothing new was stored and
+    /// `report_seq` is the first report's.
+    pub duplicate: bool,
+    /// The handoff existed when the report arrived (same dedup key): the
+    /// report joins it.
+    /// The ingest records it as `reported_again` (nothing at all when
+    /// `duplicate`) and pages nobody anew; `hcs` and `gate_passed` are then
+    /// that handoff's current score and gate, not a new page's.
+    pub joins: bool,
+    /// The score the report gets at open (when `joins`: the handoff's
+    /// current score).
+    pub hcs: HcsView,
+    /// Whether that score passes the severity's gate (else it is held).
+    pub gate_passed: bool,
+    /// Fields truncated to `limits.max_field_bytes`.
+    pub warnings: Vec<String>,
+}
+
+/// The reply to `digest`: the live projection's state digests, for `baton
+/// audit verify`. Without a bucket, one digest per bucket (the last byte of
+/// the handoff id); with one, that bucket's per-handoff digests, so a
+/// bucket stays far below NATS's payload limit even with millions of
+/// handoffs.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Digests {
+    /// `{"applied_seq", "handoffs", "buckets": [256 hex digests]}`.
+    Buckets {
+        /// The projection's sequence, read before the entries: an entry
+        /// may be newer, never older.
+        applied_seq: u64,
+        /// Handoffs held.
+        handoffs: usize,
+        /// The 256 bucket digests, in bucket order.
+        buckets: Vec<String>,
+    },
+    /// `{"applied_seq", "digests": {id: {"seq", "digest"}}}`.
+    Bucket {
+        /// As in `Buckets`.
+        applied_seq: u64,
+        /// Each handoff of the bucket by id.
+        digests: BTreeMap<String, HandoffDigest>,
+    },
+}
+
+/// One handoff's state digest and the sequence it reflects.
+#[derive(Debug, Serialize)]
+pub struct HandoffDigest {
+    /// The stream sequence its state reflects.
+    pub seq: u64,
+    /// SHA-256 of its state, hex.
+    pub digest: String,
 }

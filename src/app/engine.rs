@@ -1,0 +1,419 @@
+//! The write path: load state, `decide`, append, retry on conflict.
+//!
+//! Every way into Baton — reports from the ingest consumer, commands over
+//! NATS and HTTP, the SLA timer's ticks — goes through [`Engine::execute`],
+//! so there is one implementation of the rules' side effects.
+//!
+//! Concurrency: commands on one handoff are serialized by the slot's write
+//! lock, so appends to one handoff stay ordered; commands on different
+//! handoffs run concurrently and their appends are pipelined (bounded by the
+//! store's semaphore). Between processes, the append's expected last subject
+//! sequence decides the race: the loser reads what the winner stored,
+//! re-decides on the new state (usually: nothing left to do) and moves on.
+//! The `Nats-Msg-Id` is `<handoff>:<expected seq>` — only one commit can
+//! ever follow a given sequence on a subject, so a retried append is stored
+//! once and two daemons' identical decisions collapse into one.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::domain::{
+    decide, keyless_handoff_id, Command, Commit, DomainError, Event, Handoff, IncidentCommand,
+    Policy, Report,
+};
+use crate::projector::{Projection, Slot};
+use crate::store::{EventStore, StoreError};
+
+/// Why a command did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The rules refused it (reply: the domain code; HTTP 404/409/422).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// JetStream failed; nothing or the whole decision was stored (reply
+    /// `unavailable`, HTTP 503; a report is redelivered).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Other writers kept winning the race (reply `conflict`, HTTP 409).
+    #[error("gave up after {0} concurrent-write conflicts")]
+    Contended(u32),
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The handoff it ran on.
+    pub handoff_id: Uuid,
+    /// State after the command.
+    pub handoff: Option<Handoff>,
+    /// Events stored by this command (empty when nothing was due).
+    pub events: Vec<Event>,
+    /// Stream sequence of the stored commit.
+    pub seq: Option<u64>,
+}
+
+/// Appends tried per command before it gives up as `Contended`.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Executes commands against the event log.
+pub struct Engine {
+    store: EventStore,
+    projection: Arc<Projection>,
+    policy: Arc<Policy>,
+}
+
+impl Engine {
+    /// An engine appending to `store` and applying to `projection`.
+    pub fn new(store: EventStore, projection: Arc<Projection>, policy: Arc<Policy>) -> Self {
+        Self {
+            store,
+            projection,
+            policy,
+        }
+    }
+
+    /// The current state it decides on.
+    pub fn projection(&self) -> &Arc<Projection> {
+        &self.projection
+    }
+
+    /// The event log it appends to.
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// The rules' configuration.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Opens (or joins) the handoff for a validated report.
+    pub async fn report(
+        &self,
+        template: &str,
+        report: Report,
+        warnings: Vec<String>,
+        source: ReportSource,
+    ) -> Result<Outcome, EngineError> {
+        let id = crate::domain::handoff_id_for(template, &report)
+            .unwrap_or_else(|| keyless_handoff_id(source.published_ms, source.seq));
+        let cmd = Command::Incident(IncidentCommand::Open {
+            template: template.to_string(),
+            report,
+            warnings,
+            source: Some(format!("report:{}", source.seq)),
+        });
+        self.execute(id, cmd).await
+    }
+
+    /// Runs one command on one handoff.
+    pub async fn execute(&self, id: Uuid, cmd: Command) -> Result<Outcome, EngineError> {
+        let slot = self.projection.slot(id);
+        let result = self.execute_in(&slot, id, &cmd).await;
+        // Any refusal or failure on a handoff that does not exist must not
+        // leave its empty slot behind (a client retrying bad starts in a
+        // loop would grow memory without bound).
+        if result.is_err() {
+            self.projection.forget_if_empty(id, slot);
+        }
+        result
+    }
+
+    async fn execute_in(
+        &self,
+        slot: &Slot,
+        id: Uuid,
+        cmd: &Command,
+    ) -> Result<Outcome, EngineError> {
+        let _serial = slot.write.lock().await;
+        let mut refreshed = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let (state, last_seq) = {
+                let e = slot.entry.lock().expect("not poisoned");
+                (e.state.clone(), e.last_seq)
+            };
+            let now = Utc::now();
+            let new = match decide(state.as_ref(), cmd, now, &self.policy) {
+                // Another daemon may have opened it and our projector lags.
+                Err(DomainError::NotFound) if !refreshed => {
+                    self.refresh(slot, id).await?;
+                    refreshed = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+                Ok(v) => v,
+            };
+            if new.is_empty() {
+                return Ok(Outcome {
+                    handoff_id: id,
+                    handoff: state,
+                    events: vec![],
+                    seq: None,
+                });
+            }
+            let events: Vec<Event> = new
+                .into_iter()
+                .map(|e| e.seal(Uuid::now_v7(), id, now))
+                .collect();
+            let commit = Commit { events };
+            let msg_id = format!("{id}:{last_seq}");
+            match self.store.append(id, last_seq, &msg_id, &commit).await {
+                Ok(a) if !a.duplicate => {
+                    self.projection.apply_commit(slot, a.seq, &commit, false);
+                    let handoff = slot.entry.lock().expect("not poisoned").state.clone();
+                    let kinds: Vec<&str> = commit.events.iter().map(|e| e.kind()).collect();
+                    tracing::info!(handoff_id = %id, seq = a.seq, events = ?kinds, "events stored");
+                    return Ok(Outcome {
+                        handoff_id: id,
+                        handoff,
+                        events: commit.events,
+                        seq: Some(a.seq),
+                    });
+                }
+                Ok(_) | Err(StoreError::Conflict) => {
+                    tracing::debug!(handoff_id = %id, "lost an append race; reloading");
+                    self.refresh(slot, id).await?;
+                    refreshed = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Contended(MAX_ATTEMPTS))
+    }
+
+    /// Reads and applies whatever the stream has past the slot's sequence.
+    async fn refresh(&self, slot: &Slot, id: Uuid) -> Result<(), StoreError> {
+        let after = slot.entry.lock().expect("not poisoned").last_seq;
+        for (seq, commit) in self.store.read_after(id, after).await? {
+            self.projection.apply_commit(slot, seq, &commit, false);
+        }
+        Ok(())
+    }
+
+    /// The handoff's state now.
+    pub fn get(&self, id: Uuid) -> Option<Handoff> {
+        self.projection.get(id)
+    }
+
+    /// Reads the handoff from the stream if this process has not seen it yet.
+    pub async fn load(&self, id: Uuid) -> Result<Option<Handoff>, StoreError> {
+        if let Some(h) = self.projection.get(id) {
+            return Ok(Some(h));
+        }
+        let slot = self.projection.slot(id);
+        let read = self.refresh(&slot, id).await;
+        let h = slot.entry.lock().expect("not poisoned").state.clone();
+        if h.is_none() {
+            self.projection.forget_if_empty(id, slot);
+        }
+        read.map(|()| h)
+    }
+}
+
+/// Where a report sits in `BATON_REPORTS`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportSource {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The stream's receive time, Unix milliseconds.
+    pub published_ms: u64,
+}
+
+/// The retry loop against a real `nats-server`: a second [`EventStore`] on
+/// the same stream plays the other daemon, writing behind this engine's
+/// projection exactly where a lagging projector would leave it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev::{free_port, NatsServer};
+    use crate::domain::{Severity, Status};
+    use crate::metrics::Metrics;
+    use crate::store::{self, Names, StreamSettings};
+    use crate::testkit::{policy, report};
+
+    struct Daemons {
+        /// This daemon's engine, over `projection`.
+        engine: Engine,
+        projection: Arc<Projection>,
+        /// The other daemon's handle on the same stream.
+        other: EventStore,
+        _timer: crate::sla::TimerQueue,
+        _server: NatsServer,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn daemons() -> Daemons {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = (0..5)
+            .find_map(|_| NatsServer::start(dir.path(), free_port()).ok())
+            .expect("nats-server starts");
+        let client = async_nats::connect(&server.url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let names = Names::new("baton");
+        let settings = StreamSettings {
+            replicas: 1,
+            max_report_bytes: 64 * 1024,
+            pages_duplicate_window: std::time::Duration::from_secs(60),
+            pages_max_age: std::time::Duration::ZERO,
+        };
+        store::ensure_streams(&js, &names, &settings)
+            .await
+            .expect("streams");
+        let open = |js| EventStore::open(js, &names, 16, None);
+        let (mine, other) = (open(js.clone()).await.unwrap(), open(js).await.unwrap());
+        let policy = Arc::new(policy());
+        let (timer, queue) = crate::sla::channel();
+        let projection = Arc::new(Projection::new(
+            policy.clone(),
+            timer,
+            Arc::new(Metrics::new()),
+        ));
+        Daemons {
+            engine: Engine::new(mine, projection.clone(), policy),
+            projection,
+            other,
+            _timer: queue,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    fn open() -> Command {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: None,
+        })
+    }
+
+    fn ack(by: &str) -> Command {
+        Command::Incident(IncidentCommand::Acknowledge { by: by.into() })
+    }
+
+    /// The commit `cmd` produces on `state`, as another daemon would store it.
+    fn commit(id: Uuid, state: Option<&Handoff>, cmd: &Command) -> Commit {
+        let now = Utc::now();
+        let events = decide(state, cmd, now, &policy()).expect("decided");
+        Commit {
+            events: events
+                .into_iter()
+                .map(|e| e.seal(Uuid::now_v7(), id, now))
+                .collect(),
+        }
+    }
+
+    fn acknowledged_by(h: &Handoff) -> Option<&str> {
+        h.as_incident()?
+            .acknowledged
+            .as_ref()
+            .map(|s| s.by.as_str())
+    }
+
+    /// Another daemon opened the handoff and this projector has not seen
+    /// it: `NotFound` makes the engine read the stream once, then decide.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_found_refreshes_from_the_stream_once_before_refusing() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = commit(id, None, &open());
+        d.other
+            .append(id, 0, &format!("{id}:0"), &opened)
+            .await
+            .unwrap();
+        assert!(d.projection.get(id).is_none(), "precondition: not seen");
+
+        let outcome = d.engine.execute(id, ack("alice")).await.expect("acked");
+        assert_eq!(outcome.seq, Some(2));
+        assert_eq!(outcome.events[0].kind(), "acknowledged");
+        let h = outcome.handoff.expect("state");
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+
+        // Nothing stored anywhere: refused after one refresh, and the empty
+        // slot the attempt made is gone again.
+        let nobody = Uuid::now_v7();
+        let err = d.engine.execute(nobody, ack("alice")).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Domain(DomainError::NotFound)),
+            "{err}"
+        );
+        assert_eq!(d.projection.len(), 1, "only the real handoff is held");
+    }
+
+    /// The other daemon stored its decision under the msg-id this engine
+    /// uses next (`<id>:<seq>`): the append is answered as a duplicate, the
+    /// engine reloads and re-decides on what was really stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_duplicate_append_reloads_and_decides_again_on_the_stored_state() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = d.engine.execute(id, open()).await.unwrap();
+        assert_eq!(opened.seq, Some(1));
+        let theirs = commit(id, opened.handoff.as_ref(), &ack("alice"));
+        let msg_id = format!("{id}:1");
+        d.other.append(id, 1, &msg_id, &theirs).await.unwrap();
+        // Precondition: the server answers that msg-id as a duplicate even
+        // though the expected sequence is stale by now.
+        let again = d.other.append(id, 1, &msg_id, &theirs).await.unwrap();
+        assert!(again.duplicate, "the msg-id is deduplicated first");
+
+        let err = d.engine.execute(id, ack("bob")).await.unwrap_err();
+        assert!(
+            matches!(&err, EngineError::Domain(DomainError::AlreadyAcknowledged { by, .. }) if by == "alice"),
+            "{err}"
+        );
+        let h = d.projection.get(id).unwrap();
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+        assert_eq!(
+            d.other.read_after(id, 0).await.unwrap().len(),
+            2,
+            "bob's acknowledgement was never stored"
+        );
+    }
+
+    /// The other daemon's commit took the sequence: the append conflicts,
+    /// the engine reloads, and a command that is still due is stored after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflicting_append_reloads_and_stores_after_the_winner() {
+        let d = daemons().await;
+        let id = Uuid::now_v7();
+        let opened = d.engine.execute(id, open()).await.unwrap();
+        let theirs = commit(id, opened.handoff.as_ref(), &ack("alice"));
+        d.other.append(id, 1, "elsewhere", &theirs).await.unwrap();
+
+        let resolve = Command::Incident(IncidentCommand::Resolve {
+            by: "bob".into(),
+            note: None,
+        });
+        let outcome = d.engine.execute(id, resolve).await.expect("resolved");
+        assert_eq!(outcome.seq, Some(3), "stored after the winner's commit");
+        let h = outcome.handoff.unwrap();
+        assert_eq!(acknowledged_by(&h), Some("alice"));
+        assert_eq!(h.as_incident().unwrap().status(), Status::Resolved);
+    }
+
+    /// A msg-id the stream already holds under another subject makes every
+    /// append a duplicate that no reload can explain: the loop gives up
+    /// after `MAX_ATTEMPTS` instead of spinning, and stores nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_that_never_land_give_up_as_contended_after_max_attempts() {
+        let d = daemons().await;
+        let (id, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
+        let squatter = commit(elsewhere, None, &open());
+        d.other
+            .append(elsewhere, 0, &format!("{id}:0"), &squatter)
+            .await
+            .unwrap();
+
+        let err = d.engine.execute(id, open()).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Contended(n) if n == MAX_ATTEMPTS),
+            "{err}"
+        );
+        assert!(d.other.read_after(id, 0).await.unwrap().is_empty());
+        assert!(d.projection.get(id).is_none());
+        assert_eq!(d.projection.len(), 0, "the empty slot is forgotten");
+    }
+}

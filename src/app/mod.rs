@@ -1,0 +1,216 @@
+//! The application: the one write path and the reads, free of any
+//! transport.
+//!
+//! [`Handoffs`] is the service every transport calls: the NATS
+//! request/reply loop (`api::nats`, which also carries the CLI), the HTTP
+//! handlers, the ingest consumer and the jobs. Transports only translate:
+//! bytes into the typed requests of [`requests`], [`AppError`] into a reply
+//! code or an HTTP status, and the views of [`views`] into bytes. So NATS
+//! and HTTP give the same answer to the same question.
+//!
+//! - [`engine`] — load state, `decide`, append with optimistic
+//!   concurrency, retry.
+//! - [`requests`] — one typed request per verb (also the OpenAPI schema),
+//!   decoded through [`decode`] so every refusal keeps its code.
+//! - [`error`] — [`AppError`]: each variant's code and HTTP status.
+//! - [`views`] — what is answered: a handoff, a page, a command's reply.
+//! - [`list`] — the list's filters and keyset paging.
+//! - [`reports`] — reports in: validation, opening, rejection records.
+
+// The API's own layer: every public item says what it is.
+#![warn(missing_docs)]
+
+mod decode;
+pub mod engine;
+pub mod error;
+pub mod list;
+pub mod reports;
+pub mod requests;
+pub mod views;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use error::AppError;
+
+use crate::domain::{Command, DomainError, Handoff, ParseLimits, Policy};
+use crate::metrics::Metrics;
+use crate::stats::Stats;
+use crate::store::Names;
+use engine::Engine;
+use list::{Filter, ListQuery};
+use requests::{DigestBody, StartBody, StatsQuery};
+use views::{CommandReply, Digests, HandoffDigest, HandoffPage, HandoffView, Timeline};
+
+/// The handoff service: commands, reads and reports, over one engine.
+/// A cheap handle (cloned per component); every clone shares the engine.
+#[derive(Clone)]
+pub struct Handoffs {
+    engine: Arc<Engine>,
+    limits: ParseLimits,
+    metrics: Arc<Metrics>,
+}
+
+impl Handoffs {
+    /// The service over `engine`, with `[limits]`' report and field sizes
+    /// and the registry that counts rejected reports.
+    pub fn new(engine: Arc<Engine>, limits: ParseLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            limits,
+            metrics,
+        }
+    }
+
+    /// The rules' configuration: severities, routes, templates.
+    pub fn policy(&self) -> &Policy {
+        self.engine.policy()
+    }
+
+    /// The subjects and streams of this deployment.
+    pub fn names(&self) -> &Names {
+        self.engine.store().names()
+    }
+
+    /// Report and field size limits.
+    pub fn limits(&self) -> ParseLimits {
+        self.limits
+    }
+
+    /// Runs one command on one handoff.
+    pub async fn execute(&self, id: Uuid, cmd: Command) -> Result<CommandReply, AppError> {
+        let outcome = self.engine.execute(id, cmd).await?;
+        Ok(CommandReply::new(outcome, self.policy()))
+    }
+
+    /// Runs the command a verb's body asks for on one handoff (`ack`,
+    /// `override`, `enrich`, `resolve` and the team-handoff verbs).
+    pub async fn command(
+        &self,
+        verb: &str,
+        id: Uuid,
+        body: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CommandReply, AppError> {
+        match requests::command(verb, body, self.limits.max_field_bytes)? {
+            Some(cmd) => self.execute(id, cmd).await,
+            None => Err(AppError::UnknownCommand {
+                verb: verb.into(),
+                known: requests::VERBS.join(", "),
+            }),
+        }
+    }
+
+    /// Starts a team handoff from a template (or joins it, with the same
+    /// `dedup_key`).
+    pub async fn start(&self, body: StartBody) -> Result<CommandReply, AppError> {
+        let (id, cmd) = body.into_command(self.policy(), self.limits.max_field_bytes)?;
+        self.execute(id, cmd).await
+    }
+
+    /// One handoff's current state, read from the stream if this process
+    /// has not seen it yet.
+    pub async fn get(&self, id: Uuid) -> Result<HandoffView, AppError> {
+        match self.engine.load(id).await? {
+            Some(h) => Ok(HandoffView::new(&h, self.policy())),
+            None => Err(DomainError::NotFound.into()),
+        }
+    }
+
+    /// A handoff's stored events, straight from the stream, each with the
+    /// sequence of its commit.
+    pub async fn timeline(&self, id: Uuid) -> Result<Timeline, AppError> {
+        let commits = self.engine.store().read_after(id, 0).await?;
+        if commits.is_empty() {
+            return Err(DomainError::NotFound.into());
+        }
+        let events = commits
+            .into_iter()
+            .flat_map(|(seq, c)| c.events.into_iter().map(move |e| (seq, e)))
+            .map(|(seq, e)| {
+                let mut v = serde_json::to_value(&e).expect("events serialize");
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("seq".into(), seq.into());
+                }
+                v
+            })
+            .collect();
+        Ok(Timeline {
+            handoff_id: id,
+            events,
+        })
+    }
+
+    /// Copies of every handoff's state. The list, the stats and the jobs
+    /// read through here: the one place to replace with the projector's
+    /// indexes (today it clones the whole projection, review R4).
+    pub fn all(&self) -> Vec<Handoff> {
+        self.engine.projection().all()
+    }
+
+    /// One page of the list, newest first.
+    pub fn list(&self, query: ListQuery) -> Result<HandoffPage, AppError> {
+        let filter = Filter::parse(query)?;
+        Ok(list::page(self.all(), &filter, self.policy()))
+    }
+
+    /// Incident and team-handoff figures over the handoffs opened in the
+    /// query's window (default 30 days).
+    pub fn stats(&self, query: &StatsQuery) -> Result<Stats, AppError> {
+        let days = query.days()?;
+        Ok(crate::stats::compute(
+            &self.all(),
+            self.policy(),
+            chrono::Utc::now(),
+            days,
+        ))
+    }
+
+    /// The live projection's state digests (see [`Digests`]).
+    pub fn digest(&self, body: &DigestBody) -> Digests {
+        use crate::projector::digest::{bucket_digest, bucket_of, digest};
+        let projection = self.engine.projection();
+        // Read before the entries: an entry may be newer, never older.
+        let applied_seq = projection.applied_seq.load(Ordering::Acquire);
+        match body.bucket {
+            None => {
+                let mut buckets: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); 256];
+                let mut handoffs = 0usize;
+                projection.visit(
+                    |_| true,
+                    |h, seq| {
+                        handoffs += 1;
+                        buckets[bucket_of(&h.id()) as usize].push((h.id(), digest(h, seq)));
+                    },
+                );
+                let buckets = buckets
+                    .iter()
+                    .map(|b| bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
+                    .collect();
+                Digests::Buckets {
+                    applied_seq,
+                    handoffs,
+                    buckets,
+                }
+            }
+            Some(b) => {
+                let mut digests = std::collections::BTreeMap::new();
+                projection.visit(
+                    |id| bucket_of(id) == b,
+                    |h, seq| {
+                        let d = HandoffDigest {
+                            seq,
+                            digest: digest(h, seq),
+                        };
+                        digests.insert(h.id().to_string(), d);
+                    },
+                );
+                Digests::Bucket {
+                    applied_seq,
+                    digests,
+                }
+            }
+        }
+    }
+}
