@@ -24,6 +24,7 @@ use super::views::{
 use super::AppState;
 use crate::commands;
 use crate::domain::{Handoff, Kind, Policy, Severity, Status, TeamStatus};
+use crate::projector::{off_runtime, Key, Listing, Select, StatusFilter};
 
 /// Default and largest page size of the list.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -52,39 +53,22 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Where a handoff sits in the list's order: newest first, ties by id.
-/// Keyset pagination on this key is stable: a handoff opened meanwhile
-/// lands before the first page and never shifts the later ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key(i64, Uuid);
-
-impl Key {
-    fn of(h: &Handoff) -> Self {
-        Key(
-            h.opened_at().timestamp_nanos_opt().unwrap_or(i64::MAX),
-            h.id(),
-        )
-    }
-    fn encode(self) -> String {
-        format!("{}.{}", self.0, self.1.simple())
-    }
-    fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.split_once('.')?;
-        Some(Key(t.parse().ok()?, Uuid::try_parse(id).ok()?))
-    }
+/// The cursor that continues the list after `h`: its [`Key`] (list order
+/// is newest first, ties by id) as `<opened_at nanos>.<id, simple>`.
+fn cursor_after(h: &Handoff) -> String {
+    let Key(at, id) = Key::of(h);
+    format!("{at}.{}", id.simple())
 }
 
-enum StatusFilter {
-    Open,
-    Is(&'static str),
+/// The position a cursor from [`cursor_after`] names.
+fn parse_cursor(s: &str) -> Option<Key> {
+    let (t, id) = s.split_once('.')?;
+    Some(Key(t.parse().ok()?, Uuid::try_parse(id).ok()?))
 }
 
+/// A parsed list query: what to keep, and which page.
 struct Filter {
-    kind: Option<Kind>,
-    status: Option<StatusFilter>,
-    severity: Option<Severity>,
-    team: Option<String>,
-    template: Option<String>,
+    select: Select,
     limit: usize,
     after: Option<Key>,
 }
@@ -127,7 +111,7 @@ impl Filter {
         };
         let severity = match q.severity.as_deref() {
             None | Some("") => None,
-            Some(s) => s.parse().ok().or_else(|| {
+            Some(s) => s.parse::<Severity>().ok().or_else(|| {
                 bad(
                     "severity",
                     format!("unknown severity {s:?}; known: P1, P2, P3"),
@@ -150,7 +134,7 @@ impl Filter {
         };
         let after = match q.cursor.as_deref() {
             None | Some("") => None,
-            Some(s) => Key::decode(s).or_else(|| {
+            Some(s) => parse_cursor(s).or_else(|| {
                 bad("cursor", "not a cursor this API returned".into());
                 None
             }),
@@ -164,48 +148,30 @@ impl Filter {
             .with_errors(errors));
         }
         Ok(Self {
-            kind,
-            status,
-            severity,
-            team: q.team.filter(|t| !t.is_empty()),
-            template: q.template.filter(|t| !t.is_empty()),
+            select: Select {
+                kind,
+                status,
+                severity,
+                team: q.team.filter(|t| !t.is_empty()),
+                template: q.template.filter(|t| !t.is_empty()),
+            },
             limit,
             after,
         })
     }
-
-    fn matches(&self, h: &Handoff) -> bool {
-        let status_ok = match &self.status {
-            None => true,
-            Some(StatusFilter::Open) => !h.is_closed(),
-            Some(StatusFilter::Is(s)) => h.status_str() == *s,
-        };
-        let team_ok = |t: &String| match h {
-            Handoff::Incident(i) => &i.team == t,
-            Handoff::Team(w) => &w.template.from_team == t || &w.template.to_team == t,
-        };
-        status_ok
-            && self.kind.is_none_or(|k| h.kind() == k)
-            && self
-                .severity
-                .is_none_or(|s| h.as_incident().is_some_and(|i| i.severity == s))
-            && self.team.as_ref().is_none_or(team_ok)
-            && self.template.as_ref().is_none_or(|t| h.template() == t)
-            && self.after.is_none_or(|k| Key::of(h) < k)
-    }
 }
 
-/// One page of `handoffs`, filtered and in list order.
-fn page(mut handoffs: Vec<Handoff>, filter: &Filter, policy: &Policy) -> HandoffPage {
-    handoffs.retain(|h| filter.matches(h));
-    handoffs.sort_unstable_by_key(|h| std::cmp::Reverse(Key::of(h)));
-    let more = handoffs.len() > filter.limit;
-    handoffs.truncate(filter.limit);
+/// One page of `handoffs`, filtered and in list order: read from the
+/// projection's index, so it costs the page, not the projection.
+fn page(handoffs: impl Listing, filter: &Filter, policy: &Policy) -> HandoffPage {
+    let page = handoffs.page(&filter.select, filter.after, filter.limit);
     HandoffPage {
-        next_cursor: more
-            .then(|| handoffs.last().map(|h| Key::of(h).encode()))
+        next_cursor: page
+            .more
+            .then(|| page.items.last().map(cursor_after))
             .flatten(),
-        items: handoffs
+        items: page
+            .items
             .iter()
             .map(|h| HandoffView::new(h, policy))
             .collect(),
@@ -232,8 +198,10 @@ pub async fn list(
     let Query(q) =
         q.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let filter = Filter::parse(q)?;
-    let all = s.engine.projection().all();
-    Ok(Json(page(all, &filter, s.engine.policy())))
+    // A narrow filter may pass over much of the index: off the runtime.
+    let engine = s.engine.clone();
+    let listed = off_runtime(move || page(&**engine.projection(), &filter, engine.policy())).await;
+    Ok(Json(listed))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, Problem> {

@@ -23,6 +23,8 @@
 //! and `baton audit verify` reports it.
 
 pub mod digest;
+mod index;
+mod listing;
 mod reader;
 
 use std::collections::HashMap;
@@ -35,6 +37,8 @@ use crate::domain::{apply, Commit, EventData, Handoff, Policy, Severity, Status,
 use crate::metrics::Metrics;
 use crate::sla::TimerHandle;
 
+pub use index::{Key, Select, StatusFilter};
+pub use listing::{off_runtime, Listing, Page, SETTLE_AT};
 pub use reader::run;
 
 /// A handoff's state and the sequence it reflects.
@@ -71,6 +75,12 @@ pub struct Projection {
     pub applied_seq: AtomicU64,
     /// `baton_open_handoffs` series by severity and state, as used.
     open_gauges: [[std::sync::OnceLock<prometheus::IntGauge>; STATES]; SEVERITIES],
+    /// Every handoff in list order, for pages and windows (`index`).
+    index: RwLock<index::Index>,
+    /// Handoffs changed since the index last settled (`listing`).
+    changed: Mutex<Vec<listing::Changed>>,
+    /// Held while settling the index; the names its entries number.
+    settling: Mutex<index::Names>,
 }
 
 const SEVERITIES: usize = crate::domain::Severity::ALL.len();
@@ -87,6 +97,9 @@ impl Projection {
             metrics,
             applied_seq: AtomicU64::new(0),
             open_gauges: Default::default(),
+            index: RwLock::default(),
+            changed: Mutex::default(),
+            settling: Mutex::default(),
         }
     }
 
@@ -122,19 +135,26 @@ impl Projection {
         }
     }
 
-    /// A copy of one handoff's current state.
-    pub fn get(&self, id: Uuid) -> Option<Handoff> {
-        let slot = self
-            .shard(&id)
+    /// The slot of a handoff, if it has one.
+    fn find(&self, id: Uuid) -> Option<Arc<Slot>> {
+        self.shard(&id)
             .read()
             .expect("not poisoned")
-            .get(&id)?
-            .clone();
+            .get(&id)
+            .cloned()
+    }
+
+    /// A copy of one handoff's current state.
+    pub fn get(&self, id: Uuid) -> Option<Handoff> {
+        let slot = self.find(id)?;
         let entry = slot.entry.lock().expect("not poisoned");
         entry.state.clone()
     }
 
-    /// Copies of every handoff's state (for listings and stats).
+    /// Copies of every handoff's state, in no order: O(everything held),
+    /// for tests and tools. Serving paths use [`Self::page`],
+    /// [`Self::opened_in`] or [`Self::walk`]; snapshots and digests use
+    /// [`Self::visit`], one slot at a time.
     pub fn all(&self) -> Vec<Handoff> {
         let mut out = Vec::new();
         for shard in &self.shards {
@@ -187,8 +207,8 @@ impl Projection {
     }
 
     /// Loads a snapshot taken at `applied_seq`: each entry replaces a slot
-    /// that reflects less, moves the gauges and arms its deadline exactly as
-    /// applying its events would have. Event-derived counters are not fed
+    /// that reflects less, moves the gauges, arms its deadline and is listed
+    /// exactly as applying its events would have. Event-derived counters are not fed
     /// (see `snapshot`).
     pub fn import(&self, entries: Vec<(Handoff, u64)>, applied_seq: u64) {
         for shard in &self.shards {
@@ -197,6 +217,10 @@ impl Projection {
                 .expect("not poisoned")
                 .reserve(entries.len() / SHARDS);
         }
+        // Listed at once at the end rather than noted one by one (see
+        // `listing`); holding `settling` keeps any settle from overtaking.
+        let mut names = self.settling.lock().expect("not poisoned");
+        let mut listed = Vec::with_capacity(entries.len());
         for (h, seq) in entries {
             let slot = self.slot(h.id());
             let mut entry = slot.entry.lock().expect("not poisoned");
@@ -210,9 +234,13 @@ impl Projection {
             if next.is_some() || before.is_some() {
                 self.timer.schedule(h.id(), next);
             }
+            let meta = index::Meta::numbered(&h, &mut names);
+            listed.push((entry.state.as_ref().map(Key::of), Key::of(&h), meta));
             entry.state = Some(h);
             entry.last_seq = seq;
         }
+        self.list(listed);
+        drop(names);
         self.applied_seq.fetch_max(applied_seq, Ordering::AcqRel);
     }
 
@@ -228,6 +256,7 @@ impl Projection {
         let fresh = seq > entry.last_seq;
         if fresh {
             let before = entry.state.as_ref().map(Gauged::of);
+            let listed = entry.state.as_ref().map(Key::of);
             for e in &commit.events {
                 apply(&mut entry.state, e);
                 if observe {
@@ -239,6 +268,7 @@ impl Projection {
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
                 self.timer.schedule(h.id(), h.next_deadline(&self.policy));
+                self.note_changed(h.id(), listed);
             }
         } else if observe {
             for e in &commit.events {
@@ -303,3 +333,6 @@ impl Gauged {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

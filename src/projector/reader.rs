@@ -209,6 +209,7 @@ impl Applier {
                 self.caught_up.send_replace(true);
             }
         }
+        projection.settle_when_due();
         Ok(())
     }
 }

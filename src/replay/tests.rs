@@ -197,7 +197,7 @@ proptest! {
 
     /// A snapshot taken at any point plus the tail is the full replay, for
     /// both kinds of handoff (team fields are `serde_json::Value`s inside
-    /// the MessagePack entries), gauges included.
+    /// the MessagePack entries), gauges and list index included.
     #[test]
     fn snapshot_plus_tail_equals_full_replay(
         cmds in proptest::collection::vec(arb_command(), 1..30),
@@ -219,6 +219,8 @@ proptest! {
         let restored = projection_of(&log.records[k..], Some((entries, k as u64)));
         prop_assert_eq!(entries_of(&restored), entries_of(&full));
         prop_assert_eq!(gauges(&restored), gauges(&full));
+        let listed = |(p, _): &Projected| p.page(&crate::projector::Select::all(), None, 10).items;
+        prop_assert_eq!(listed(&restored), listed(&full));
     }
 }
 
