@@ -398,7 +398,18 @@ pub async fn handle(
         return start(engine, &obj, max_field_bytes).await;
     }
     if verb == "stats" {
-        let stats = crate::teams::work_stats(&engine.projection().all());
+        // All-time team figures: the team handoffs only, copied off the
+        // runtime.
+        let projection = engine.projection().clone();
+        let stats = crate::projector::off_runtime(move || {
+            let teams = projection.opened_in(
+                &crate::projector::Select::kind(crate::domain::Kind::Team),
+                None,
+                None,
+            );
+            crate::teams::work_stats(&teams)
+        })
+        .await;
         return Ok(json!({"ok": true, "stats": stats}));
     }
     let id = match obj.get("id") {

@@ -43,6 +43,7 @@ use utoipa_axum::routes;
 use crate::config::{HttpConfig, Limits};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::projector::{off_runtime, Select};
 use crate::stats::{self, Stats};
 use crate::store::{Names, Stream};
 use problem::{Problem, ProblemDetails};
@@ -315,13 +316,18 @@ async fn stats_handler(
             ))
         }
     };
-    let all = s.engine.projection().all();
-    Ok(Json(stats::compute(
-        &all,
-        s.engine.policy(),
-        chrono::Utc::now(),
-        days,
-    )))
+    // The handoffs opened in the window only, copied off the runtime.
+    let engine = s.engine.clone();
+    let now = chrono::Utc::now();
+    let figures = off_runtime(move || {
+        let since = stats::window_start(now, days);
+        let window = engine
+            .projection()
+            .opened_in(&Select::all(), Some(since), None);
+        stats::compute(&window, engine.policy(), now, days)
+    })
+    .await;
+    Ok(Json(figures))
 }
 
 /// Serves until shutdown.

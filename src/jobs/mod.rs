@@ -42,8 +42,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{JobsConfig, AGENT_FAILURE};
+use crate::domain::Kind;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::projector::{off_runtime, Select};
 use crate::store::{Names, StoreError};
 
 pub use crate::config::{parse_schedule, Job};
@@ -213,11 +215,21 @@ async fn body(
 ) -> Result<(Value, Option<String>), String> {
     let cfg = &ctx.cfg;
     let names = ctx.engine.store().names();
-    let handoffs = ctx.engine.projection().all();
-    let policy = ctx.engine.policy();
+    // The bodies read only the handoffs their windows reach, walked from the
+    // projection's index on a blocking thread.
+    let engine = ctx.engine.clone();
+    let incidents = Select::kind(Kind::Incident);
     let (subject, value, md) = match job {
         Job::DailyReview => {
-            let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
+            let end = window_end.unwrap_or(now);
+            let r = off_runtime(move || {
+                let since = review::reads_since(end);
+                let handoffs = engine
+                    .projection()
+                    .opened_in(&incidents, Some(since), Some(end));
+                review::daily_review(&handoffs, engine.policy(), end, |h| h.drill)
+            })
+            .await;
             let md = review::render_markdown(&r);
             (
                 names.daily_digest(),
@@ -226,7 +238,16 @@ async fn body(
             )
         }
         Job::OwnershipAudit => {
-            let a = audit::ownership_audit(policy, &handoffs, now, cfg.ownership_audit.stale_after);
+            let stale_after = cfg.ownership_audit.stale_after;
+            let a = off_runtime(move || {
+                let policy = engine.policy();
+                let mut evidence = audit::Evidence::new(policy, now, stale_after);
+                engine
+                    .projection()
+                    .walk(&incidents, None, None, |h| evidence.visit(h));
+                audit::ownership_audit(policy, &evidence.picked, now, stale_after)
+            })
+            .await;
             for (kind, n) in a.counts() {
                 ctx.metrics
                     .ownership_audit_findings
