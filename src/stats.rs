@@ -96,9 +96,16 @@ pub struct FieldCount {
     pub count: u64,
 }
 
-/// Computes the figures over the handoffs opened in the last `days` days.
+/// The start of the window of `days` days ending at `now`: handoffs opened
+/// at or after it count.
+pub fn window_start(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    now - Duration::days(i64::from(days))
+}
+
+/// Computes the figures over the handoffs opened in the last `days` days
+/// (`handoffs` may hold more: those opened earlier are left out).
 pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: u32) -> Stats {
-    let since = now - Duration::days(i64::from(days));
+    let since = window_start(now, days);
     let window: Vec<&Incident> = handoffs
         .iter()
         .filter_map(Handoff::as_incident)

@@ -133,8 +133,10 @@ fn daily_review_matches_its_golden_files() {
     golden("daily-review.md", &review::render_markdown(&r));
 }
 
-#[test]
-fn ownership_audit_matches_its_golden_files() {
+/// The default policy plus a rule last matched long ago, one never
+/// matched, an owner with no backup, one whose backup is the primary, and
+/// an untested rollback.
+fn audit_policy() -> Policy {
     let mut policy = policy();
     policy.ownership.push(baton::domain::OwnershipRule {
         workflow: "legacy-*".into(),
@@ -153,6 +155,12 @@ fn ownership_audit_matches_its_golden_files() {
         rollback_command: "search alias swap --to previous".into(),
         tested: false,
     });
+    policy
+}
+
+#[test]
+fn ownership_audit_matches_its_golden_files() {
+    let policy = audit_policy();
     let h = history(&policy);
     let a = audit::ownership_audit(
         &policy,
@@ -175,4 +183,60 @@ fn ownership_audit_matches_its_golden_files() {
         &serde_json::to_string_pretty(&a).unwrap(),
     );
     golden("ownership-audit.md", &audit::render_markdown(&a));
+}
+
+/// The audit job walks the handoffs newest first and stops once nothing
+/// older can change the audit: what it picks audits the same as all of
+/// them, whether a rule never matched (the walk reaches the end) or every
+/// rule matched within the window (it stops there).
+#[test]
+fn the_audit_of_what_a_newest_first_walk_picks_equals_the_audit_of_everything() {
+    let now = t0() + Duration::hours(12);
+    let stale_after = std::time::Duration::from_secs(86400);
+    for (policy, stops_early) in [(audit_policy(), false), (policy(), true)] {
+        let mut h = history(&policy);
+        h.sort_by_key(|h| std::cmp::Reverse((h.opened_at(), h.id())));
+        let mut evidence = audit::Evidence::new(&policy, now, stale_after);
+        let visited = h
+            .iter()
+            .take_while(|x| evidence.visit(x).is_continue())
+            .count();
+        assert_eq!(
+            audit::ownership_audit(&policy, &evidence.picked, now, stale_after),
+            audit::ownership_audit(&policy, &h, now, stale_after)
+        );
+        assert_eq!(
+            visited < h.len(),
+            stops_early,
+            "visited {visited} of {}",
+            h.len()
+        );
+        assert!(evidence.picked.len() < h.len(), "drills are never picked");
+    }
+}
+
+/// The review job reads only the incidents opened since
+/// `review::reads_since`: the review of those is the review of all.
+#[test]
+fn the_review_of_what_the_job_reads_equals_the_review_of_everything() {
+    let policy = policy();
+    let mut h = history(&policy);
+    // And one from long before: past the drills' week too.
+    let mut ancient = h[0].clone();
+    if let Handoff::Incident(i) = &mut ancient {
+        i.opened_at -= Duration::days(8);
+        i.id = Uuid::from_u128(8);
+    }
+    h.push(ancient);
+    let end = t0() + Duration::hours(12);
+    let read: Vec<Handoff> = h
+        .iter()
+        .filter(|x| x.opened_at() >= review::reads_since(end) && x.opened_at() < end)
+        .cloned()
+        .collect();
+    assert!(read.len() < h.len(), "the old handoff is not read");
+    assert_eq!(
+        review::daily_review(&read, &policy, end, |h| h.drill),
+        review::daily_review(&h, &policy, end, |h| h.drill)
+    );
 }

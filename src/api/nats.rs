@@ -136,8 +136,8 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
     let obj = requests::object(payload)?;
     Ok(match verb {
         "get" => json!({"ok": true, "handoff": app.get(requests::id(&obj)?).await?}),
-        "list" => json!({"ok": true, "page": app.list(requests::body(verb, obj)?)?}),
-        "stats" => json!({"ok": true, "stats": app.stats(&requests::body(verb, obj)?)?}),
+        "list" => json!({"ok": true, "page": app.list(requests::body(verb, obj)?).await?}),
+        "stats" => json!({"ok": true, "stats": app.stats(&requests::body(verb, obj)?).await?}),
         "digest" => ok(app.digest(&requests::body(verb, obj)?)),
         "start" => ok(app.start(requests::body(verb, obj)?).await?),
         _ => {

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::error::AppError;
 use super::requests::Whole;
 use super::views::{HandoffPage, HandoffView};
-use crate::domain::{FieldError, Handoff, Kind, Policy, Severity, Status, TeamStatus};
+use crate::domain::{FieldError, Handoff, Kind, Policy, Status, TeamStatus};
+use crate::projector::{Key, Listing, Select, StatusFilter};
 
 /// Page size of the list when none is asked for.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -43,40 +44,24 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Where a handoff sits in the list's order: newest first, ties by id.
-/// Keyset pagination on this key is stable: a handoff opened meanwhile
-/// lands before the first page and never shifts the later ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key(i64, Uuid);
-
-impl Key {
-    fn of(h: &Handoff) -> Self {
-        Key(
-            h.opened_at().timestamp_nanos_opt().unwrap_or(i64::MAX),
-            h.id(),
-        )
-    }
-    fn encode(self) -> String {
-        format!("{}.{}", self.0, self.1.simple())
-    }
-    fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.split_once('.')?;
-        Some(Key(t.parse().ok()?, Uuid::try_parse(id).ok()?))
-    }
+/// The cursor that continues the list after `h`: its [`Key`] (newest
+/// first, ties by id) as `<opened_at nanos>.<id, simple>`. Keyset
+/// pagination on this key is stable: a handoff opened meanwhile lands before
+/// the first page and never shifts the later ones.
+fn cursor_after(h: &Handoff) -> String {
+    let Key(at, id) = Key::of(h);
+    format!("{at}.{}", id.simple())
 }
 
-enum StatusFilter {
-    Open,
-    Is(&'static str),
+/// The position a cursor from [`cursor_after`] names.
+fn parse_cursor(s: &str) -> Option<Key> {
+    let (t, id) = s.split_once('.')?;
+    Some(Key(t.parse().ok()?, Uuid::try_parse(id).ok()?))
 }
 
 /// A validated [`ListQuery`].
 pub struct Filter {
-    kind: Option<Kind>,
-    status: Option<StatusFilter>,
-    severity: Option<Severity>,
-    team: Option<String>,
-    template: Option<String>,
+    select: Select,
     limit: usize,
     after: Option<Key>,
 }
@@ -139,7 +124,7 @@ impl Filter {
         };
         let after = match q.cursor.as_deref() {
             None | Some("") => None,
-            Some(s) => Key::decode(s).or_else(|| {
+            Some(s) => parse_cursor(s).or_else(|| {
                 bad("cursor", "not a cursor this API returned".into());
                 None
             }),
@@ -148,48 +133,30 @@ impl Filter {
             return Err(AppError::InvalidQuery(errors));
         }
         Ok(Self {
-            kind,
-            status,
-            severity,
-            team: q.team.filter(|t| !t.is_empty()),
-            template: q.template.filter(|t| !t.is_empty()),
+            select: Select {
+                kind,
+                status,
+                severity,
+                team: q.team.filter(|t| !t.is_empty()),
+                template: q.template.filter(|t| !t.is_empty()),
+            },
             limit,
             after,
         })
     }
-
-    fn matches(&self, h: &Handoff) -> bool {
-        let status_ok = match &self.status {
-            None => true,
-            Some(StatusFilter::Open) => !h.is_closed(),
-            Some(StatusFilter::Is(s)) => h.status_str() == *s,
-        };
-        let team_ok = |t: &String| match h {
-            Handoff::Incident(i) => &i.team == t,
-            Handoff::Team(w) => &w.template.from_team == t || &w.template.to_team == t,
-        };
-        status_ok
-            && self.kind.is_none_or(|k| h.kind() == k)
-            && self
-                .severity
-                .is_none_or(|s| h.as_incident().is_some_and(|i| i.severity == s))
-            && self.team.as_ref().is_none_or(team_ok)
-            && self.template.as_ref().is_none_or(|t| h.template() == t)
-            && self.after.is_none_or(|k| Key::of(h) < k)
-    }
 }
 
-/// One page of `handoffs`, filtered and in list order.
-pub fn page(mut handoffs: Vec<Handoff>, filter: &Filter, policy: &Policy) -> HandoffPage {
-    handoffs.retain(|h| filter.matches(h));
-    handoffs.sort_unstable_by_key(|h| std::cmp::Reverse(Key::of(h)));
-    let more = handoffs.len() > filter.limit;
-    handoffs.truncate(filter.limit);
+/// One page of `handoffs`, filtered and in list order: read from the
+/// projection's index, so it costs the page, not the projection.
+pub fn page(handoffs: impl Listing, filter: &Filter, policy: &Policy) -> HandoffPage {
+    let page = handoffs.page(&filter.select, filter.after, filter.limit);
     HandoffPage {
-        next_cursor: more
-            .then(|| handoffs.last().map(|h| Key::of(h).encode()))
+        next_cursor: page
+            .more
+            .then(|| page.items.last().map(cursor_after))
             .flatten(),
-        items: handoffs
+        items: page
+            .items
             .iter()
             .map(|h| HandoffView::new(h, policy))
             .collect(),
@@ -199,6 +166,7 @@ pub fn page(mut handoffs: Vec<Handoff>, filter: &Filter, policy: &Policy) -> Han
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Severity;
     use crate::testkit::policy;
     use chrono::{TimeZone, Utc};
 

@@ -35,8 +35,9 @@ use uuid::Uuid;
 
 pub use error::AppError;
 
-use crate::domain::{Command, DomainError, Handoff, ParseLimits, Policy};
+use crate::domain::{Command, DomainError, ParseLimits, Policy};
 use crate::metrics::Metrics;
+use crate::projector::{off_runtime, Projection, Select};
 use crate::stats::Stats;
 use crate::store::Names;
 use engine::Engine;
@@ -142,29 +143,37 @@ impl Handoffs {
         })
     }
 
-    /// Copies of every handoff's state. The list, the stats and the jobs
-    /// read through here: the one place to replace with the projector's
-    /// indexes (today it clones the whole projection, review R4).
-    pub fn all(&self) -> Vec<Handoff> {
-        self.engine.projection().all()
+    /// Runs a read over the projection on a blocking thread: the list,
+    /// the stats and the jobs walk the projection's index (work bounded by
+    /// the page or the window, review R4), never the runtime's threads.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Projection, &Policy) -> T + Send + 'static,
+    ) -> T {
+        let engine = self.engine.clone();
+        off_runtime(move || f(engine.projection(), engine.policy())).await
     }
 
-    /// One page of the list, newest first.
-    pub fn list(&self, query: ListQuery) -> Result<HandoffPage, AppError> {
+    /// One page of the list, newest first, read from the projection's index.
+    pub async fn list(&self, query: ListQuery) -> Result<HandoffPage, AppError> {
         let filter = Filter::parse(query)?;
-        Ok(list::page(self.all(), &filter, self.policy()))
+        Ok(self
+            .read(move |projection, policy| list::page(projection, &filter, policy))
+            .await)
     }
 
     /// Incident and team-handoff figures over the handoffs opened in the
-    /// query's window (default 30 days).
-    pub fn stats(&self, query: &StatsQuery) -> Result<Stats, AppError> {
+    /// query's window (default 30 days); only that window is read.
+    pub async fn stats(&self, query: &StatsQuery) -> Result<Stats, AppError> {
         let days = query.days()?;
-        Ok(crate::stats::compute(
-            &self.all(),
-            self.policy(),
-            chrono::Utc::now(),
-            days,
-        ))
+        let now = chrono::Utc::now();
+        Ok(self
+            .read(move |projection, policy| {
+                let since = crate::stats::window_start(now, days);
+                let window = projection.opened_in(&Select::all(), Some(since), None);
+                crate::stats::compute(&window, policy, now, days)
+            })
+            .await)
     }
 
     /// The live projection's state digests (see [`Digests`]).

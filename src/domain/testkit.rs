@@ -1,6 +1,7 @@
 //! Fixtures shared by the domain's unit tests, the integration tests and the
-//! benchmarks: a complete packet, a report, and the default policy with the
-//! shipped templates. Not used by the daemon.
+//! benchmarks: a complete packet, a report, the default policy with the
+//! shipped templates, and the command generators the replay properties
+//! draw from. Not used by the daemon.
 //!
 //! The templates are built here in code, not parsed from
 //! `config/templates/*.toml`: the domain knows nothing of the config file
@@ -268,5 +269,67 @@ pub fn incident_command(kind: u8) -> Command {
             by: "z".into(),
             note: None,
         }),
+    }
+}
+
+/// One of twelve team-handoff commands by number, under `template`: start
+/// with every required field, accept, check item 1–4, complete, return,
+/// resubmit, cancel, rate, tick: what the team properties draw from. The
+/// fields take every JSON shape (a number past `i64`, a negative, a float,
+/// nested objects, arrays, booleans, text), so a stored form that loses or
+/// alters one shows.
+pub fn team_command(kind: u8, template: &teamwork::Template) -> Command {
+    use serde_json::{json, Value};
+    let value = |i: usize| -> Value {
+        match i % 7 {
+            0 => json!("Acme — ✓"),
+            1 => json!(u64::MAX),
+            2 => json!(-42),
+            3 => json!(1.5),
+            4 => json!({"nested": {"list": [1, "two", null, true]}}),
+            5 => json!(["ann@acme.test", "bo@acme.test"]),
+            _ => json!(true),
+        }
+    };
+    let by = |who: &str| who.to_string();
+    let last = template.required_fields.last().cloned().unwrap_or_default();
+    let team = |c| Command::Team(c);
+    match kind % 12 {
+        0 => team(TeamCommand::Initiate {
+            template: Box::new(template.clone()),
+            fields: template
+                .required_fields
+                .iter()
+                .chain(&template.optional_fields)
+                .enumerate()
+                .map(|(i, f)| (f.clone(), value(i)))
+                .collect(),
+            by: by("sam"),
+        }),
+        1 => team(TeamCommand::Accept { by: by("rita") }),
+        k @ 2..=5 => team(TeamCommand::Check {
+            by: by("rita"),
+            item: (k - 1).to_string(),
+        }),
+        6 => team(TeamCommand::Complete { by: by("rita") }),
+        7 => team(TeamCommand::Return {
+            by: by("rita"),
+            missing: vec![last],
+            reason: "which goals?".into(),
+        }),
+        8 => team(TeamCommand::Resubmit {
+            by: by("sam"),
+            fields: [(last, json!({"goals": ["go live", 2027]}))].into(),
+        }),
+        9 => team(TeamCommand::Cancel {
+            by: by("sam"),
+            reason: "deal fell through".into(),
+        }),
+        10 => team(TeamCommand::Rate {
+            by: by("rita"),
+            rating: 4,
+            comment: Some("clear".into()),
+        }),
+        _ => Command::Tick,
     }
 }

@@ -39,7 +39,7 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<HandoffPage>, Problem> {
     let Query(q) = q.map_err(super::query_rejected)?;
-    Ok(Json(s.app.list(q)?))
+    Ok(Json(s.app.list(q).await?))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, Problem> {

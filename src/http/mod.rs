@@ -290,7 +290,7 @@ async fn stats_handler(
     q: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<Json<Stats>, Problem> {
     let Query(q) = q.map_err(query_rejected)?;
-    Ok(Json(s.app.stats(&q)?))
+    Ok(Json(s.app.stats(&q).await?))
 }
 
 /// A query string that does not even parse: 400 `invalid_query`.

@@ -7,6 +7,7 @@
 //! rollback commands are untested, complete packets still fail").
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,14 +63,73 @@ impl OwnershipAudit {
     }
 }
 
-/// Runs the audit at `now`.
+/// Picks what [`ownership_audit`] reads from incidents visited newest
+/// first, so that a run walks back only as far as it must instead of
+/// copying all history: every incident opened in the audit's window, and,
+/// for a routing rule nothing in the window matched, the newest incident
+/// it did match (its `last_match`). [`Evidence::visit`] breaks once nothing
+/// older can change the audit; a rule that never matched walks to the end.
+///
+/// The audit of the picked incidents equals the audit of all of them.
+#[derive(Debug)]
+pub struct Evidence {
+    since: DateTime<Utc>,
+    /// Each rule's pattern, until an incident matched it.
+    unmatched: Vec<glob::Pattern>,
+    /// The incidents picked, newest first.
+    pub picked: Vec<Handoff>,
+}
+
+impl Evidence {
+    /// Nothing picked yet, for the audit at `now`.
+    pub fn new(policy: &Policy, now: DateTime<Utc>, stale_after: std::time::Duration) -> Self {
+        Self {
+            since: window_start(now, stale_after),
+            // A rule whose pattern does not parse is never stale: nothing
+            // to look for.
+            unmatched: policy
+                .ownership
+                .iter()
+                .filter_map(|r| glob::Pattern::new(&r.workflow).ok())
+                .collect(),
+            picked: Vec::new(),
+        }
+    }
+
+    /// Takes the next older handoff; `Break` once nothing older matters.
+    pub fn visit(&mut self, h: &Handoff) -> ControlFlow<()> {
+        let Some(i) = h.as_incident().filter(|i| !i.drill) else {
+            return ControlFlow::Continue(());
+        };
+        let before = self.unmatched.len();
+        if let Some(w) = i.packet.workflow_id.as_deref() {
+            self.unmatched.retain(|p| !p.matches(w));
+        }
+        let in_window = i.opened_at >= self.since;
+        if in_window || self.unmatched.len() < before {
+            self.picked.push(h.clone());
+        }
+        if !in_window && self.unmatched.is_empty() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+fn window_start(now: DateTime<Utc>, stale_after: std::time::Duration) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(stale_after).unwrap_or_default()
+}
+
+/// Runs the audit at `now`. `handoffs` may be all of them or what
+/// [`Evidence`] picked: the audit is the same.
 pub fn ownership_audit(
     policy: &Policy,
     handoffs: &[Handoff],
     now: DateTime<Utc>,
     stale_after: std::time::Duration,
 ) -> OwnershipAudit {
-    let since = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
+    let since = window_start(now, stale_after);
     // Ownership rules are about incidents: a team handoff's receiving team
     // needs no rule. Drills are synthetic: they neither keep a rule alive
     // nor reveal a team.

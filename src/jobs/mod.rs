@@ -43,7 +43,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppError, Handoffs};
 use crate::config::{JobsConfig, AGENT_FAILURE};
+use crate::domain::Kind;
 use crate::metrics::Metrics;
+use crate::projector::Select;
 use crate::store::{Names, StoreError};
 
 pub use crate::config::{parse_schedule, Job};
@@ -211,11 +213,20 @@ async fn body(
 ) -> Result<(Value, Option<String>), String> {
     let cfg = &ctx.cfg;
     let names = ctx.app.names();
-    let handoffs = ctx.app.all();
-    let policy = ctx.app.policy();
+    // The bodies read only the handoffs their windows reach, walked from the
+    // projection's index on a blocking thread.
+    let incidents = Select::kind(Kind::Incident);
     let (subject, value, md) = match job {
         Job::DailyReview => {
-            let r = review::daily_review(&handoffs, policy, window_end.unwrap_or(now), |h| h.drill);
+            let end = window_end.unwrap_or(now);
+            let r = ctx
+                .app
+                .read(move |projection, policy| {
+                    let since = review::reads_since(end);
+                    let handoffs = projection.opened_in(&incidents, Some(since), Some(end));
+                    review::daily_review(&handoffs, policy, end, |h| h.drill)
+                })
+                .await;
             let md = review::render_markdown(&r);
             (
                 names.daily_digest(),
@@ -224,7 +235,15 @@ async fn body(
             )
         }
         Job::OwnershipAudit => {
-            let a = audit::ownership_audit(policy, &handoffs, now, cfg.ownership_audit.stale_after);
+            let stale_after = cfg.ownership_audit.stale_after;
+            let a = ctx
+                .app
+                .read(move |projection, policy| {
+                    let mut evidence = audit::Evidence::new(policy, now, stale_after);
+                    projection.walk(&incidents, None, None, |h| evidence.visit(h));
+                    audit::ownership_audit(policy, &evidence.picked, now, stale_after)
+                })
+                .await;
             for (kind, n) in a.counts() {
                 ctx.metrics
                     .ownership_audit_findings

@@ -106,8 +106,17 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// The earliest opening the review of the 24 h before `end` reads: drills
+/// are listed over the week before `end`, the production figures cover its
+/// last day. The job hands the review only incidents opened since then.
+pub fn reads_since(end: DateTime<Utc>) -> DateTime<Utc> {
+    end - Duration::days(7)
+}
+
 /// The review of the 24 h before `end`. `is_drill` tells drills apart (they
 /// are excluded from the production figures and listed on their own).
+/// `handoffs` may hold more than [`reads_since`] asks for: the rest is left
+/// out.
 pub fn daily_review(
     handoffs: &[Handoff],
     policy: &Policy,
@@ -215,7 +224,7 @@ pub fn daily_review(
     let mut drills: Vec<DrillRow> = incidents
         .iter()
         .copied()
-        .filter(|h| is_drill(h) && h.opened_at >= end - Duration::days(7) && h.opened_at < end)
+        .filter(|h| is_drill(h) && h.opened_at >= reads_since(end) && h.opened_at < end)
         .map(|h| {
             let ack = h.acknowledged.as_ref().map(|a| secs(a.at - h.opened_at));
             let result = match ack {

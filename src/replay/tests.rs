@@ -110,8 +110,39 @@ fn plain(state: &BTreeMap<Uuid, Rebuilt>) -> BTreeMap<Uuid, (Handoff, u64)> {
 }
 
 fn arb_command() -> impl Strategy<Value = (usize, i64, u8)> {
-    // (which handoff, milliseconds later, which command)
-    (0..3usize, 0..400_000i64, 0..7u8)
+    // (which handoff: 0-2 incidents, 3-4 team handoffs; milliseconds
+    // later; which command)
+    (0..5usize, 0..400_000i64, 0..14u8)
+}
+
+/// The handoffs of the properties: three incidents, two team handoffs.
+const IDS: [Uuid; 5] = [
+    Uuid::from_u128(1),
+    Uuid::from_u128(2),
+    Uuid::from_u128(3),
+    Uuid::from_u128(4),
+    Uuid::from_u128(5),
+];
+
+/// The team handoffs' template: a shipped one with SLAs that pass within a
+/// generated history (minutes, as the incidents' deadlines do).
+fn quick_template() -> crate::domain::teamwork::Template {
+    let mut t = testkit::policy().templates["sales_to_onboarding"].clone();
+    t.sla = Some(crate::domain::teamwork::TemplateSla {
+        accept: std::time::Duration::from_secs(600),
+        complete: std::time::Duration::from_secs(3600),
+    });
+    t
+}
+
+/// Command `kind` for handoff `who` of [`IDS`].
+fn command_for(who: usize, kind: u8) -> Command {
+    if who < 3 {
+        command_of(kind % 7, &format!("run-{who}"))
+    } else {
+        // 0-2 start it: a team handoff needs a start before anything else.
+        testkit::team_command(kind.saturating_sub(2), &quick_template())
+    }
 }
 
 fn command_of(kind: u8, run: &str) -> Command {
@@ -148,11 +179,10 @@ proptest! {
         cut in 0.0..1.0f64,
     ) {
         let mut log = Log::new();
-        let ids = [Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3)];
         let mut at = 0;
         for (who, later, kind) in cmds {
             at += later;
-            log.run(ids[who], at, command_of(kind, &format!("run-{who}")));
+            log.run(IDS[who], at, command_for(who, kind));
         }
         prop_assume!(!log.records.is_empty());
         let k = ((log.records.len() - 1) as f64 * cut) as usize;
@@ -165,18 +195,19 @@ proptest! {
         prop_assert_eq!(plain(&rebuild(&log.records, &filter)), log.history[last_at_moment].clone());
     }
 
-    /// A snapshot taken at any point plus the tail is the full replay.
+    /// A snapshot taken at any point plus the tail is the full replay, for
+    /// both kinds of handoff (team fields are `serde_json::Value`s inside
+    /// the MessagePack entries), gauges and list index included.
     #[test]
     fn snapshot_plus_tail_equals_full_replay(
         cmds in proptest::collection::vec(arb_command(), 1..30),
         cut in 0.0..1.0f64,
     ) {
         let mut log = Log::new();
-        let ids = [Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3)];
         let mut at = 0;
         for (who, later, kind) in cmds {
             at += later;
-            log.run(ids[who], at, command_of(kind, &format!("run-{who}")));
+            log.run(IDS[who], at, command_for(who, kind));
         }
         let k = (log.records.len() as f64 * cut) as usize;
         let full = projection_of(&log.records, None);
@@ -188,6 +219,8 @@ proptest! {
         let restored = projection_of(&log.records[k..], Some((entries, k as u64)));
         prop_assert_eq!(entries_of(&restored), entries_of(&full));
         prop_assert_eq!(gauges(&restored), gauges(&full));
+        let listed = |(p, _): &Projected| p.page(&crate::projector::Select::all(), None, 10).items;
+        prop_assert_eq!(listed(&restored), listed(&full));
     }
 }
 
@@ -219,13 +252,38 @@ fn entries_of((p, _): &Projected) -> BTreeMap<Uuid, (Handoff, u64)> {
     out
 }
 
-/// The open-handoffs gauge lines (zero-valued series dropped).
+/// The open-handoffs gauge lines of both kinds (zero-valued series
+/// dropped).
 fn gauges((_, m): &Projected) -> Vec<String> {
     m.render()
         .lines()
-        .filter(|l| l.starts_with("baton_open_handoffs{") && !l.ends_with(" 0"))
+        .filter(|l| {
+            (l.starts_with("baton_open_handoffs{") || l.starts_with("baton_open_team_handoffs{"))
+                && !l.ends_with(" 0")
+        })
         .map(String::from)
         .collect()
+}
+
+#[test]
+fn team_fields_of_every_json_shape_survive_the_snapshot() {
+    let mut log = Log::new();
+    let id = Uuid::from_u128(44);
+    log.run(id, 0, testkit::team_command(0, &quick_template()));
+    log.run(id, 1_000, testkit::team_command(1, &quick_template()));
+    let (h, s) = log.history.last().unwrap()[&id].clone();
+    let fields = &h.as_team().expect("a team handoff").fields;
+    assert!(
+        fields.values().any(|v| v.is_u64() && v.as_i64().is_none()),
+        "a number past i64 is among them: {fields:?}"
+    );
+    let mut enc = crate::snapshot::Encoder::new(1 << 20);
+    enc.push(&h, s);
+    let (manifest, chunks) = enc.finish(Uuid::now_v7(), s, "s".into(), t0());
+    assert_eq!(
+        crate::snapshot::decode(&manifest, &chunks).unwrap(),
+        vec![(h, s)]
+    );
 }
 
 #[test]

@@ -505,3 +505,56 @@ fn regression_accept_time_after_a_resubmission_runs_from_the_resubmission() {
         other => panic!("{other:?}"),
     }
 }
+
+fn arb_team_command() -> impl proptest::strategy::Strategy<Value = (u8, i64)> {
+    // (which command, seconds after the start: up to 30 days, past every
+    // shipped template's accept and complete SLAs)
+    (0u8..12, 0i64..30 * 86_400)
+}
+
+proptest::proptest! {
+    /// Replaying any accepted team-handoff history from its stored form
+    /// (each event through its JSON) yields the live state, and no SLA
+    /// stage is missed twice for one submission (a resubmission restarts
+    /// the accept clock; the complete clock runs from the start).
+    #[test]
+    fn replaying_stored_team_events_rebuilds_the_live_state(
+        which in 0usize..8,
+        mut cmds in proptest::collection::vec(arb_team_command(), 1..40),
+    ) {
+        cmds.sort_by_key(|c| c.1);
+        let p = policy();
+        let works: Vec<&Template> = p.templates.values().filter(|t| t.kind == TemplateKind::Work).collect();
+        let template = works[which % works.len()];
+        let mut state = None;
+        let mut log = Vec::new();
+        for (kind, at) in cmds {
+            let cmd = crate::domain::testkit::team_command(kind, template);
+            if let Ok(events) = decide_cmd(state.as_ref(), &cmd, t(at), &p) {
+                for e in events {
+                    let e = e.seal(Uuid::now_v7(), Uuid::nil(), t(at));
+                    apply_event(&mut state, &e);
+                    log.push(e);
+                }
+            }
+        }
+        let mut stored = None;
+        for e in &log {
+            let back: crate::domain::Event =
+                serde_json::from_str(&serde_json::to_string(e).unwrap()).unwrap();
+            apply_event(&mut stored, &back);
+        }
+        proptest::prop_assert_eq!(&stored, &state);
+        let mut missed = Vec::new();
+        for e in &log {
+            match &e.data {
+                EventData::Initiated { .. } | EventData::Resubmitted { .. } => missed.clear(),
+                EventData::SlaMissed { stage, .. } => {
+                    proptest::prop_assert!(!missed.contains(stage), "{stage} missed twice: {log:?}");
+                    missed.push(stage.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+}
