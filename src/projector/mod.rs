@@ -10,6 +10,9 @@
 //!
 //! The projector also feeds the event-derived metrics (it sees every commit
 //! exactly once per process) and re-arms the SLA timer after each change.
+//! Every change is noted for the list index (`index`, `listing`), from
+//! which lists, stats and jobs read pages and windows without copying
+//! every state.
 //!
 //! `applied_seq` never moves past a commit this build could not apply, and
 //! snapshots are taken at `applied_seq`, so no skip becomes permanent. A
