@@ -49,6 +49,9 @@ pub use reader::run;
 pub struct Entry {
     pub state: Option<Handoff>,
     pub last_seq: u64,
+    /// Noted as changed since the list index last read it (`listing`):
+    /// further changes need no note of their own.
+    noted: bool,
 }
 
 /// One handoff's slot. `write` serializes the engine's commands on this
@@ -271,8 +274,11 @@ impl Projection {
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
                 self.timer.schedule(h.id(), h.next_deadline(&self.policy));
-                self.note_changed(h.id(), listed);
+                if !entry.noted {
+                    self.note_changed(h.id(), listed);
+                }
             }
+            entry.noted |= entry.state.is_some();
         } else if observe {
             for e in &commit.events {
                 self.metrics.observe(e, entry.state.as_ref(), opening);
