@@ -14,7 +14,7 @@ use baton::domain::{
     Policy, Severity,
 };
 use baton::metrics::Metrics;
-use baton::projector::Projection;
+use baton::projector::{Projection, Select};
 use baton::sla;
 use baton::testkit::{full_packet, policy, report};
 use chrono::{DateTime, Utc};
@@ -68,6 +68,47 @@ fn state_of(commit: &Commit) -> Handoff {
         apply(&mut h, e);
     }
     h.expect("opened")
+}
+
+/// `n` handoffs' whole lives in stream order: each opened (and paged) a
+/// second after the last, escalated past its first-response deadline,
+/// acknowledged, then resolved. Four commits per handoff, as a replay
+/// meets them, unlike the opens-only batches (every commit a new handoff).
+fn lifecycle_commits(policy: &Policy, n: usize) -> Vec<Commit> {
+    let ack = Command::Incident(IncidentCommand::Acknowledge { by: "al".into() });
+    let resolve = Command::Incident(IncidentCommand::Resolve {
+        by: "al".into(),
+        note: None,
+    });
+    let mut timed = Vec::new();
+    for i in 0..n {
+        let opened = t0() + chrono::Duration::seconds(i as i64);
+        let first = open_commit(policy, i, opened);
+        let mut state = Some(state_of(&first));
+        let id = first.events[0].handoff_id;
+        timed.push((opened, first));
+        let due = state
+            .as_ref()
+            .and_then(|h| h.next_deadline(policy))
+            .expect("armed");
+        for (at, cmd) in [
+            (due, Command::Tick),
+            (due + chrono::Duration::seconds(30), ack.clone()),
+            (due + chrono::Duration::seconds(60), resolve.clone()),
+        ] {
+            let events: Vec<_> = decide(state.as_ref(), &cmd, at, policy)
+                .expect("accepted")
+                .into_iter()
+                .map(|e| e.seal(Uuid::now_v7(), id, at))
+                .collect();
+            for e in &events {
+                apply(&mut state, e);
+            }
+            timed.push((at, Commit { events }));
+        }
+    }
+    timed.sort_by_key(|(at, _)| *at);
+    timed.into_iter().map(|(_, c)| c).collect()
 }
 
 fn projection(policy: &Arc<Policy>) -> Projection {
@@ -169,6 +210,51 @@ fn projection_bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same, then a list read: it settles the list index the applies
+    // only noted (`projector::listing`), so this is the whole cost of
+    // keeping the list ordered.
+    g.bench_function("apply_commit_1000_opens_then_list", |b| {
+        b.iter_batched(
+            || projection(&policy),
+            |p| {
+                for (i, commit) in commits.iter().enumerate() {
+                    let slot = p.slot(commit.events[0].handoff_id);
+                    p.apply_commit(&slot, i as u64 + 1, commit, true);
+                }
+                black_box(p.page(&Select::all(), None, 1));
+                p
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let lives = lifecycle_commits(&policy, BATCH / 4);
+    g.bench_function("apply_commit_1000_lifecycle", |b| {
+        b.iter_batched(
+            || projection(&policy),
+            |p| {
+                for (i, commit) in lives.iter().enumerate() {
+                    let slot = p.slot(commit.events[0].handoff_id);
+                    p.apply_commit(&slot, i as u64 + 1, commit, true);
+                }
+                p
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("apply_commit_1000_lifecycle_then_list", |b| {
+        b.iter_batched(
+            || projection(&policy),
+            |p| {
+                for (i, commit) in lives.iter().enumerate() {
+                    let slot = p.slot(commit.events[0].handoff_id);
+                    p.apply_commit(&slot, i as u64 + 1, commit, true);
+                }
+                black_box(p.page(&Select::all(), None, 1));
+                p
+            },
+            BatchSize::LargeInput,
+        )
+    });
     // The stored JSON alone: Baton's decoder, and serde's derived one it
     // replaced (which buffers each flattened event into `Content` first).
     g.bench_function("decode_commit_1000_opens", |b| {
@@ -204,6 +290,22 @@ fn projection_bench(c: &mut Criterion) {
                     let slot = p.slot(commit.events[0].handoff_id);
                     p.apply_commit(&slot, seq, &commit, true);
                 }
+                p
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("decode_and_apply_1000_opens_then_list", |b| {
+        b.iter_batched(
+            || projection(&policy),
+            |p| {
+                for (i, bytes) in payloads.iter().enumerate() {
+                    let seq = i as u64 + 1;
+                    let commit = baton::store::decode_commit(seq, bytes).expect("decodes");
+                    let slot = p.slot(commit.events[0].handoff_id);
+                    p.apply_commit(&slot, seq, &commit, true);
+                }
+                black_box(p.page(&Select::all(), None, 1));
                 p
             },
             BatchSize::LargeInput,

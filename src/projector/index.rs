@@ -328,14 +328,15 @@ impl Index {
         into.insert(key.into(), meta);
     }
 
-    /// Lists many handoffs, sorted by key, into an empty index at once.
-    pub fn fill(&mut self, sorted: Vec<(Key, Meta)>) {
-        debug_assert!(self.open.is_empty() && self.closed.is_empty());
-        let (closed, open): (Vec<_>, Vec<_>) = sorted
-            .into_iter()
+    /// Lists many handoffs into an empty index at once; of two for one
+    /// key, the later wins.
+    pub fn fill(&mut self, entries: impl Iterator<Item = (Key, Meta)>) {
+        debug_assert!(self.is_empty());
+        let (closed, open): (Vec<_>, Vec<_>) = entries
             .map(|(k, m)| (Ix::from(k), m))
             .partition(|(_, m)| m.closed);
-        // Collecting sorted pairs builds the tree in bulk, without searching.
+        // Collecting sorts (stably, keeping the last of equal keys) and
+        // builds the tree in bulk, without searching it.
         self.open = open.into_iter().collect();
         self.closed = closed.into_iter().collect();
     }

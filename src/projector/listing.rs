@@ -1,16 +1,18 @@
 //! Reading many handoffs without copying them all: pages of the list and
 //! windows of stats and jobs, walked from the list index (`index`).
 //!
-//! **Keeping the index in step.** Applying a commit or a snapshot entry
-//! only notes, under the handoff's slot lock, which handoff changed and the
-//! key it was listed under: a push onto a short list. The index catches up
-//! (settles) before any walk reads it, and whenever the notes pile up past
-//! [`SETTLE_AT`] (the projector checks after each batch it applies), so
-//! they stay few. Settling handles each noted handoff once however many
-//! commits touched it, and inserts in key order: during a replay that is
-//! less work than an insert per commit at a random place, and none of it
-//! on the apply path. One settler at a time, so the index sees a handoff's
-//! states in the order they happened.
+//! **Keeping the index in step.** Applying a commit only notes, under the
+//! handoff's slot lock, which handoff changed and the key it was listed
+//! under: a push onto a short list, and only for the first change since
+//! the index last read that handoff (the slot remembers it is noted). The
+//! index catches up (settles) before any walk reads it, and whenever the
+//! notes pile up past [`SETTLE_AT`] (the projector checks after each batch
+//! it applies), so they stay few. Settling reads each noted handoff once
+//! however many commits touched it, and inserts in key order: during a
+//! replay that is less work than an insert per commit at a random place,
+//! and none of it on the apply path. One settler at a time, so the index
+//! sees a handoff's states in the order they happened. A snapshot's
+//! entries are listed at once by `import`, holding the settler's lock.
 //!
 //! **Locks**, in the order they may be taken: `settling` (which also holds
 //! the names), a slot's entry, `changed`; and `settling` before the index.
@@ -160,7 +162,8 @@ impl Projection {
     }
 
     /// Notes that `id` changed, listed under `listed` until now. Called
-    /// under its slot lock, so notes of one handoff come in state order.
+    /// under its slot lock, and only if the slot is not noted already: a
+    /// handoff has at most one note pending, its key the one listed.
     pub(super) fn note_changed(&self, id: Uuid, listed: Option<Key>) {
         self.changed
             .lock()
@@ -179,20 +182,18 @@ impl Projection {
     /// hands back the names (held until the guard drops).
     pub(super) fn settle(&self) -> MutexGuard<'_, Names> {
         let mut names = self.settling.lock().expect("not poisoned");
-        let mut changed = std::mem::take(&mut *self.changed.lock().expect("not poisoned"));
+        let changed = std::mem::take(&mut *self.changed.lock().expect("not poisoned"));
         if changed.is_empty() {
             return names;
         }
-        // Each handoff once, with the key of its first note: what the index
-        // holds for it (the sort is stable).
-        changed.sort_by_key(|c| c.id);
-        changed.dedup_by_key(|c| c.id);
         let mut puts = Vec::with_capacity(changed.len());
         for c in changed {
             let Some(slot) = self.find(c.id) else {
                 continue;
             };
-            let entry = slot.entry.lock().expect("not poisoned");
+            let mut entry = slot.entry.lock().expect("not poisoned");
+            // Read now: a change after this point notes it again.
+            entry.noted = false;
             if let Some(h) = &entry.state {
                 puts.push((c.listed, Key::of(h), Meta::numbered(h, &mut names)));
             }
@@ -201,19 +202,21 @@ impl Projection {
         names
     }
 
-    /// Writes entries into the index, in key order (the caller holds
-    /// `settling`): into an empty index in bulk.
+    /// Writes entries into the index (the caller holds `settling`, so
+    /// nothing else writes it meanwhile): into an empty one in bulk, else
+    /// in key order, each insert landing near the one before. Of two
+    /// entries for one key (a snapshot listing a handoff twice), the later
+    /// wins either way.
     pub(super) fn list(&self, mut puts: Vec<(Option<Key>, Key, Meta)>) {
-        // Stable: of two entries for one key (a snapshot listing a handoff
-        // twice), the later wins, in bulk and one by one alike.
+        if self.index.read().expect("not poisoned").is_empty() {
+            let listed = puts.into_iter().map(|(_, k, m)| (k, m));
+            self.index.write().expect("not poisoned").fill(listed);
+            return;
+        }
         puts.sort_by_key(|p| Ix::from(p.1));
         let mut index = self.index.write().expect("not poisoned");
-        if index.is_empty() && puts.iter().all(|p| p.0.is_none()) {
-            index.fill(puts.into_iter().map(|(_, k, m)| (k, m)).collect());
-        } else {
-            for (before, key, meta) in puts {
-                index.put(before, key, meta);
-            }
+        for (before, key, meta) in puts {
+            index.put(before, key, meta);
         }
     }
 }

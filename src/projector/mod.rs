@@ -10,6 +10,9 @@
 //!
 //! The projector also feeds the event-derived metrics (it sees every commit
 //! exactly once per process) and re-arms the SLA timer after each change.
+//! Every change is noted for the list index (`index`, `listing`), from
+//! which lists, stats and jobs read pages and windows without copying
+//! every state.
 //!
 //! `applied_seq` never moves past a commit this build could not apply, and
 //! snapshots are taken at `applied_seq`, so no skip becomes permanent. A
@@ -46,6 +49,9 @@ pub use reader::run;
 pub struct Entry {
     pub state: Option<Handoff>,
     pub last_seq: u64,
+    /// Noted as changed since the list index last read it (`listing`):
+    /// further changes need no note of their own.
+    noted: bool,
 }
 
 /// One handoff's slot. `write` serializes the engine's commands on this
@@ -268,8 +274,11 @@ impl Projection {
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
                 self.timer.schedule(h.id(), h.next_deadline(&self.policy));
-                self.note_changed(h.id(), listed);
+                if !entry.noted {
+                    self.note_changed(h.id(), listed);
+                }
             }
+            entry.noted |= entry.state.is_some();
         } else if observe {
             for e in &commit.events {
                 self.metrics.observe(e, entry.state.as_ref(), opening);
