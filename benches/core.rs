@@ -197,64 +197,34 @@ fn projection_bench(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("projection");
     g.throughput(Throughput::Elements(BATCH as u64));
-    g.bench_function("apply_commit_1000_opens", |b| {
-        b.iter_batched(
-            || projection(&policy),
-            |p| {
-                for (i, commit) in commits.iter().enumerate() {
-                    let slot = p.slot(commit.events[0].handoff_id);
-                    p.apply_commit(&slot, i as u64 + 1, commit, true);
-                }
-                p
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    // The same, then a list read: it settles the list index the applies
-    // only noted (`projector::listing`), so this is the whole cost of
-    // keeping the list ordered.
-    g.bench_function("apply_commit_1000_opens_then_list", |b| {
-        b.iter_batched(
-            || projection(&policy),
-            |p| {
-                for (i, commit) in commits.iter().enumerate() {
-                    let slot = p.slot(commit.events[0].handoff_id);
-                    p.apply_commit(&slot, i as u64 + 1, commit, true);
-                }
-                black_box(p.page(&Select::all(), None, 1));
-                p
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    // Each batch alone, then the same followed by a list read: the read
+    // settles the list index the applies only noted (`projector::listing`),
+    // so `_then_list` is the whole cost of keeping the list ordered.
     let lives = lifecycle_commits(&policy, BATCH / 4);
-    g.bench_function("apply_commit_1000_lifecycle", |b| {
-        b.iter_batched(
-            || projection(&policy),
-            |p| {
-                for (i, commit) in lives.iter().enumerate() {
-                    let slot = p.slot(commit.events[0].handoff_id);
-                    p.apply_commit(&slot, i as u64 + 1, commit, true);
-                }
-                p
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("apply_commit_1000_lifecycle_then_list", |b| {
-        b.iter_batched(
-            || projection(&policy),
-            |p| {
-                for (i, commit) in lives.iter().enumerate() {
-                    let slot = p.slot(commit.events[0].handoff_id);
-                    p.apply_commit(&slot, i as u64 + 1, commit, true);
-                }
-                black_box(p.page(&Select::all(), None, 1));
-                p
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, batch) in [("opens", &commits), ("lifecycle", &lives)] {
+        for then_list in [false, true] {
+            let id = format!(
+                "apply_commit_1000_{name}{}",
+                if then_list { "_then_list" } else { "" }
+            );
+            g.bench_function(id, |b| {
+                b.iter_batched(
+                    || projection(&policy),
+                    |p| {
+                        for (i, commit) in batch.iter().enumerate() {
+                            let slot = p.slot(commit.events[0].handoff_id);
+                            p.apply_commit(&slot, i as u64 + 1, commit, true);
+                        }
+                        if then_list {
+                            black_box(p.page(&Select::all(), None, 1));
+                        }
+                        p
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
     // The stored JSON alone: Baton's decoder, and serde's derived one it
     // replaced (which buffers each flattened event into `Content` first).
     g.bench_function("decode_commit_1000_opens", |b| {
