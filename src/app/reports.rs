@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::engine::{Outcome, ReportSource};
-use super::views::{HcsView, ReportAccepted};
+use super::views::{CommandReply, HcsView, ReportAccepted, ReportOutcome};
 use super::{AppError, Handoffs};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{
@@ -187,6 +187,11 @@ impl Handoffs {
             }
         };
         tracing::info!(%handoff_id, seq = ack.sequence, duplicate = ack.duplicate, joins, "report stored over HTTP");
+        let outcome = if joins {
+            ReportOutcome::Joined
+        } else {
+            ReportOutcome::Opened
+        };
         Ok(ReportAccepted {
             handoff_id,
             report_seq: ack.sequence,
@@ -195,7 +200,28 @@ impl Handoffs {
             hcs,
             gate_passed,
             warnings: parsed.warnings,
+            outcome,
+            occurrence: 1,
+            recurrence_of: None,
+            message: outcome.message(handoff_id, 1, None),
         })
+    }
+
+    /// Runs `cmd` (acknowledge or resolve, from an integration) on the
+    /// current occurrence of the handoff that `dedup_key` names under
+    /// `template`: the one reports with that key join now. `Ok(None)` when
+    /// no report with that key was ever stored.
+    pub async fn command_by_key(
+        &self,
+        template: &str,
+        dedup_key: &str,
+        cmd: IncidentCommand,
+    ) -> Result<Option<CommandReply>, AppError> {
+        let id = crate::domain::keyed_handoff_id(template, dedup_key);
+        if self.engine.load(id).await?.is_none() {
+            return Ok(None);
+        }
+        self.execute(id, Command::Incident(cmd)).await.map(Some)
     }
 
     /// The score and gate the ingest records when the report opens its

@@ -440,6 +440,45 @@ pub struct ReportAccepted {
     pub gate_passed: bool,
     /// Fields truncated to `limits.max_field_bytes`.
     pub warnings: Vec<String>,
+    /// What the report did: `opened` a new handoff, `joined` an open one
+    /// (recorded as `reported_again`, nobody paged anew), or `recurred`:
+    /// its dedup key's last handoff was resolved, so it opened a new
+    /// occurrence linked to it (`recurrence_of`), gated and paged anew.
+    pub outcome: ReportOutcome,
+    /// The occurrence of the dedup key this handoff is (1 for the first).
+    pub occurrence: u32,
+    /// The previous occurrence's handoff, for a recurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence_of: Option<Uuid>,
+    /// The same in words: "opened handoff X", "joined open handoff X",
+    /// "new occurrence #3 of …".
+    pub message: String,
+}
+
+/// What a report did to its dedup key's handoffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// A new handoff (the first of its dedup key, or a keyless report).
+    Opened,
+    /// Recorded on the open handoff of its dedup key.
+    Joined,
+    /// A new occurrence after the key's last handoff was resolved.
+    Recurred,
+}
+
+impl ReportOutcome {
+    /// The reply's sentence for a report that did this to `handoff`.
+    pub fn message(self, handoff: Uuid, occurrence: u32, recurrence_of: Option<Uuid>) -> String {
+        match (self, recurrence_of) {
+            (ReportOutcome::Opened, _) => format!("opened handoff {handoff}"),
+            (ReportOutcome::Joined, _) => format!("joined open handoff {handoff}"),
+            (ReportOutcome::Recurred, Some(prev)) => {
+                format!("new occurrence #{occurrence} ({handoff}) of resolved handoff {prev}")
+            }
+            (ReportOutcome::Recurred, None) => format!("new occurrence #{occurrence} ({handoff})"),
+        }
+    }
 }
 
 /// The reply to `digest`: the live projection's state digests, for `baton
