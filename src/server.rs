@@ -219,7 +219,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         let (a, j, n, t) = (
             shared.app(),
             js.clone(),
-            cfg.limits.ingest_concurrency,
+            cfg.limits.clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::engine::{ReportSource, Reported};
+use super::rejection;
 use super::views::{CommandReply, HcsView, ReportAccepted, ReportOutcome};
 use super::{AppError, Handoffs};
 use crate::domain::teamwork::TemplateKind;
@@ -62,17 +63,36 @@ pub fn validate(
     parse_report(payload, limits)
 }
 
-/// What lands on `<prefix>.rejected.<template>`.
+/// What lands on `<prefix>.rejected.<template>`: a stored format, read by
+/// people and tools long after. Built bounded by [`super::rejection::build`]
+/// (at most [`super::rejection::RECORD_BUDGET`] bytes), so it always fits
+/// in one broker message. Fields added later are optional, so older
+/// records still decode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rejection {
-    /// The template the report named (its subject's token).
+    /// The template the report named (its subject's token), at most 256 bytes.
     pub template: String,
     /// The subject it was published on.
     pub subject: String,
-    /// Every problem found, each with field, code and message.
+    /// Every problem found, each with field, code and message; at most 100,
+    /// the last one (`reasons_truncated`) saying how many more were cut.
     pub reasons: Vec<FieldError>,
     /// The original payload: as JSON when it parsed, else as (lossy) text.
-    pub payload: Value,
+    /// Absent when the record would grow too big with it (or it was the
+    /// literal `null`): then `excerpt` holds its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// The first 4 KiB of the payload as (lossy) text, when `payload` is
+    /// not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    /// Size of the original payload, bytes (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
+    /// SHA-256 of the original payload, lowercase hex (absent in older
+    /// records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
     /// Sequence of the report in `BATON_REPORTS`; 0 for a report refused
     /// over HTTP, which never reached the stream.
     pub report_seq: u64,
@@ -268,6 +288,49 @@ impl Handoffs {
                 .with_label_values(&[label, c])
                 .inc();
         }
+        self.store_rejection(template, payload, reasons, seq)
+            .await?;
+        tracing::warn!(template, seq, reasons = ?reasons.iter().map(|r| &r.code).take(10).collect::<Vec<_>>(), "report rejected");
+        Ok(())
+    }
+
+    /// Counts a report from `BATON_REPORTS` given up on after `attempts`
+    /// deliveries failed to store it (`last_error` the last failure) in
+    /// `baton_reports_terminated_total`, and records why: a rejection
+    /// record with the one reason [`rejection::UNRECORDABLE`]. The ingest
+    /// terminates the report whether or not the record is stored.
+    pub async fn give_up_report(
+        &self,
+        template: &str,
+        payload: &[u8],
+        seq: u64,
+        attempts: i64,
+        last_error: &str,
+    ) -> Result<(), StoreError> {
+        self.metrics
+            .reports_terminated_total
+            .with_label_values(&[crate::metrics::TERMINATED_UNRECORDABLE])
+            .inc();
+        let reason = FieldError::new(
+            "",
+            rejection::UNRECORDABLE,
+            format!("not stored after {attempts} attempts; last error: {last_error}"),
+        );
+        self.store_rejection(template, payload, &[reason], Some(seq))
+            .await
+    }
+
+    /// Records a report that will not be stored on
+    /// `<prefix>.rejected.<template>`, bounded ([`rejection::build`]);
+    /// `seq` (its `BATON_REPORTS` sequence) makes its `Nats-Msg-Id`, so a
+    /// redelivery's record is deduplicated. Counts nothing.
+    pub(crate) async fn store_rejection(
+        &self,
+        template: &str,
+        payload: &[u8],
+        reasons: &[FieldError],
+        seq: Option<u64>,
+    ) -> Result<(), StoreError> {
         // The subject token may be anything a publisher sent; keep the
         // rejected subject valid.
         let token = if crate::domain::is_subject_token(template) {
@@ -276,15 +339,15 @@ impl Handoffs {
             "invalid"
         };
         let names = self.names();
-        let record = Rejection {
-            template: template.to_string(),
-            subject: names.report(template),
-            reasons: reasons.to_vec(),
-            payload: serde_json::from_slice(payload)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned())),
+        let subject = names.report(template);
+        let record = rejection::build(&rejection::Refused {
+            template,
+            subject: &subject,
+            reasons,
+            payload,
             report_seq: seq.unwrap_or(0),
             rejected_at: Utc::now(),
-        };
+        });
         let mut headers = HeaderMap::new();
         if let Some(seq) = seq {
             headers.insert(NATS_MESSAGE_ID, format!("rejected:{seq}").as_str());
@@ -301,7 +364,6 @@ impl Handoffs {
             .map_err(|e| StoreError::nats("publish rejection", e))?
             .await
             .map_err(|e| StoreError::nats("publish rejection", e))?;
-        tracing::warn!(template, seq, reasons = ?record.reasons.iter().map(|r| &r.code).collect::<Vec<_>>(), "report rejected");
         Ok(())
     }
 }
