@@ -26,6 +26,7 @@ mod jobs;
 mod limits;
 mod nats;
 mod pages;
+mod people;
 mod policy;
 mod templates;
 
@@ -42,6 +43,7 @@ pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsC
 pub use limits::{Limits, MAX_REPORT_BYTES_LIMIT};
 pub use nats::NatsConfig;
 pub use pages::PagesConfig;
+pub use people::{ContactConfig, PersonConfig, RotationConfig, RotationKindConfig};
 pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
@@ -103,6 +105,13 @@ pub struct Config {
     /// Who each route reaches (`[routes.oncall] target = "rota:payments-primary"`).
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
+    /// People who can be paged and act (`[people.alice]`), service
+    /// accounts among them.
+    #[serde(default)]
+    pub people: BTreeMap<String, PersonConfig>,
+    /// On-call rotations (`[rotations.payments-primary]`).
+    #[serde(default)]
+    pub rotations: BTreeMap<String, RotationConfig>,
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
@@ -246,6 +255,7 @@ impl Config {
             problems.push("nats.user and nats.password go together".into());
         }
         problems.extend(self.limits.problems());
+        problems.extend(people::problems(&self.people, &self.rotations));
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
