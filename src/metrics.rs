@@ -39,6 +39,9 @@ pub struct Metrics {
     pub escalation_lateness_seconds: Histogram,
     pub overdue_deadlines: IntGauge,
     pub projector_lag_events: IntGauge,
+    /// `baton_snapshot_restored_seq`: the events-stream sequence the last
+    /// start restored from a snapshot (0: it replayed the whole stream).
+    pub snapshot_restored_seq: IntGauge,
     pub event_append_seconds: Histogram,
     pub pages_published_total: IntCounterVec,
     /// `baton_undecodable_commits_total{reason}`: commits the page publisher
@@ -177,6 +180,10 @@ impl Metrics {
             projector_lag_events: reg!(IntGauge::new(
                 "baton_projector_lag_events",
                 "Events in the stream not yet applied by the projector."
+            )),
+            snapshot_restored_seq: reg!(IntGauge::new(
+                "baton_snapshot_restored_seq",
+                "Events-stream sequence this process restored from a snapshot at start; 0 = full replay."
             )),
             event_append_seconds: reg!(Histogram::with_opts(hist(
                 "baton_event_append_seconds",

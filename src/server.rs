@@ -147,6 +147,9 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     // A snapshot, when a valid one exists, leaves only the tail to replay.
     let snapshots = snapshot::SnapshotStore::open(js.clone(), event_store.names()).await?;
     let after = snapshot::restore(&snapshots, &projection).await;
+    metrics
+        .snapshot_restored_seq
+        .set(i64::try_from(after).unwrap_or(i64::MAX));
     let target = event_store.last_seq().await?;
     {
         let (p, s, t) = (projection.clone(), event_store.clone(), shutdown.clone());
