@@ -110,7 +110,9 @@ async fn process(app: &Handoffs, limits: &Limits, msg: jetstream::Message) {
         }
     };
     let seq = source.seq;
-    match app.report(&template, &msg.payload, source).await {
+    let outcome =
+        crate::store::with_progress(&msg, app.report(&template, &msg.payload, source)).await;
+    match outcome {
         Ok(_) => {
             if let Err(e) = msg.ack().await {
                 tracing::warn!(seq, error = %e, "report ack failed; redelivery will join the same handoff");

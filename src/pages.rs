@@ -89,6 +89,16 @@ async fn publish(
     metrics: Arc<Metrics>,
     msg: jetstream::Message,
 ) {
+    crate::store::with_progress(&msg, publish_event(js, names, metrics, &msg)).await;
+}
+
+/// Stores the pages of the commit in `msg`, then acks it.
+async fn publish_event(
+    js: jetstream::Context,
+    names: Names,
+    metrics: Arc<Metrics>,
+    msg: &jetstream::Message,
+) {
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     // Never ack what was not paged: a commit is acked only once its pages
     // are stored, or terminated when no build could ever derive any.

@@ -889,3 +889,56 @@ async fn regression_a_report_that_cannot_be_stored_is_given_up_after_its_attempt
     .await;
     daemon.stop().await.unwrap();
 }
+
+/// A report a crashed daemon had pulled is redelivered after the short
+/// ack wait (2 s), not the 30 s of older Batons, whose consumers are
+/// updated at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_held_by_a_crashed_daemon_is_taken_over_within_the_short_ack_wait() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let nats = Nats::start();
+    let cfg = config(&nats.url);
+    let (_c, js) = nats.client().await;
+    let names = baton::store::Names::new("baton");
+    baton::store::ensure_streams(&js, &names, &baton::server::stream_settings(&cfg))
+        .await
+        .unwrap();
+    // Consumers as an older Baton made them.
+    let reports = js.get_stream("BATON_REPORTS").await.unwrap();
+    let old = pull::Config {
+        durable_name: Some(baton::ingest::CONSUMER.into()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let held: async_nats::jetstream::consumer::PullConsumer = reports
+        .get_or_create_consumer(baton::ingest::CONSUMER, old)
+        .await
+        .unwrap();
+    // A daemon pulls a report and dies holding it (no ack, no nak).
+    publish_report(&js, "agent_failure", &p1("held")).await;
+    let mut batch = held.fetch().max_messages(1).messages().await.unwrap();
+    let pulled = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+    assert_eq!(pulled.info().unwrap().stream_sequence, 1);
+    drop(batch);
+
+    let daemon = Daemon::start(cfg).await;
+    eventually(
+        "the older consumer is updated to the short ack wait",
+        || async {
+            let mut consumer = reports
+                .get_consumer::<pull::Config>(baton::ingest::CONSUMER)
+                .await
+                .ok()?;
+            let info = consumer.info().await.ok()?;
+            (info.config.ack_wait == baton::store::ACK_WAIT).then_some(())
+        },
+    )
+    .await;
+    // Well inside the old 30 s ack wait.
+    eventually("the held report is recorded", || async {
+        daemon.shared().engine.get(p1_id("held"))
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}

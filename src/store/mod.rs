@@ -166,8 +166,20 @@ pub async fn ordered_messages(
         .map_err(|e| StoreError::nats("consume", e))
 }
 
+/// How long a durable consumer waits for an ack before it redelivers: what
+/// a crashed daemon's reports and pages wait before another daemon takes
+/// them. Short, so recovery is quick; work that takes longer says so with
+/// progress acks ([`with_progress`]).
+pub const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often work on a message tells the server it is still in progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(700);
+
 /// Gets or creates a durable pull consumer with explicit acks: the ingest's
 /// and the page publisher's, which only ack after their work is stored.
+/// A consumer made by an older Baton (30 s ack wait) is updated to
+/// [`ACK_WAIT`]; if the server refuses the update the old one is used and
+/// the refusal logged.
 pub async fn durable_consumer(
     stream: &stream::Stream,
     name: &str,
@@ -175,21 +187,56 @@ pub async fn durable_consumer(
     max_ack_pending: i64,
     filter_subject: String,
 ) -> Result<jetstream::consumer::PullConsumer, StoreError> {
-    stream
-        .get_or_create_consumer(
-            name,
-            jetstream::consumer::pull::Config {
-                durable_name: Some(name.into()),
-                description: Some(description.into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending,
-                filter_subject,
-                ..Default::default()
-            },
-        )
+    let config = jetstream::consumer::pull::Config {
+        durable_name: Some(name.into()),
+        description: Some(description.into()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_ack_pending,
+        filter_subject,
+        ..Default::default()
+    };
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(name, config.clone())
         .await
-        .map_err(|e| StoreError::nats("create consumer", format!("{name}: {e}")))
+        .map_err(|e| StoreError::nats("create consumer", format!("{name}: {e}")))?;
+    let current = consumer
+        .info()
+        .await
+        .map_err(|e| StoreError::nats("consumer info", format!("{name}: {e}")))?
+        .config
+        .ack_wait;
+    if current != ACK_WAIT {
+        match stream.create_consumer(config).await {
+            Ok(updated) => {
+                tracing::info!(consumer = name, from = ?current, to = ?ACK_WAIT, "consumer ack wait updated");
+                consumer = updated;
+            }
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, ack_wait = ?current, "consumer not updated; redelivery after a crash waits its ack wait");
+            }
+        }
+    }
+    Ok(consumer)
+}
+
+/// Runs `work` on `msg`, sending a progress ack every [`PROGRESS_EVERY`]
+/// until it is done, so work slower than [`ACK_WAIT`] (a store retrying
+/// through a leader election) is not redelivered meanwhile.
+pub async fn with_progress<F: std::future::Future>(msg: &jetstream::Message, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = msg.ack_with(jetstream::AckKind::Progress).await {
+                    tracing::debug!(error = %e, "progress ack failed");
+                }
+            }
+        }
+    }
 }
 
 /// The stored outcome of an append.
