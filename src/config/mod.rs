@@ -22,6 +22,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod http;
+mod intake;
 mod jobs;
 mod limits;
 mod nats;
@@ -38,6 +39,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use http::HttpConfig;
+pub use intake::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::Limits;
 pub use nats::NatsConfig;
@@ -114,6 +116,14 @@ pub struct Config {
     /// the templates shipped in `config/templates/`.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Alertmanager webhook receivers (`[alertmanager.<integration>]`),
+    /// served at `POST /v1/alertmanager/<integration>`.
+    #[serde(default)]
+    pub alertmanager: BTreeMap<String, AlertmanagerConfig>,
+    /// PagerDuty Events API v2 integrations (`[pagerduty.<name>]`), chosen
+    /// by `routing_key` at `POST /v2/enqueue`.
+    #[serde(default)]
+    pub pagerduty: BTreeMap<String, PagerDutyConfig>,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
@@ -218,6 +228,11 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        for (name, pd) in self.pagerduty.iter_mut() {
+            if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
+                pd.routing_key = v;
+            }
+        }
         Ok(())
     }
 
@@ -268,6 +283,11 @@ impl Config {
         if self.http.max_body_bytes < self.limits.max_report_bytes {
             problems.push("http.max_body_bytes: must be at least limits.max_report_bytes".into());
         }
+        problems.extend(intake::validate(&self.alertmanager, &self.pagerduty, |t| {
+            self.templates
+                .get(t)
+                .is_some_and(|t| t.kind == crate::domain::teamwork::TemplateKind::Incident)
+        }));
         for name in self.routes.keys() {
             if !is_subject_token(name) {
                 problems.push(format!("routes.{name}: route names are subject tokens"));
