@@ -216,10 +216,11 @@ pub fn check_event(body: &Value) -> Result<Event, Vec<String>> {
             None
         }
     };
-    if dedup_key.is_none() && matches!(action, Some(Action::Acknowledge | Action::Resolve)) {
-        if !errors.iter().any(|e| e.starts_with("'dedup_key'")) {
-            errors.push("'dedup_key' is missing or blank".into());
-        }
+    if dedup_key.is_none()
+        && matches!(action, Some(Action::Acknowledge | Action::Resolve))
+        && !errors.iter().any(|e| e.starts_with("'dedup_key'"))
+    {
+        errors.push("'dedup_key' is missing or blank".into());
     }
     let payload = match body.get("payload") {
         Some(Value::Object(p)) => p.clone(),
