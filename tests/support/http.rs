@@ -47,16 +47,27 @@ pub async fn send(
     let text = String::from_utf8(raw).expect("utf-8 reply");
     let (head, body) = text.split_once("\r\n\r\n").expect("a full reply");
     let head = head.to_ascii_lowercase();
-    assert!(
-        !head.contains("transfer-encoding: chunked"),
-        "this helper reads whole bodies only"
-    );
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Reply {
-        status,
-        head,
-        body: body.to_string(),
+    Reply { status, head, body }
+}
+
+/// A chunked body's data (Alertmanager's `/metrics` is chunked).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
     }
+    out
 }
 
 /// JSON in, JSON out.
