@@ -310,4 +310,20 @@ mod tests {
             "BATON_PAGERDUTY_DATA_TEAM_ROUTING_KEY"
         );
     }
+
+    #[test]
+    fn the_readmes_integration_snippets_parse_and_validate() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut n = 0;
+        for block in readme.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            if block.contains("[alertmanager.") || block.contains("[pagerduty.") {
+                let cfg = crate::config::Config::parse(block).unwrap_or_else(|e| panic!("{e}"));
+                cfg.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 2);
+    }
 }
