@@ -5,8 +5,9 @@
 //! Environment overrides (applied after the file): `BATON_NATS_URL`,
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
-//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API). An
-//! override that does not parse is an error naming the variable.
+//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API),
+//! `BATON_PAGERDUTY_<NAME>_ROUTING_KEY` (for a `[pagerduty.<name>]` in the
+//! file). An override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
 //! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the

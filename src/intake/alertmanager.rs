@@ -36,6 +36,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{bounded, field_budget, fit, Intake};
+use crate::app::views::ReportOutcome;
 use crate::app::{AppError, Handoffs};
 use crate::config::AlertmanagerConfig;
 use crate::domain::{DomainError, FieldError, IncidentCommand, ParseLimits};
@@ -115,10 +116,8 @@ pub struct AlertResult {
     pub fingerprint: String,
     /// `firing` or `resolved`, as sent.
     pub status: String,
-    /// `opened`, `joined`, `recurred` (firing); `resolved`,
-    /// `already_resolved`, `unknown` (resolved); `refused` or
-    /// `unavailable`.
-    pub outcome: String,
+    /// What was done.
+    pub outcome: AlertOutcome,
     /// Its handoff, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handoff_id: Option<Uuid>,
@@ -128,6 +127,38 @@ pub struct AlertResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub errors: Vec<FieldError>,
+}
+
+/// What became of one alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOutcome {
+    /// Firing: opened a new handoff.
+    Opened,
+    /// Firing: joined its open handoff (a repeat send; nobody paged).
+    Joined,
+    /// Firing: a new occurrence after its last handoff was resolved.
+    Recurred,
+    /// Resolved: its handoff is now resolved.
+    Resolved,
+    /// Resolved: its handoff already was.
+    AlreadyResolved,
+    /// Resolved: no handoff has its key; nothing to do.
+    Unknown,
+    /// Refused for good (recorded on the rejected stream); see `errors`.
+    Refused,
+    /// Not stored: JetStream is unavailable; a retry can help.
+    Unavailable,
+}
+
+impl From<ReportOutcome> for AlertOutcome {
+    fn from(o: ReportOutcome) -> Self {
+        match o {
+            ReportOutcome::Opened => AlertOutcome::Opened,
+            ReportOutcome::Joined => AlertOutcome::Joined,
+            ReportOutcome::Recurred => AlertOutcome::Recurred,
+        }
+    }
 }
 
 /// The answer to a notification.
@@ -144,9 +175,17 @@ impl Batch {
     /// help (the store was unavailable), 422 if an alert was refused (a
     /// retry cannot help; the rest is stored), else 200.
     pub fn status(&self) -> u16 {
-        if self.alerts.iter().any(|a| a.outcome == "unavailable") {
+        if self
+            .alerts
+            .iter()
+            .any(|a| a.outcome == AlertOutcome::Unavailable)
+        {
             503
-        } else if self.alerts.iter().any(|a| a.outcome == "refused") {
+        } else if self
+            .alerts
+            .iter()
+            .any(|a| a.outcome == AlertOutcome::Refused)
+        {
             422
         } else {
             200
@@ -330,7 +369,7 @@ impl Intake {
         let mut out = Vec::with_capacity(alerts.len());
         for raw in &alerts {
             let result = self.one(app, cfg, integration, raw).await;
-            let stop = result.outcome == "unavailable";
+            let stop = result.outcome == AlertOutcome::Unavailable;
             out.push(result);
             if stop {
                 break;
@@ -354,14 +393,14 @@ impl Intake {
         let mut result = AlertResult {
             fingerprint: fp_of(raw),
             status,
-            outcome: String::new(),
+            outcome: AlertOutcome::Unknown,
             handoff_id: None,
             message: String::new(),
             errors: Vec::new(),
         };
         let unavailable = |mut r: AlertResult, e: &AppError| {
             e.log("alertmanager");
-            r.outcome = "unavailable".into();
+            r.outcome = AlertOutcome::Unavailable;
             r.message = e.to_string();
             r
         };
@@ -369,7 +408,7 @@ impl Intake {
             Err(reasons) => {
                 let bytes = serde_json::to_vec(raw).unwrap_or_default();
                 record(app, &cfg.template, &bytes, &reasons).await;
-                result.outcome = "refused".into();
+                result.outcome = AlertOutcome::Refused;
                 result.message = reasons
                     .iter()
                     .map(|r| r.message.as_str())
@@ -381,17 +420,14 @@ impl Intake {
             Ok(Mapped::Firing { payload, .. }) => {
                 match app.submit_report(&cfg.template, payload.into(), None).await {
                     Ok(a) => {
-                        result.outcome = serde_json::to_value(a.outcome)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default();
+                        result.outcome = a.outcome.into();
                         result.handoff_id = Some(a.handoff_id);
                         result.message = a.message;
                         result
                     }
                     Err(AppError::InvalidReport(reasons)) => {
                         // Recorded by `submit_report`.
-                        result.outcome = "refused".into();
+                        result.outcome = AlertOutcome::Refused;
                         result.message = "the mapped report is invalid; see `errors`".into();
                         result.errors = reasons;
                         result
@@ -410,19 +446,19 @@ impl Intake {
                 match app.command_by_key(&cfg.template, &dedup_key, cmd).await {
                     Ok(Some(reply)) => {
                         let id = reply.handoff.as_ref().map(|h| h.id()).unwrap_or(id);
-                        result.outcome = "resolved".into();
+                        result.outcome = AlertOutcome::Resolved;
                         result.handoff_id = Some(id);
                         result.message = format!("resolved handoff {id}");
                         result
                     }
                     Ok(None) => {
                         tracing::info!(integration, dedup_key, "resolved alert for no handoff");
-                        result.outcome = "unknown".into();
+                        result.outcome = AlertOutcome::Unknown;
                         result.message = "no handoff for this alert: nothing to resolve".into();
                         result
                     }
                     Err(AppError::Domain(DomainError::Resolved)) => {
-                        result.outcome = "already_resolved".into();
+                        result.outcome = AlertOutcome::AlreadyResolved;
                         result.message = "its handoff is already resolved".into();
                         result
                     }
@@ -434,7 +470,7 @@ impl Intake {
                         let reasons = vec![FieldError::new("", e.code(), e.to_string())];
                         let bytes = serde_json::to_vec(raw).unwrap_or_default();
                         record(app, &cfg.template, &bytes, &reasons).await;
-                        result.outcome = "refused".into();
+                        result.outcome = AlertOutcome::Refused;
                         result.message = e.to_string();
                         result.errors = reasons;
                         result
@@ -587,21 +623,25 @@ mod tests {
 
     #[test]
     fn batch_status_follows_alertmanagers_retry_rule() {
-        let r = |outcome: &str| AlertResult {
+        use AlertOutcome::*;
+        let r = |outcome: AlertOutcome| AlertResult {
             fingerprint: "f".into(),
             status: "firing".into(),
-            outcome: outcome.into(),
+            outcome,
             handoff_id: None,
             message: String::new(),
             errors: vec![],
         };
-        let b = |o: &[&str]| Batch {
+        let b = |o: &[AlertOutcome]| Batch {
             integration: "x".into(),
-            alerts: o.iter().map(|o| r(o)).collect(),
+            alerts: o.iter().map(|o| r(*o)).collect(),
         };
-        assert_eq!(b(&["opened", "joined", "resolved"]).status(), 200);
-        assert_eq!(b(&["opened", "refused"]).status(), 422);
-        assert_eq!(b(&["refused", "unavailable"]).status(), 503);
+        assert_eq!(
+            b(&[Opened, Joined, Resolved, AlreadyResolved]).status(),
+            200
+        );
+        assert_eq!(b(&[Opened, Refused]).status(), 422);
+        assert_eq!(b(&[Refused, Unavailable]).status(), 503);
         assert_eq!(b(&[]).status(), 200);
     }
 }
