@@ -23,7 +23,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod http;
-mod intake;
+mod integrations;
 mod jobs;
 mod limits;
 mod nats;
@@ -40,7 +40,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use http::HttpConfig;
-pub use intake::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
+pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::Limits;
 pub use nats::NatsConfig;
@@ -284,11 +284,15 @@ impl Config {
         if self.http.max_body_bytes < self.limits.max_report_bytes {
             problems.push("http.max_body_bytes: must be at least limits.max_report_bytes".into());
         }
-        problems.extend(intake::validate(&self.alertmanager, &self.pagerduty, |t| {
-            self.templates
-                .get(t)
-                .is_some_and(|t| t.kind == crate::domain::teamwork::TemplateKind::Incident)
-        }));
+        problems.extend(integrations::validate(
+            &self.alertmanager,
+            &self.pagerduty,
+            |t| {
+                self.templates
+                    .get(t)
+                    .is_some_and(|t| t.kind == crate::domain::teamwork::TemplateKind::Incident)
+            },
+        ));
         for name in self.routes.keys() {
             if !is_subject_token(name) {
                 problems.push(format!("routes.{name}: route names are subject tokens"));

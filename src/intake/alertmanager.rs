@@ -163,6 +163,7 @@ impl From<ReportOutcome> for AlertOutcome {
 
 /// The answer to a notification.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = AlertmanagerReply)]
 pub struct Batch {
     /// The integration.
     pub integration: String,

@@ -74,6 +74,7 @@ pub struct Event {
 
 /// The answer, in PagerDuty's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = PagerDutyResponse)]
 pub struct Response {
     /// HTTP status (not serialized).
     #[serde(skip)]

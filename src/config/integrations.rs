@@ -1,7 +1,7 @@
 //! `[alertmanager.<integration>]` and `[pagerduty.<name>]`: the alert
 //! intakes. Each section names the incident template its alerts become
 //! reports of and how their labels, annotations or fields fill the packet;
-//! `crate::intake` does the mapping.
+//! the `intake` module does the mapping.
 
 use std::collections::BTreeMap;
 
