@@ -54,6 +54,9 @@ struct Message {
     version: String,
     #[serde(default)]
     alerts: Vec<Value>,
+    /// Alerts left out by the receiver's `max_alerts`: never sent at all.
+    #[serde(default, rename = "truncatedAlerts")]
+    truncated_alerts: u64,
 }
 
 /// One alert as Alertmanager sends it.
@@ -221,6 +224,12 @@ fn parse_message(body: &[u8]) -> Result<Vec<Value>, Refusal> {
                 msg.version
             ),
         ));
+    }
+    if msg.truncated_alerts > 0 {
+        tracing::warn!(
+            truncated = msg.truncated_alerts,
+            "Alertmanager left alerts out of this notification (webhook max_alerts): they open no handoff"
+        );
     }
     Ok(msg.alerts)
 }
