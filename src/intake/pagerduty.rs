@@ -138,21 +138,32 @@ impl Response {
     }
 }
 
-/// The configured integrations by routing key, with their rate budgets.
+/// The configured integrations, with their rate budgets.
 pub(super) struct Integrations {
-    by_key: BTreeMap<String, (String, PagerDutyConfig)>,
+    all: Vec<(String, PagerDutyConfig)>,
     budgets: Mutex<BTreeMap<String, Bucket>>,
 }
 
 impl Integrations {
     pub(super) fn new(cfg: BTreeMap<String, PagerDutyConfig>) -> Self {
         Self {
-            by_key: cfg
-                .into_iter()
-                .map(|(name, c)| (c.routing_key.clone(), (name, c)))
-                .collect(),
+            all: cfg.into_iter().collect(),
             budgets: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The integration whose routing key is `key`. The key is a credential:
+    /// compared in constant time against every configured one, as
+    /// `http::auth` compares bearer tokens, so timing tells nothing.
+    fn find(&self, key: &str) -> Option<&(String, PagerDutyConfig)> {
+        use subtle::ConstantTimeEq;
+        let mut found = None;
+        for entry in &self.all {
+            if bool::from(entry.1.routing_key.as_bytes().ct_eq(key.as_bytes())) {
+                found = Some(entry);
+            }
+        }
+        found
     }
 }
 
@@ -429,7 +440,7 @@ impl Intake {
             Err(r) => return r,
         };
         // Unauthenticated callers are answered, never recorded.
-        let Some((name, cfg)) = self.pagerduty.by_key.get(key) else {
+        let Some((name, cfg)) = self.pagerduty.find(key) else {
             tracing::info!("pagerduty event with an unknown routing key");
             return Response::invalid(vec!["'routing_key' is invalid".into()]);
         };
