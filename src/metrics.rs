@@ -32,6 +32,10 @@ pub struct Metrics {
     pub gate_holds_total: IntCounterVec,
     pub packet_missing_field_total: IntCounterVec,
     pub reports_rejected_total: IntCounterVec,
+    /// `baton_reports_terminated_total{reason}`: reports the ingest gave
+    /// up on after `limits.max_report_attempts` deliveries
+    /// ([`TERMINATED_UNRECORDABLE`]).
+    pub reports_terminated_total: IntCounterVec,
     pub escalation_lateness_seconds: Histogram,
     pub overdue_deadlines: IntGauge,
     pub projector_lag_events: IntGauge,
@@ -56,6 +60,10 @@ pub struct Metrics {
 pub const UNDECODABLE_NEWER: &str = "newer_version";
 /// `reason` of `baton_undecodable_commits_total`: not a commit at all.
 pub const UNDECODABLE_CORRUPT: &str = "corrupt";
+
+/// `reason` of `baton_reports_terminated_total`: neither the report's
+/// events nor its rejection could be stored in the attempts allowed.
+pub const TERMINATED_UNRECORDABLE: &str = "unrecordable";
 
 /// Team-handoff durations: minutes to weeks.
 const WORK_BUCKETS: &[f64] = &[
@@ -149,6 +157,13 @@ impl Metrics {
                     "Reports rejected by validation."
                 ),
                 &["template", "reason"]
+            )),
+            reports_terminated_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_reports_terminated_total",
+                    "Reports given up on after every delivery attempt failed to store them."
+                ),
+                &["reason"]
             )),
             escalation_lateness_seconds: reg!(Histogram::with_opts(hist(
                 "baton_escalation_lateness_seconds",
