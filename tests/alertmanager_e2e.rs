@@ -2,7 +2,9 @@
 //! with a webhook receiver pointing at a daemon on its own nats-server:
 //! alerts posted to Alertmanager's API become one handoff and one page
 //! each; Alertmanager's repeat sends join them and page nobody; alerts
-//! resolved in Alertmanager resolve their handoffs as `alertmanager`.
+//! resolved in Alertmanager resolve their handoffs as `alertmanager` (one
+//! acknowledged by a person first); firing again, they open and page a new
+//! occurrence each.
 //! Skipped, saying so, only when the binary is missing (`.ci/run`
 //! installs it).
 
@@ -16,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 
 use baton::config::AlertmanagerConfig;
 use baton::dev::free_port;
-use baton::domain::{keyed_handoff_id, Severity};
+use baton::domain::{keyed_handoff_id, occurrence_id, Severity};
 use chrono::{Duration as Span, Utc};
 use common::*;
 use serde_json::{json, Value};
@@ -241,6 +243,18 @@ async fn alerts_from_the_real_alertmanager_page_once_each_and_resolve() {
         );
     }
 
+    // A person acknowledges one; Alertmanager's resolution still counts.
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let (status, body) = http::json(
+        baton,
+        "POST",
+        &format!("/v1/handoffs/{}/ack", ids[0]),
+        &[&auth],
+        Some(&json!({"by": "alice"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
     // Resolved in Alertmanager: both handoffs resolved by `alertmanager`.
     am.post(&alerts(Utc::now() - Span::seconds(1), started))
         .await;
@@ -256,6 +270,19 @@ async fn alerts_from_the_real_alertmanager_page_once_each_and_resolve() {
     for (id, n) in ids.iter().zip(&paged) {
         assert_eq!(pages_of(&js, *id).await.len(), *n);
     }
+    // The same alerts fire again (a second outage, same fingerprints): a
+    // new occurrence each, paged anew, not swallowed by the resolved one.
+    am.post(&alerts(Utc::now() + Span::hours(1), Utc::now()))
+        .await;
+    for (_, fp) in &fps {
+        let second = occurrence_id("agent_failure", &format!("am:prod:{fp}"), 2);
+        eventually("each alert's second occurrence is paged", || async {
+            (handoff(baton, second).await["status"] == "paged").then_some(())
+        })
+        .await;
+        assert_eq!(pages_of(&js, second).await.len(), 1);
+    }
+
     // Alertmanager saw every notification succeed.
     assert!(am.webhook_counter("alertmanager_notifications_total").await >= 3.0);
     assert_eq!(

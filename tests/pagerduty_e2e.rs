@@ -10,7 +10,7 @@ mod http;
 use std::net::SocketAddr;
 
 use baton::config::PagerDutyConfig;
-use baton::domain::{keyed_handoff_id, Severity};
+use baton::domain::{keyed_handoff_id, occurrence_id, Severity};
 use common::*;
 use serde_json::{json, Value};
 
