@@ -158,6 +158,19 @@ async fn pagerduty_clients_trigger_acknowledge_and_resolve_unchanged() {
         202,
         "resolving twice is fine"
     );
+    // Triggered again after the resolve: a new occurrence, paged anew.
+    assert_eq!(enqueue(addr, &trigger(Some("samplekeyhere"))).await.0, 202);
+    let second = occurrence_id("agent_failure", "pd:ops:samplekeyhere", 2);
+    eventually("the second occurrence is paged", || async {
+        (status_of(addr, second).await["status"] == "paged").then_some(())
+    })
+    .await;
+    // Acknowledge and resolve act on the current occurrence.
+    assert_eq!(enqueue(addr, &resolve).await.0, 202);
+    eventually("the second occurrence is resolved", || async {
+        (status_of(addr, second).await["status"] == "resolved").then_some(())
+    })
+    .await;
     // An unknown key: accepted, nothing to do (as at PagerDuty).
     let unknown = json!({"routing_key": KEY, "dedup_key": "never-seen", "event_action": "resolve"});
     assert_eq!(enqueue(addr, &unknown).await.0, 202);
