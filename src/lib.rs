@@ -7,6 +7,8 @@
 //! - [`config`] — the strict, documented TOML config and its env overrides.
 //! - [`ingest`] — reports in: the durable `BATON_REPORTS` consumer, validation,
 //!   the rejected-report stream.
+//! - [`intake`] — alerts in from other tools (Alertmanager webhook,
+//!   PagerDuty Events API v2), mapped to native reports for `app`.
 //! - [`domain`] — the pure core: packet, HCS, policy, events, `decide`/`apply`.
 //! - [`app`] — the application service every transport calls
 //!   (`app::Handoffs`): the write path (decide, append with optimistic
@@ -32,7 +34,7 @@
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
 //! Dependencies point down only: `domain` ← `wire` ← `store` ← `projector`
-//! ← `app` ← `ingest` / `jobs` / `http` / `api` ← `server` ← the binary.
+//! ← `app` ← `ingest` / `intake` / `jobs` / `http` / `api` ← `server` ← the binary.
 //! `metrics`, `sla`, `stats` and `teams` sit beside that line and import only
 //! `domain` (and `sla` the metrics); `pages` reads the store. `config` imports only
 //! `domain`; `server` turns it into what each component takes
@@ -49,6 +51,7 @@ pub mod dev;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod intake;
 pub mod jobs;
 pub mod metrics;
 pub mod pages;

@@ -74,6 +74,10 @@ impl Shared {
             js: self.js.clone(),
             client: self.client.clone(),
             ready: self.ready.clone(),
+            intake: Arc::new(crate::intake::Intake::new(
+                self.cfg.alertmanager.clone(),
+                self.cfg.pagerduty.clone(),
+            )),
         }
     }
 

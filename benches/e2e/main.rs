@@ -9,7 +9,7 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,ingest,replay,escalation`; `--json
+//! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake`; `--json
 //! <path>`. Anything else (cargo's own `--bench`) is ignored.
 //!
 //! # Layout
@@ -17,6 +17,8 @@
 //! - [`ingest`] — raw publish rate, a bare client doing Baton's JetStream
 //!   operations ([`pipeline`]), and Baton's reports/s to page stored.
 //! - [`replay`] — raw ordered-consumer rate vs the projector; restart to ready.
+//! - [`intake`] — alerts/s over HTTP: native reports, Alertmanager
+//!   batches, PagerDuty events.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
 //! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
 //!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
@@ -26,6 +28,7 @@ mod daemon;
 mod escalation;
 mod fixtures;
 mod ingest;
+mod intake;
 mod memory;
 mod pipeline;
 mod replay;
@@ -59,6 +62,8 @@ struct Sizes {
     escalation: usize,
     /// Reports (and later deadlines) per second in that phase.
     rate: usize,
+    /// Alerts per kind in the intake phase (native, Alertmanager, PagerDuty).
+    intake: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -68,6 +73,7 @@ const FULL: Sizes = Sizes {
     replay: 1_000_000,
     escalation: 100_000,
     rate: 1_000,
+    intake: 20_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -77,12 +83,13 @@ const QUICK: Sizes = Sizes {
     replay: 20_000,
     escalation: 2_000,
     rate: 1_000,
+    intake: 1_000,
 };
 
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 4] = ["memory", "ingest", "replay", "escalation"];
+const PHASES: [&str; 5] = ["memory", "ingest", "replay", "escalation", "intake"];
 
 /// A phase, boxed so the four run through one closure.
 type Phase = Pin<Box<dyn Future<Output = anyhow::Result<report::Section>> + Send>>;
@@ -194,6 +201,12 @@ fn main() -> anyhow::Result<()> {
         let d = d.clone();
         sections.push(on_load(Box::pin(async move {
             escalation::run(&d, sizes.escalation, sizes.rate).await
+        }))?);
+    }
+    if runs("intake") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            intake::run(&d, sizes.intake).await
         }))?);
     }
     let took = clock.elapsed().as_secs_f64();

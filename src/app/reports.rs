@@ -367,3 +367,18 @@ impl Handoffs {
         Ok(())
     }
 }
+
+impl Handoffs {
+    /// Records an intake's refusal of something that never became a valid
+    /// report (an alert without a mappable severity, a webhook body that is
+    /// not one): counted and stored on `<prefix>.rejected.<template>` by the
+    /// same path as an invalid report, with `payload` as received.
+    pub async fn record_rejection(
+        &self,
+        template: &str,
+        payload: &[u8],
+        reasons: &[FieldError],
+    ) -> Result<(), AppError> {
+        Ok(self.reject(template, payload, reasons, None).await?)
+    }
+}

@@ -5,8 +5,9 @@
 //! Environment overrides (applied after the file): `BATON_NATS_URL`,
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
-//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API). An
-//! override that does not parse is an error naming the variable.
+//! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API),
+//! `BATON_PAGERDUTY_<NAME>_ROUTING_KEY` (for a `[pagerduty.<name>]` in the
+//! file). An override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
 //! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the
@@ -22,6 +23,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod http;
+mod integrations;
 mod jobs;
 mod limits;
 mod nats;
@@ -39,6 +41,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use http::HttpConfig;
+pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::{Limits, MAX_REPORT_BYTES_LIMIT};
 pub use nats::NatsConfig;
@@ -123,6 +126,14 @@ pub struct Config {
     /// the templates shipped in `config/templates/`.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Alertmanager webhook receivers (`[alertmanager.<integration>]`),
+    /// served at `POST /v1/alertmanager/<integration>`.
+    #[serde(default)]
+    pub alertmanager: BTreeMap<String, AlertmanagerConfig>,
+    /// PagerDuty Events API v2 integrations (`[pagerduty.<name>]`), chosen
+    /// by `routing_key` at `POST /v2/enqueue`.
+    #[serde(default)]
+    pub pagerduty: BTreeMap<String, PagerDutyConfig>,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
@@ -227,6 +238,11 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        for (name, pd) in self.pagerduty.iter_mut() {
+            if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
+                pd.routing_key = v;
+            }
+        }
         Ok(())
     }
 
@@ -270,6 +286,15 @@ impl Config {
         if self.http.max_body_bytes < self.limits.max_report_bytes {
             problems.push("http.max_body_bytes: must be at least limits.max_report_bytes".into());
         }
+        problems.extend(integrations::validate(
+            &self.alertmanager,
+            &self.pagerduty,
+            |t| {
+                self.templates
+                    .get(t)
+                    .is_some_and(|t| t.kind == crate::domain::teamwork::TemplateKind::Incident)
+            },
+        ));
         for name in self.routes.keys() {
             if !is_subject_token(name) {
                 problems.push(format!("routes.{name}: route names are subject tokens"));

@@ -1,7 +1,8 @@
 //! Bearer-token auth, decided by method and path so a new route is guarded
 //! by default: everything except `GET`/`HEAD` needs a token; reads need one
 //! with `http.protect_reads`; the probes, `/metrics` and `/openapi.json`
-//! never do (a scraper or a load balancer must not hold a secret).
+//! never do (a scraper or a load balancer must not hold a secret), nor the
+//! PagerDuty-compatible endpoints, whose `routing_key` is their credential.
 //!
 //! Tokens are compared in constant time against every configured token, and
 //! neither the presented nor a configured token is ever logged: a refusal
@@ -20,6 +21,10 @@ use crate::config::HttpConfig;
 
 /// Paths that are always open.
 pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+/// Paths whose requests carry their own credential (PagerDuty's
+/// `routing_key`, checked by `crate::intake::pagerduty`), as at PagerDuty.
+pub const ROUTING_KEY_PATHS: &[&str] = &["/v2/enqueue", "/v1/pagerduty/enqueue"];
 
 /// What the middleware checks against.
 #[derive(Clone)]
@@ -42,7 +47,7 @@ impl Auth {
 
     /// Whether a request to `path` with `method` needs a token.
     pub fn required(&self, method: &Method, path: &str) -> bool {
-        if OPEN_PATHS.contains(&path) {
+        if OPEN_PATHS.contains(&path) || ROUTING_KEY_PATHS.contains(&path) {
             return false;
         }
         let read = method == Method::GET || method == Method::HEAD;
@@ -124,5 +129,9 @@ mod tests {
         for p in OPEN_PATHS {
             assert!(!closed.required(&Method::GET, p));
         }
+        for p in ROUTING_KEY_PATHS {
+            assert!(!closed.required(&Method::POST, p));
+        }
+        assert!(closed.required(&Method::POST, "/v1/alertmanager/prod"));
     }
 }

@@ -19,10 +19,13 @@
 //! - [`handoffs`] — list, get, timeline, and the commands.
 //! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
+//! - [`intake`] — `POST /v1/alertmanager/{integration}`, `POST /v2/enqueue`
+//!   (PagerDuty Events API v2, no bearer token: the routing key).
 //! - `/v1/stats` — the same figures as NATS `stats`.
 
 pub mod auth;
 pub mod handoffs;
+pub mod intake;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
@@ -70,6 +73,8 @@ pub struct AppState {
     pub client: async_nats::Client,
     /// Whether the projector has caught up (`/readyz`).
     pub ready: watch::Receiver<bool>,
+    /// The Alertmanager and PagerDuty integrations and their rate budgets.
+    pub intake: Arc<crate::intake::Intake>,
 }
 
 #[derive(OpenApi)]
@@ -127,6 +132,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handoffs::cancel))
         .routes(routes!(handoffs::rate))
         .routes(routes!(reports::submit))
+        .routes(routes!(intake::alertmanager))
+        .routes(routes!(intake::enqueue))
+        .routes(routes!(intake::enqueue_v1))
         .routes(routes!(stats_handler))
 }
 
