@@ -25,7 +25,7 @@ use crate::domain::{Command, DomainError, ParseLimits};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{api, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, heartbeat, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,7 @@ impl Shared {
             js: self.js.clone(),
             client: self.client.clone(),
             ready: self.ready.clone(),
+            heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
         }
     }
 
@@ -257,6 +258,22 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
                 "pages",
                 pages::run(j, n, m, t).await.map_err(|e| e.to_string()),
             )
+        });
+    }
+    {
+        // After the projector caught up: an `ok` read from history may
+        // resolve an incident, which needs the handoffs' state.
+        let (e, m, j, n, t) = (
+            shared.engine.clone(),
+            metrics.clone(),
+            js.clone(),
+            names.clone(),
+            shutdown.clone(),
+        );
+        let monitors = heartbeat::run::monitors(&cfg);
+        tasks.spawn(async move {
+            let r = heartbeat::run::run(monitors, e, m, j, n, t).await;
+            ("heartbeats", r.map_err(|e| e.to_string()))
         });
     }
     let mut http_addr = None;

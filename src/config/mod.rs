@@ -21,6 +21,7 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod heartbeat;
 mod http;
 mod jobs;
 mod limits;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::Limits;
@@ -114,6 +116,9 @@ pub struct Config {
     /// the templates shipped in `config/templates/`.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Heartbeat monitors (`[[heartbeat]]`): runners that must ping in time.
+    #[serde(default)]
+    pub heartbeat: Vec<HeartbeatConfig>,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
@@ -225,6 +230,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
         problems.extend(self.jobs.validate());
+        problems.extend(heartbeat::validate(&self.heartbeat, &self.templates));
         for t in self.templates.values() {
             problems.extend(t.validate());
         }

@@ -19,14 +19,17 @@
 //! - [`handoffs`] — list, get, timeline, and the commands.
 //! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
+//! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
 //! - `/v1/stats` — the same figures as NATS `stats`.
 
 pub mod auth;
 pub mod handoffs;
+pub mod heartbeats;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -70,6 +73,8 @@ pub struct AppState {
     pub client: async_nats::Client,
     /// Whether the projector has caught up (`/readyz`).
     pub ready: watch::Receiver<bool>,
+    /// The configured heartbeat monitors' names (`POST /v1/heartbeats/…`).
+    pub heartbeats: Arc<BTreeSet<String>>,
 }
 
 #[derive(OpenApi)]
@@ -85,6 +90,7 @@ pub struct AppState {
         (name = "commands", description = "The same commands as `<prefix>.cmd.*`: incidents (ack, override, enrich, resolve) and team handoffs"),
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
+        (name = "heartbeats", description = "Heartbeat pings, as on `<prefix>.heartbeat.<name>`"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
@@ -127,6 +133,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handoffs::cancel))
         .routes(routes!(handoffs::rate))
         .routes(routes!(reports::submit))
+        .routes(routes!(heartbeats::ok))
+        .routes(routes!(heartbeats::start))
+        .routes(routes!(heartbeats::fail))
         .routes(routes!(stats_handler))
 }
 
