@@ -280,7 +280,13 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// The packet both kinds of report share.
-fn report(m: &Monitor, s: &MonitorState, failure_class: &str, error_summary: String) -> Report {
+fn report(
+    m: &Monitor,
+    s: &MonitorState,
+    failure_class: &str,
+    failing_step: String,
+    error_summary: String,
+) -> Report {
     let last_ok = s
         .last_ok
         .map(|ok| format!("last ok ping at {} (seq {})", time(ok.at), ok.seq));
@@ -292,6 +298,7 @@ fn report(m: &Monitor, s: &MonitorState, failure_class: &str, error_summary: Str
             objective: Some(format!("heartbeat {}", m.name)),
             failure_class: Some(failure_class.to_string()),
             last_successful_step: last_ok,
+            failing_step: Some(failing_step),
             error_summary: Some(error_summary),
             recommended_action: Some(format!(
                 "check the runner of {}; the next ok ping on heartbeat {} resolves this",
@@ -322,7 +329,8 @@ pub fn missed_report(m: &Monitor, s: &MonitorState, due: DateTime<Utc>) -> Repor
         humantime::format_duration(m.period),
         humantime::format_duration(m.grace),
     );
-    report(m, s, MISSED, summary)
+    let step = format!("heartbeat {}: no ok ping in time", m.name);
+    report(m, s, MISSED, step, summary)
 }
 
 /// The report of a `fail` ping at `at`.
@@ -336,7 +344,8 @@ pub fn failed_report(
         Some(msg) => format!("heartbeat {} reported fail at {}: {msg}", m.name, time(at)),
         None => format!("heartbeat {} reported fail at {}", m.name, time(at)),
     };
-    report(m, s, FAILED, summary)
+    let step = format!("heartbeat {}: run reported fail", m.name);
+    report(m, s, FAILED, step, summary)
 }
 
 #[cfg(test)]
