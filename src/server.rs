@@ -263,16 +263,17 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     {
         // After the projector caught up: an `ok` read from history may
         // resolve an incident, which needs the handoffs' state.
-        let (e, m, j, n, t) = (
+        let monitors = heartbeat::run::open(
+            heartbeat::run::monitors(&cfg),
             shared.engine.clone(),
             metrics.clone(),
             js.clone(),
             names.clone(),
-            shutdown.clone(),
-        );
-        let monitors = heartbeat::run::monitors(&cfg);
+        )
+        .await?;
+        let t = shutdown.clone();
         tasks.spawn(async move {
-            let r = heartbeat::run::run(monitors, e, m, j, n, t).await;
+            let r = monitors.run(t).await;
             ("heartbeats", r.map_err(|e| e.to_string()))
         });
     }

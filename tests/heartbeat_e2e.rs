@@ -251,6 +251,9 @@ async fn two_daemons_open_one_handoff_per_miss() {
             "round {round}: {:?}",
             kinds(&events)
         );
+        // The loser of the race claimed second: it waited, it did not join.
+        let all = events_of(&js, id).await;
+        assert_eq!(count(&all, "reported_again"), 0, "{:?}", kinds(&all));
         let opened = a
             .shared()
             .engine

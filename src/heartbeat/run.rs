@@ -10,6 +10,16 @@
 //! deadline; the outage's derived handoff id makes their decisions land on
 //! one handoff (see [`super`]).
 //!
+//! **Opened once.** The engine's expected sequence lets only one daemon
+//! store an outage's opening, but the loser of that race would re-decide on
+//! the stored handoff and add a `reported_again`. So before opening, a
+//! daemon claims the opening on the monitor's subject: an empty message
+//! with the [`CLAIM_HEADER`] and `Nats-Msg-Id: <source>` (the miss or the
+//! `fail` ping it is for). The broker stores one claim per id (within the
+//! stream's duplicate window); the daemon whose claim was a duplicate waits
+//! for the handoff to appear instead, and opens it itself only if it never
+//! does (the claimant died in between). Claims are skipped by the reader.
+//!
 //! Per monitor, pings and wake-ups are handled one at a time (an async
 //! mutex held while the engine stores their effect), so an `ok` that comes
 //! right after a miss finds the incident the miss opened, and resolves it.
@@ -22,8 +32,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::{watch, Mutex};
@@ -69,6 +81,7 @@ struct Heartbeats {
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     timer: TimerHandle,
+    js: jetstream::Context,
     names: Names,
     /// When this daemon started: the base of `alert_if_never_pinged`.
     started: DateTime<Utc>,
@@ -80,17 +93,30 @@ const EFFECT_ATTEMPTS: u32 = 10;
 const RETRY: Duration = Duration::from_secs(1);
 /// Wake-ups handled at once (a handful of monitors, each one at a time).
 const TICK_CONCURRENCY: usize = 16;
+/// The header of a claim (its value is the claimed source); a message
+/// carrying it is not a ping.
+pub const CLAIM_HEADER: &str = "Baton-Heartbeat-Claim";
+/// How long a daemon whose claim lost waits for the claimant's opening.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks meanwhile.
+const CLAIM_POLL: Duration = Duration::from_millis(25);
 
-/// Runs until shutdown: rebuilds the monitors' state from the stream,
-/// then follows it and fires their deadlines.
-pub async fn run(
+/// The monitors of a daemon, ready to run: [`open`] then [`Monitors::run`].
+pub struct Monitors {
+    hb: Arc<Heartbeats>,
+    stream: stream::Stream,
+    queue: sla::TimerQueue,
+}
+
+/// Opens `BATON_HEARTBEATS` and fixes where history ends: a ping stored
+/// after this returns is a new one (the daemon's start awaits it).
+pub async fn open(
     monitors: Vec<Monitor>,
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     js: jetstream::Context,
     names: Names,
-    shutdown: CancellationToken,
-) -> Result<(), StoreError> {
+) -> Result<Monitors, StoreError> {
     let stream = js
         .get_stream(names.heartbeats_stream())
         .await
@@ -117,32 +143,42 @@ pub async fn run(
         engine,
         metrics,
         timer,
+        js,
         names,
         started: Utc::now(),
     });
-    let (ready_tx, ready) = watch::channel(false);
-    let fire = {
-        let hb = hb.clone();
-        move |id: Uuid| {
+    Ok(Monitors { hb, stream, queue })
+}
+
+impl Monitors {
+    /// Runs until shutdown: rebuilds the monitors' state from the stream,
+    /// then follows it and fires their deadlines.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let Monitors { hb, stream, queue } = self;
+        let (ready_tx, ready) = watch::channel(false);
+        let fire = {
             let hb = hb.clone();
-            async move { hb.fire(id).await }
-        }
-    };
-    // The timer's own gauge (`baton_overdue_deadlines`) belongs to the
-    // escalation timer; this instance reports into a registry nobody
-    // scrapes, so the two never overwrite each other's figure.
-    let unscraped = Arc::new(Metrics::new());
-    let timer = sla::run(
-        queue,
-        fire,
-        ready,
-        TICK_CONCURRENCY,
-        unscraped,
-        shutdown.clone(),
-    );
-    let reader = hb.follow(stream, ready_tx, shutdown);
-    let ((), result) = tokio::join!(timer, reader);
-    result
+            move |id: Uuid| {
+                let hb = hb.clone();
+                async move { hb.fire(id).await }
+            }
+        };
+        // The timer's own gauge (`baton_overdue_deadlines`) belongs to the
+        // escalation timer; this instance reports into a registry nobody
+        // scrapes, so the two never overwrite each other's figure.
+        let unscraped = Arc::new(Metrics::new());
+        let timer = sla::run(
+            queue,
+            fire,
+            ready,
+            TICK_CONCURRENCY,
+            unscraped,
+            shutdown.clone(),
+        );
+        let reader = hb.follow(stream, ready_tx, shutdown);
+        let ((), result) = tokio::join!(timer, reader);
+        result
+    }
 }
 
 /// A stored ping, as the reader hands it on.
@@ -208,6 +244,10 @@ impl Heartbeats {
                     i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX),
                 );
                 after = seq;
+                let claim = msg
+                    .headers
+                    .as_ref()
+                    .is_some_and(|h| h.get(CLAIM_HEADER).is_some());
                 let stored = Stored {
                     subject: &msg.subject,
                     payload: &msg.payload,
@@ -215,12 +255,14 @@ impl Heartbeats {
                     at,
                 };
                 if replaying {
-                    self.replay(stored).await;
+                    if !claim {
+                        self.replay(stored).await;
+                    }
                     if seq >= target || pending == 0 {
                         replaying = false;
                         self.caught_up(&ready).await;
                     }
-                } else {
+                } else if !claim {
                     self.live(stored, &shutdown).await;
                 }
             }
@@ -391,6 +433,17 @@ impl Heartbeats {
             tracing::debug!(monitor = %m.name, handoff_id = %id, "heartbeat outage already open");
             return Ok(false);
         }
+        if !self.claim(m, &source).await? {
+            let waited = tokio::time::Instant::now();
+            while waited.elapsed() < CLAIM_WAIT {
+                tokio::time::sleep(CLAIM_POLL).await;
+                if self.engine.load(id).await?.is_some() {
+                    tracing::debug!(monitor = %m.name, handoff_id = %id, "heartbeat outage opened by another daemon");
+                    return Ok(false);
+                }
+            }
+            tracing::warn!(monitor = %m.name, handoff_id = %id, source, "claimed elsewhere but never opened; opening it here");
+        }
         let cmd = Command::Incident(IncidentCommand::Open {
             template: m.template.clone(),
             report,
@@ -399,6 +452,23 @@ impl Heartbeats {
         });
         let outcome = self.engine.execute(id, cmd).await?;
         Ok(outcome.events.first().is_some_and(|e| e.kind() == "opened"))
+    }
+
+    /// Claims the opening for `source`: true when this daemon's claim is
+    /// the one stored, false when the broker already had it.
+    async fn claim(&self, m: &Monitor, source: &str) -> Result<bool, StoreError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, source);
+        headers.insert(CLAIM_HEADER, source);
+        let ack = async {
+            self.js
+                .publish_with_headers(self.names.heartbeat(&m.name), headers, Default::default())
+                .await?
+                .await
+        }
+        .await
+        .map_err(|e| StoreError::nats("publish heartbeat claim", e))?;
+        Ok(!ack.duplicate)
     }
 
     /// Resolves the outage's incident if it was opened and is not resolved.
