@@ -230,7 +230,7 @@ async fn a_deadline_missed_while_baton_was_down_fires_on_start_and_only_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_daemons_open_one_handoff_per_miss() {
+async fn two_daemons_open_one_handoff_per_miss_and_per_fail() {
     let nats = Nats::start();
     let (_c, js) = nats.client().await;
     let a = Daemon::start(hb_config(&nats.url)).await;
@@ -267,6 +267,19 @@ async fn two_daemons_open_one_handoff_per_miss() {
             .count() as u64;
         assert_eq!(opened, round + 1, "one handoff per miss");
     }
+    // Both daemons read the same `fail` ping: one opening, nothing joined.
+    let (seq, _) = ping(&js, "hourly", "").await;
+    ping(&js, "hourly", r#"{"status":"fail"}"#).await;
+    let id = outage("hourly", seq);
+    wait_for(&js, id, "paged").await;
+    eventually("both daemons read the fail", || async {
+        (pings_seen(&a, "hourly", "fail") == 1 && pings_seen(&b, "hourly", "fail") == 1)
+            .then_some(())
+    })
+    .await;
+    let events = events_of(&js, id).await;
+    assert_eq!(count(&events, "opened"), 1, "{:?}", kinds(&events));
+    assert_eq!(count(&events, "reported_again"), 0, "{:?}", kinds(&events));
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }

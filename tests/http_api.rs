@@ -229,6 +229,9 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/handoffs/{id}/cancel",
         "POST /v1/handoffs/{id}/rate",
         "POST /v1/reports/{template}",
+        "POST /v1/heartbeats/{name}",
+        "POST /v1/heartbeats/{name}/start",
+        "POST /v1/heartbeats/{name}/fail",
         "GET /v1/stats",
     ];
     expected.sort();

@@ -9,7 +9,8 @@
 //! override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
-//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the
+//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig),
+//! [`heartbeat`](HeartbeatConfig) (`[[heartbeat]]` monitors), the
 //! policy sections ([`severity`](SeverityConfig),
 //! [`ownership`](OwnershipConfig), [`runbook`](RunbookConfig),
 //! [`routes`](RouteConfig)) and the handoff templates ([`TemplateFile`],
