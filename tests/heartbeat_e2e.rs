@@ -425,3 +425,23 @@ async fn http_pings_fail_and_resolve_and_refuse_unknown_monitors_and_bad_bodies(
     }
     daemon.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_never_pinged_alerts_only_when_configured_to() {
+    let nats = Nats::start();
+    let (_c, js) = nats.client().await;
+    let mut cfg = hb_config(&nats.url);
+    let mut expected = cfg.heartbeat[0].clone();
+    expected.name = "expected".into();
+    expected.alert_if_never_pinged = true;
+    cfg.heartbeat.push(expected);
+    let daemon = Daemon::start(cfg).await;
+
+    let events = wait_for(&js, outage("expected", 0), "opened").await;
+    let summary = opened_packet(&events).error_summary.unwrap();
+    assert!(summary.contains("last seen never"), "{summary}");
+    // `quiet`'s 100 ms passed long before `expected`'s 400 ms: still silent.
+    assert!(events_of(&js, outage("quiet", 0)).await.is_empty());
+    assert_eq!(misses(&daemon, "quiet"), 0);
+    daemon.stop().await.unwrap();
+}
