@@ -72,6 +72,10 @@ struct Entry {
     monitor: Monitor,
     /// Held while a ping's or a wake-up's effect is stored.
     state: Mutex<MonitorState>,
+    /// The last opening this daemon claimed: a retry after a failed append
+    /// is still its own, not another daemon's to wait for. (std's mutex:
+    /// held for one read or write, never across an await.)
+    claimed: std::sync::Mutex<Option<String>>,
 }
 
 /// Everything the reader and the timer's ticks share.
@@ -128,6 +132,7 @@ pub async fn open(
             Arc::new(Entry {
                 monitor,
                 state: Mutex::default(),
+                claimed: Default::default(),
             })
         })
         .collect();
@@ -320,7 +325,7 @@ impl Heartbeats {
             if let Some((seen, message)) = &state.failing {
                 let report = super::failed_report(m, &state, seen.at, message.as_deref());
                 let source = format!("heartbeat:{}:fail:{}", m.name, seen.seq);
-                if let Err(e) = self.open(m, state.last_ok_seq(), report, source).await {
+                if let Err(e) = self.open(entry, state.last_ok_seq(), report, source).await {
                     tracing::error!(monitor = %m.name, error = %e, "cannot open the incident of a heartbeat fail");
                 }
             }
@@ -369,7 +374,7 @@ impl Heartbeats {
                 }
                 Effect::Open { outage_seq, report } => {
                     let source = format!("heartbeat:{}:fail:{}", m.name, s.seq);
-                    self.open(m, *outage_seq, (**report).clone(), source)
+                    self.open(entry, *outage_seq, (**report).clone(), source)
                         .await
                         .map(|_| ())
                 }
@@ -402,7 +407,7 @@ impl Heartbeats {
             Due::Missed { outage_seq, report } => {
                 let source = format!("heartbeat:{}:missed:{outage_seq}", m.name);
                 let opened = self
-                    .open(m, outage_seq, *report, source)
+                    .open(entry, outage_seq, *report, source)
                     .await
                     .map_err(|e| e.to_string())?;
                 if opened {
@@ -423,17 +428,19 @@ impl Heartbeats {
     /// this call stored the opening.
     async fn open(
         &self,
-        m: &Monitor,
+        entry: &Entry,
         outage_seq: u64,
         report: Report,
         source: String,
     ) -> Result<bool, EngineError> {
+        let m = &entry.monitor;
         let id = m.outage_id(outage_seq);
         if self.engine.load(id).await?.is_some() {
             tracing::debug!(monitor = %m.name, handoff_id = %id, "heartbeat outage already open");
             return Ok(false);
         }
-        if !self.claim(m, &source).await? {
+        let mine = entry.claimed.lock().expect("not poisoned").as_deref() == Some(source.as_str());
+        if !mine && !self.claim(m, &source).await? {
             let waited = tokio::time::Instant::now();
             while waited.elapsed() < CLAIM_WAIT {
                 tokio::time::sleep(CLAIM_POLL).await;
@@ -444,6 +451,7 @@ impl Heartbeats {
             }
             tracing::warn!(monitor = %m.name, handoff_id = %id, source, "claimed elsewhere but never opened; opening it here");
         }
+        *entry.claimed.lock().expect("not poisoned") = Some(source.clone());
         let cmd = Command::Incident(IncidentCommand::Open {
             template: m.template.clone(),
             report,
