@@ -95,6 +95,48 @@ impl Client {
         Ok((ack.sequence, id))
     }
 
+    /// Validates a report locally, then asks the daemon to record it
+    /// (`<prefix>.cmd.report`): the reply says whether it opened, joined
+    /// or recurred a handoff. `Ok(None)` when no daemon listens (nothing
+    /// was sent; [`Self::report`] stores it for the ingest instead).
+    pub async fn submit_report(
+        &self,
+        template: &str,
+        payload: &[u8],
+    ) -> Result<Option<Value>, ClientError> {
+        validate_report(&self.cfg, template, payload)?;
+        let report: Value =
+            serde_json::from_slice(payload).map_err(|e| ClientError::Io(e.to_string()))?;
+        let subject = self.names.cmd("report");
+        let body = json!({"template": template, "report": report});
+        match self
+            .nats
+            .request(
+                subject.clone(),
+                serde_json::to_vec(&body).expect("json").into(),
+            )
+            .await
+        {
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
+            Err(e) => Err(ClientError::NoReply {
+                subject,
+                message: format!("{e}; the report may or may not be stored"),
+            }),
+            Ok(reply) => {
+                let v: Value = serde_json::from_slice(&reply.payload)
+                    .map_err(|e| ClientError::Io(e.to_string()))?;
+                if v["ok"] == json!(true) {
+                    Ok(Some(v))
+                } else {
+                    Err(ClientError::Refused {
+                        code: v["error"]["code"].as_str().unwrap_or("error").to_string(),
+                        message: v["error"]["message"].as_str().unwrap_or("").to_string(),
+                    })
+                }
+            }
+        }
+    }
+
     /// Sends `<prefix>.cmd.<verb>` and returns the `ok` reply.
     pub async fn command(&self, verb: &str, body: Value) -> Result<Value, ClientError> {
         self.request(self.names.cmd(verb), body).await

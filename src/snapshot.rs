@@ -108,6 +108,19 @@ impl SnapshotStore {
         Ok((info.created.to_string(), info.state.last_sequence))
     }
 
+    /// The stream time of the commit at `seq` (see [`Manifest::anchor`]).
+    async fn anchor(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        if seq == 0 {
+            return Ok(None);
+        }
+        let msg = self
+            .events
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| StoreError::nats("get commit", e))?;
+        Ok(Some(msg.time.unix_timestamp_nanos().to_string()))
+    }
+
     async fn get(&self, subject: String) -> Option<async_nats::jetstream::message::StreamMessage> {
         self.stream.direct_get_last_for_subject(subject).await.ok()
     }
@@ -140,6 +153,8 @@ impl SnapshotStore {
         })
         .await
         .map_err(|e| StoreError::nats("snapshot encode", e))?;
+        let mut manifest = manifest;
+        manifest.anchor = self.anchor(manifest.seq).await?;
         // Overwrite the slot that does not hold the newest manifest.
         let previous: Vec<(&str, Manifest)> = self
             .manifests()
@@ -232,7 +247,13 @@ impl SnapshotStore {
         stream_id: &str,
         last_seq: u64,
     ) -> Result<Vec<(Handoff, u64)>, String> {
-        if m.events_stream != stream_id || m.seq > last_seq {
+        let same_stream = match &m.anchor {
+            Some(a) => {
+                m.seq <= last_seq && self.anchor(m.seq).await.ok().flatten().as_ref() == Some(a)
+            }
+            None => m.events_stream == stream_id,
+        };
+        if !same_stream || m.seq > last_seq {
             return Err(format!(
                 "taken from another events stream (created {}, seq {})",
                 m.events_stream, m.seq

@@ -795,3 +795,97 @@ async fn regression_a_commit_from_a_newer_baton_stops_the_daemon_instead_of_bein
         restarted.err()
     );
 }
+
+/// Sets a stream's largest message, as an operator (or a broker limit)
+/// might: every store of a bigger one then fails.
+async fn shrink_messages(js: &async_nats::jetstream::Context, stream: &str, max: i32) {
+    let mut s = js.get_stream(stream).await.expect("stream");
+    let mut config = s.info().await.expect("info").config.clone();
+    config.max_message_size = max;
+    js.update_stream(config).await.expect("stream updated");
+}
+
+/// Issue 12 §5: a report that could not be recorded was nak'd and
+/// redelivered every second forever, and nothing was recorded. Now it is
+/// tried `max_report_attempts` times (backing off), then recorded as
+/// `unrecordable`, counted and terminated; and when even that record
+/// cannot be stored, it is still terminated and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_report_that_cannot_be_stored_is_given_up_after_its_attempts() {
+    let nats = Nats::start();
+    let mut cfg = config(&nats.url);
+    cfg.limits.max_report_attempts = 3;
+    cfg.limits.report_retry_backoff = Duration::from_millis(5);
+    cfg.limits.report_retry_backoff_max = Duration::from_millis(20);
+    let daemon = Daemon::start(cfg).await;
+    let (_, js) = nats.client().await;
+    let terminated = || {
+        daemon
+            .shared()
+            .metrics
+            .reports_terminated_total
+            .with_label_values(&["unrecordable"])
+            .get()
+    };
+    let ingest_done_through = |seq: u64| {
+        let js = js.clone();
+        async move {
+            let mut c: async_nats::jetstream::consumer::PullConsumer = js
+                .get_stream("BATON_REPORTS")
+                .await
+                .unwrap()
+                .get_consumer(baton::ingest::CONSUMER)
+                .await
+                .unwrap();
+            let i = c.info().await.unwrap();
+            (i.ack_floor.stream_sequence >= seq && i.num_ack_pending == 0 && i.num_pending == 0)
+                .then_some(())
+        }
+    };
+
+    // Every commit is now too big for the events stream.
+    shrink_messages(&js, "BATON_EVENTS", 200).await;
+    let seq = publish_report(&js, "agent_failure", &p1("unstorable")).await;
+    let records = eventually("the report recorded as unrecordable", || async {
+        let r = stream_json(&js, "BATON_REJECTED").await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    let (subject, r) = &records[0];
+    assert_eq!(subject, "baton.rejected.agent_failure");
+    assert_eq!(r["report_seq"], seq);
+    assert_eq!(r["reasons"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["reasons"][0]["code"], "unrecordable");
+    let why = r["reasons"][0]["message"].as_str().unwrap();
+    assert!(
+        why.starts_with("not stored after 3 attempts; last error: "),
+        "{why}"
+    );
+    assert_eq!(
+        r["payload"]["run_id"], "unstorable",
+        "the report kept whole"
+    );
+    assert_eq!(r["payload_bytes"], p1("unstorable").len());
+    eventually("the report terminated", || ingest_done_through(seq)).await;
+    assert_eq!(terminated(), 1);
+    assert!(events_of(&js, p1_id("unstorable")).await.is_empty());
+
+    // Neither the events nor the record can be stored: terminated anyway.
+    shrink_messages(&js, "BATON_REJECTED", 200).await;
+    let seq = publish_report(&js, "agent_failure", &p1("unrecorded")).await;
+    eventually("the unrecorded report terminated", || {
+        ingest_done_through(seq)
+    })
+    .await;
+    assert_eq!(terminated(), 2);
+    assert_eq!(stream_json(&js, "BATON_REJECTED").await.len(), 1);
+
+    // The daemon is still serving once the streams take reports again.
+    shrink_messages(&js, "BATON_EVENTS", 4 * 1024 * 1024).await;
+    publish_report(&js, "agent_failure", &p1("alive")).await;
+    eventually("a good report stored", || async {
+        (!events_of(&js, p1_id("alive")).await.is_empty()).then_some(())
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}

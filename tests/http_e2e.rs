@@ -18,10 +18,15 @@ const TOKEN: &str = "e2e-token-0123456789";
 /// A minimal HTTP/1.1 exchange (`Connection: close`), so the test needs no
 /// HTTP client crate: status and body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let body = body
         .map(|b| serde_json::to_vec(b).unwrap())
         .unwrap_or_default();
+    http_bytes(addr, method, path, &body).await
+}
+
+/// [`http`] with a body of any bytes.
+async fn http_bytes(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
@@ -29,7 +34,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) 
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
+    stream.write_all(body).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
     let text = String::from_utf8(raw).expect("utf-8 reply");
@@ -238,4 +243,75 @@ async fn reports_an_ack_and_an_escalation_show_in_the_scraped_metrics() {
     // Graceful shutdown takes the HTTP server down with the rest.
     daemon.stop().await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// Issue 12 §5: a 250 KB body of control bytes was answered 422 while its
+/// rejection record (the bytes escaped as JSON, 6× bigger) was refused by
+/// the broker and lost. At the largest `max_report_bytes` allowed, over
+/// HTTP and over NATS, the record is stored: an excerpt, the size and the
+/// SHA-256 of the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_max_size_body_of_control_bytes_is_refused_and_its_rejection_stored() {
+    use sha2::Digest;
+    let nats = Nats::start();
+    let max = baton::config::MAX_REPORT_BYTES_LIMIT;
+    let mut cfg = config(&nats.url);
+    cfg.http.enabled = true;
+    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http.tokens = vec![TOKEN.into()];
+    cfg.limits.max_report_bytes = max;
+    cfg.http.max_body_bytes = max;
+    cfg.validate()
+        .expect("the largest max_report_bytes is valid");
+    let daemon = Daemon::start(cfg).await;
+    let addr = daemon.running.as_ref().unwrap().http_addr.unwrap();
+    let (_, js) = nats.client().await;
+
+    let over_http = vec![0x01u8; max];
+    let (status, problem) = http_bytes(addr, "POST", "/v1/reports/agent_failure", &over_http).await;
+    assert_eq!(status, 422, "{problem}");
+    // Over NATS too, one byte past the limit (`too_large`).
+    let over_nats = vec![0x00u8; max + 1];
+    let seq = publish_report(&js, "agent_failure", &over_nats).await;
+
+    let records = eventually("both rejections stored", || async {
+        let r = stream_json(&js, "BATON_REJECTED").await;
+        (r.len() == 2).then_some(r)
+    })
+    .await;
+    for (body, seq, code) in [
+        (&over_http, 0, "malformed_json"),
+        (&over_nats, seq, "too_large"),
+    ] {
+        let (subject, r) = records
+            .iter()
+            .find(|(_, r)| r["report_seq"] == seq)
+            .unwrap_or_else(|| panic!("no record for seq {seq}: {records:?}"));
+        assert_eq!(subject, "baton.rejected.agent_failure");
+        assert_eq!(r["reasons"][0]["code"], code, "{}", r["reasons"]);
+        assert_eq!(r["payload_bytes"], body.len());
+        let sha: String = sha2::Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(r["payload_sha256"], sha.as_str());
+        assert!(r.get("payload").is_none(), "payload not kept whole");
+        let excerpt = r["excerpt"].as_str().unwrap();
+        assert_eq!(excerpt.len(), 4096);
+        assert!(excerpt.bytes().all(|b| b == body[0]));
+        // It decodes as the stored type.
+        let decoded: baton::app::reports::Rejection =
+            serde_json::from_value(r.clone()).expect("record decodes");
+        assert_eq!(decoded.payload_bytes, Some(body.len() as u64));
+    }
+    let m = scrape(addr).await;
+    assert_eq!(
+        value(
+            &m,
+            "baton_reports_rejected_total",
+            &[("template", "agent_failure")]
+        ),
+        2.0
+    );
+    daemon.stop().await.unwrap();
 }

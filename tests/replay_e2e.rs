@@ -990,3 +990,74 @@ async fn regression_a_returned_and_resubmitted_team_handoff_is_never_an_incident
     assert!(audit.teams_without_rule.is_empty(), "{audit:?}");
     daemon.stop().await.unwrap();
 }
+
+/// On 2.9.10 a stream's `created` time changes when the server restarts,
+/// so a snapshot that named its events stream by it was refused from the
+/// second restart on and every start replayed in full. The snapshot now
+/// names the stored commit it reflects (its sequence and stream time),
+/// which no restart changes and a recreated stream does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_snapshot_survives_broker_restarts() {
+    let mut nats = Nats::start();
+    let cfg = config(&nats.url);
+    let a = Daemon::start(cfg.clone()).await;
+    let (_c, js) = nats.client().await;
+    for r in ["k1", "k2"] {
+        publish_report(&js, "agent_failure", &p1(r)).await;
+    }
+    eventually("both opened", || async {
+        (a.shared().engine.get(p1_id("k2")).is_some()
+            && a.shared().engine.get(p1_id("k1")).is_some())
+        .then_some(())
+    })
+    .await;
+    a.stop().await.unwrap(); // writes the shutdown snapshot
+    let port = nats.server.port;
+    for restart in 1..=3 {
+        nats.server.kill();
+        nats.server = baton::dev::NatsServer::start(nats.dir.path(), port).expect("restarts");
+        let (_c, js) = nats.client().await;
+        if restart > 1 {
+            // A daemon in between: it restores from the snapshot (its
+            // start updates the streams, which on 2.9.10 changed their
+            // `created`) and writes its own on stop.
+            let d = Daemon::start(cfg.clone()).await;
+            assert_eq!(
+                d.shared().metrics.snapshot_restored_seq.get(),
+                2,
+                "restored from the snapshot after broker restart {restart}"
+            );
+            d.stop().await.unwrap();
+        }
+        let store = eventually("the snapshot stream is back", || async {
+            SnapshotStore::open(js.clone(), &Names::new("baton"))
+                .await
+                .ok()
+        })
+        .await;
+        let snap = store.load().await;
+        assert!(
+            snap.is_some_and(|s| s.entries.len() == 2),
+            "snapshot refused after broker restart {restart}"
+        );
+    }
+
+    // A recreated events stream does not take the old snapshot.
+    let (_c, js) = nats.client().await;
+    js.delete_stream("BATON_EVENTS").await.unwrap();
+    baton::store::ensure_streams(
+        &js,
+        &Names::new("baton"),
+        &baton::server::stream_settings(&cfg),
+    )
+    .await
+    .unwrap();
+    publish_report(&js, "agent_failure", &p1("k3")).await;
+    let b = Daemon::start(cfg).await;
+    eventually("k3 opened", || async { b.shared().engine.get(p1_id("k3")) }).await;
+    assert!(
+        b.shared().engine.get(p1_id("k1")).is_none(),
+        "the old snapshot was not loaded"
+    );
+    b.stop().await.unwrap();
+}

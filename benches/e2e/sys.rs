@@ -95,7 +95,7 @@ pub fn machine() -> Machine {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let nats_server = std::process::Command::new("nats-server")
+    let nats_server = std::process::Command::new(baton::dev::server_binary())
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

@@ -140,6 +140,25 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
         "stats" => json!({"ok": true, "stats": app.stats(&requests::body(verb, obj)?).await?}),
         "digest" => ok(app.digest(&requests::body(verb, obj)?)),
         "start" => ok(app.start(requests::body(verb, obj)?).await?),
+        "report" => {
+            let body: requests::ReportBody = requests::body(verb, obj)?;
+            if let Some(k) = body.idempotency_key.as_deref() {
+                if !requests::is_idempotency_key(k) {
+                    return Err(AppError::invalid(
+                        "idempotency_key",
+                        requests::IDEMPOTENCY_KEY_RULE,
+                    ));
+                }
+            }
+            let payload = serde_json::to_vec(&body.report).expect("JSON values serialize");
+            ok(app
+                .submit_report(
+                    &body.template,
+                    payload.into(),
+                    body.idempotency_key.as_deref(),
+                )
+                .await?)
+        }
         _ => {
             let id = requests::id(&obj)?;
             ok(app.command(verb, id, obj).await?)

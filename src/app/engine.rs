@@ -20,8 +20,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, keyless_handoff_id, Command, Commit, DomainError, Event, Handoff, IncidentCommand,
-    Policy, Report,
+    decide, keyless_handoff_id, occurrence_id, Command, Commit, DomainError, Event, EventData,
+    Handoff, Incident, IncidentCommand, Policy, Report, Seen,
 };
 use crate::projector::{Projection, Slot};
 use crate::store::{EventStore, StoreError};
@@ -52,6 +52,32 @@ pub struct Outcome {
     pub events: Vec<Event>,
     /// Stream sequence of the stored commit.
     pub seq: Option<u64>,
+}
+
+/// What a report did: the command's outcome, told as the reply says it.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The outcome on the handoff the report went to.
+    pub outcome: Outcome,
+    /// The report opened that handoff (its first report), whether now or
+    /// earlier (a redelivery).
+    pub opened: bool,
+}
+
+impl Reported {
+    fn new(outcome: Outcome, seq: u64) -> Self {
+        let opened = outcome
+            .handoff
+            .as_ref()
+            .and_then(Handoff::as_incident)
+            .is_some_and(|i| i.first_report == Some(seq));
+        Self { outcome, opened }
+    }
+
+    /// The incident after the report.
+    pub fn incident(&self) -> Option<&Incident> {
+        self.outcome.handoff.as_ref().and_then(Handoff::as_incident)
+    }
 }
 
 /// Appends tried per command before it gives up as `Contended`.
@@ -89,23 +115,148 @@ impl Engine {
         &self.policy
     }
 
-    /// Opens (or joins) the handoff for a validated report.
+    /// Opens, joins or recurs the handoff for a validated report.
+    ///
+    /// A keyless report opens a handoff of its own. A keyed one walks its
+    /// key's occurrences ([`occurrence_id`] 1, 2, …): each is resolved
+    /// before the next opens, so the walk ends at the open one (joined:
+    /// `reported_again`) or past the last (opened: the first occurrence, or
+    /// a recurrence linked to the resolved one before it). A report already
+    /// recorded on any occurrence (a redelivery) changes nothing, however
+    /// many reports came since: the state answers when it can
+    /// ([`Incident::has_report`]), the log when it cannot. Every daemon
+    /// derives the same ids, and the next occurrence's first append expects
+    /// sequence 0, so an occurrence is decided once.
     pub async fn report(
         &self,
         template: &str,
         report: Report,
         warnings: Vec<String>,
         source: ReportSource,
-    ) -> Result<Outcome, EngineError> {
-        let id = crate::domain::handoff_id_for(template, &report)
-            .unwrap_or_else(|| keyless_handoff_id(source.published_ms, source.seq));
-        let cmd = Command::Incident(IncidentCommand::Open {
-            template: template.to_string(),
-            report,
-            warnings,
-            source: Some(format!("report:{}", source.seq)),
-        });
-        self.execute(id, cmd).await
+    ) -> Result<Reported, EngineError> {
+        let origin = Some(format!("report:{}", source.seq));
+        let Some(key) = crate::domain::dedup_key_for(&report) else {
+            let id = keyless_handoff_id(source.published_ms, source.seq);
+            let cmd = Command::Incident(IncidentCommand::Open {
+                template: template.to_string(),
+                report,
+                warnings,
+                source: origin,
+            });
+            return Ok(Reported::new(self.execute(id, cmd).await?, source.seq));
+        };
+
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(done) = self
+                .report_on_key(template, &key, &report, &warnings, source)
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        Err(EngineError::Contended(MAX_ATTEMPTS))
+    }
+
+    /// One walk over a key's occurrences; `None` when the one it chose was
+    /// resolved meanwhile (another daemon, an integration's resolve) and the
+    /// walk must start again.
+    async fn report_on_key(
+        &self,
+        template: &str,
+        key: &str,
+        report: &Report,
+        warnings: &[String],
+        source: ReportSource,
+    ) -> Result<Option<Reported>, EngineError> {
+        let origin = Some(format!("report:{}", source.seq));
+        let mut previous: Option<Uuid> = None;
+        for n in 1.. {
+            let id = occurrence_id(template, key, n);
+            let existing = self.load(id).await?;
+            // A team handoff under the same key: decide refuses the report.
+            let incident = existing.as_ref().and_then(Handoff::as_incident);
+            if let Some(i) = incident {
+                if self.recorded(i, source.seq).await? {
+                    let outcome = Outcome {
+                        handoff_id: id,
+                        handoff: existing.clone(),
+                        events: vec![],
+                        seq: None,
+                    };
+                    return Ok(Some(Reported::new(outcome, source.seq)));
+                }
+                if i.resolved.is_some() {
+                    previous = Some(id);
+                    continue;
+                }
+            }
+            let (template, report, warnings) =
+                (template.to_string(), report.clone(), warnings.to_vec());
+            let cmd = match (incident, previous) {
+                (None, Some(of)) => IncidentCommand::Recur {
+                    template,
+                    report,
+                    warnings,
+                    source: origin,
+                    of,
+                    occurrence: n,
+                },
+                _ => IncidentCommand::Open {
+                    template,
+                    report,
+                    warnings,
+                    source: origin,
+                },
+            };
+            return match self.execute(id, Command::Incident(cmd)).await {
+                Ok(outcome) => Ok(Some(Reported::new(outcome, source.seq))),
+                Err(EngineError::Domain(DomainError::Resolved)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        unreachable!("a key has finitely many occurrences")
+    }
+
+    /// Whether the report at `seq` is recorded on `i`: from the state when
+    /// it can tell, else from the handoff's log.
+    async fn recorded(&self, i: &Incident, seq: u64) -> Result<bool, StoreError> {
+        match i.has_report(seq) {
+            Seen::Yes => Ok(true),
+            Seen::No => Ok(false),
+            Seen::Unsure => {
+                let wanted = format!("report:{seq}");
+                let commits = self.store.read_after(i.id, 0).await?;
+                Ok(commits.iter().flat_map(|(_, c)| &c.events).any(|e| {
+                    matches!(&e.data,
+                        EventData::Opened { report: Some(r), .. }
+                        | EventData::ReportedAgain { report: Some(r) } if *r == wanted)
+                }))
+            }
+        }
+    }
+
+    /// The handoff that reports with `key` under `template` join now (the
+    /// last occurrence, open or resolved), or `None` if no report with that
+    /// key was recorded.
+    pub async fn current_occurrence(
+        &self,
+        template: &str,
+        key: &str,
+    ) -> Result<Option<Handoff>, StoreError> {
+        let mut last = None;
+        for n in 1.. {
+            match self.load(occurrence_id(template, key, n)).await? {
+                Some(h) => {
+                    let resolved = h.as_incident().is_some_and(|i| i.resolved.is_some());
+                    last = Some(h);
+                    if !resolved {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(last)
     }
 
     /// Runs one command on one handoff.

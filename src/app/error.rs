@@ -104,6 +104,14 @@ pub enum AppError {
     /// `conflict`, HTTP 409: other writers kept winning the append race.
     #[error("gave up after {0} concurrent-write conflicts")]
     Contended(u32),
+    /// `idempotency_key_reused`, HTTP 409: the `Idempotency-Key` was first
+    /// used for another request body; the message names what it stored
+    /// then (template, `BATON_REPORTS` sequence, handoff).
+    #[error("this Idempotency-Key was first used for a different report: {first_use}; use a new key for a new report")]
+    IdempotencyKeyReused {
+        /// What the key's first use stored.
+        first_use: String,
+    },
     /// `conflict`, HTTP 409: another daemon has this job run.
     #[error("claimed elsewhere")]
     ClaimedElsewhere,
@@ -132,6 +140,7 @@ impl AppError {
             AppError::InvalidQuery(_) => "invalid_query",
             AppError::Domain(d) => d.code(),
             AppError::Contended(_) | AppError::ClaimedElsewhere => "conflict",
+            AppError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             AppError::Unavailable(_) => "unavailable",
         }
     }
@@ -152,7 +161,10 @@ impl AppError {
             | AppError::InvalidFields(_)
             | AppError::InvalidReport(_)
             | AppError::Domain(DomainError::Invalid { .. } | DomainError::MissingFields(_)) => 422,
-            AppError::Domain(_) | AppError::Contended(_) | AppError::ClaimedElsewhere => 409,
+            AppError::Domain(_)
+            | AppError::Contended(_)
+            | AppError::ClaimedElsewhere
+            | AppError::IdempotencyKeyReused { .. } => 409,
             AppError::Unavailable(_) => 503,
         }
     }

@@ -16,6 +16,7 @@
 //! - [`views`] — what is answered: a handoff, a page, a command's reply.
 //! - [`list`] — the list's filters and keyset paging.
 //! - [`reports`] — reports in: validation, opening, rejection records.
+//! - [`rejection`] — the rejection record, bounded to fit one message.
 
 // The API's own layer: every public item says what it is.
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ mod decode;
 pub mod engine;
 pub mod error;
 pub mod list;
+pub mod rejection;
 pub mod reports;
 pub mod requests;
 pub mod views;

@@ -17,13 +17,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::engine::{Outcome, ReportSource};
+use super::engine::{ReportSource, Reported};
+use super::rejection;
 use super::views::{CommandReply, HcsView, ReportAccepted, ReportOutcome};
 use super::{AppError, Handoffs};
 use crate::domain::teamwork::TemplateKind;
 use crate::domain::{
-    decide, parse_report, Command, EventData, FieldError, Handoff, IncidentCommand, ParseLimits,
-    ParsedReport, Policy,
+    parse_report, Command, FieldError, IncidentCommand, ParseLimits, ParsedReport, Policy,
 };
 use crate::store::StoreError;
 
@@ -63,17 +63,36 @@ pub fn validate(
     parse_report(payload, limits)
 }
 
-/// What lands on `<prefix>.rejected.<template>`.
+/// What lands on `<prefix>.rejected.<template>`: a stored format, read by
+/// people and tools long after. Built bounded by [`super::rejection::build`]
+/// (at most [`super::rejection::RECORD_BUDGET`] bytes), so it always fits
+/// in one broker message. Fields added later are optional, so older
+/// records still decode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rejection {
-    /// The template the report named (its subject's token).
+    /// The template the report named (its subject's token), at most 256 bytes.
     pub template: String,
     /// The subject it was published on.
     pub subject: String,
-    /// Every problem found, each with field, code and message.
+    /// Every problem found, each with field, code and message; at most 100,
+    /// the last one (`reasons_truncated`) saying how many more were cut.
     pub reasons: Vec<FieldError>,
     /// The original payload: as JSON when it parsed, else as (lossy) text.
-    pub payload: Value,
+    /// Absent when the record would grow too big with it (or it was the
+    /// literal `null`): then `excerpt` holds its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// The first 4 KiB of the payload as (lossy) text, when `payload` is
+    /// not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    /// Size of the original payload, bytes (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
+    /// SHA-256 of the original payload, lowercase hex (absent in older
+    /// records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
     /// Sequence of the report in `BATON_REPORTS`; 0 for a report refused
     /// over HTTP, which never reached the stream.
     pub report_seq: u64,
@@ -84,8 +103,9 @@ pub struct Rejection {
 /// What the ingest did with a report from the stream.
 #[derive(Debug)]
 pub enum Ingested {
-    /// Its events are stored (a new handoff, or `reported_again`).
-    Stored(Box<Outcome>),
+    /// Its events are stored (a new handoff, a recurrence or
+    /// `reported_again`), or were already (a redelivery).
+    Stored(Box<Reported>),
     /// It was invalid; the rejection is recorded.
     Rejected(Vec<FieldError>),
 }
@@ -120,10 +140,16 @@ impl Handoffs {
         }
     }
 
-    /// A report over HTTP: validated, then published to `BATON_REPORTS`
-    /// (with `msg_id` as its `Nats-Msg-Id`) for the ingest. The answer says
-    /// which handoff it becomes and, for a new one, the score and gate the
-    /// ingest will record; for one that exists already, that it joins it.
+    /// A report over HTTP (and from the integrations): validated,
+    /// published to `BATON_REPORTS` (with `msg_id` as its `Nats-Msg-Id`),
+    /// then recorded at once, exactly as the ingest records it — the ingest
+    /// meets it later as already recorded and changes nothing. So the answer
+    /// says what happened, not a guess: `opened`, `joined` or `recurred`.
+    ///
+    /// An `msg_id` the stream has already seen (within its duplicate
+    /// window) for the same body answers the first report's handoff with
+    /// `duplicate: true`; for a different body it is refused with
+    /// `idempotency_key_reused`, naming what the key stored first.
     pub async fn submit_report(
         &self,
         template: &str,
@@ -141,70 +167,86 @@ impl Handoffs {
                 return Err(AppError::InvalidReport(reasons));
             }
         };
-        // R17: a report whose handoff exists joins it; previewing a new
-        // page would describe one that never comes. Looked up before the
-        // report is stored: afterwards the ingest may already have opened
-        // the handoff for this very report. A keyless report gets a fresh
-        // id, so only a keyed one can join.
-        let keyed = crate::domain::handoff_id_for(template, &parsed.report);
-        let before = match keyed {
-            Some(id) => self.engine.load(id).await?,
-            None => None,
-        };
         let names = self.names();
         let js = self.engine.store().context();
         let mut headers = HeaderMap::new();
         if let Some(k) = msg_id {
             headers.insert(NATS_MESSAGE_ID, k);
         }
+        let subject = names.report(template);
         let ack = async {
-            js.publish_with_headers(names.report(template), headers, payload)
+            js.publish_with_headers(subject.clone(), headers, payload.clone())
                 .await?
                 .await
         }
         .await
         .map_err(|e| StoreError::nats("publish report", e))?;
-        let handoff_id = crate::store::stored_report_handoff_id(
-            js,
-            names,
-            template,
-            &parsed.report,
-            ack.sequence,
-        )
-        .await?;
-        // A duplicate stored nothing: it is about the first report's
-        // handoff as it stands now.
-        let existing = if ack.duplicate {
-            self.engine.load(handoff_id).await?
-        } else {
-            before
+        // The stored message: its time makes a keyless report's id, and a
+        // duplicate's body tells a retry from a reused key.
+        let stream = js
+            .get_stream(names.reports_stream())
+            .await
+            .map_err(|e| StoreError::nats("get stream", e))?;
+        let stored = stream
+            .get_raw_message(ack.sequence)
+            .await
+            .map_err(|e| StoreError::nats("get report", e))?;
+        let source = ReportSource {
+            seq: ack.sequence,
+            published_ms: u64::try_from(stored.time.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0),
         };
-        let (joins, hcs, gate_passed) = match existing.as_ref().and_then(Handoff::as_incident) {
-            Some(i) => (true, HcsView::from(&i.hcs), i.gate_passed),
-            None => {
-                let (hcs, passed) = self.score_at_open(template, &parsed, ack.sequence);
-                (false, hcs, passed)
-            }
+        if ack.duplicate && (stored.subject.as_str() != subject || stored.payload != payload) {
+            let first = self.report_source_handoff(&stored.subject, &stored.payload, source);
+            return Err(AppError::IdempotencyKeyReused { first_use: first });
+        }
+        let reported = self
+            .engine
+            .report(template, parsed.report, parsed.warnings.clone(), source)
+            .await?;
+        let handoff_id = reported.outcome.handoff_id;
+        let incident = reported.incident();
+        let occurrence = incident.map_or(1, |i| i.occurrence);
+        let recurrence_of = incident.and_then(|i| i.recurrence_of);
+        let outcome = match (reported.opened, recurrence_of) {
+            (false, _) => ReportOutcome::Joined,
+            (true, None) => ReportOutcome::Opened,
+            (true, Some(_)) => ReportOutcome::Recurred,
         };
-        tracing::info!(%handoff_id, seq = ack.sequence, duplicate = ack.duplicate, joins, "report stored over HTTP");
-        let outcome = if joins {
-            ReportOutcome::Joined
-        } else {
-            ReportOutcome::Opened
-        };
+        let (hcs, gate_passed) = incident.map_or_else(
+            || (HcsView::from(&crate::domain::Hcs::default()), false),
+            |i| (HcsView::from(&i.hcs), i.gate_passed),
+        );
+        tracing::info!(%handoff_id, seq = ack.sequence, duplicate = ack.duplicate, ?outcome, occurrence, "report recorded over HTTP");
         Ok(ReportAccepted {
             handoff_id,
             report_seq: ack.sequence,
             duplicate: ack.duplicate,
-            joins,
+            joins: outcome == ReportOutcome::Joined,
             hcs,
             gate_passed,
             warnings: parsed.warnings,
             outcome,
-            occurrence: 1,
-            recurrence_of: None,
-            message: outcome.message(handoff_id, 1, None),
+            occurrence,
+            recurrence_of,
+            message: outcome.message(handoff_id, occurrence, recurrence_of),
         })
+    }
+
+    /// Names what a stored report was about, for `idempotency_key_reused`.
+    fn report_source_handoff(&self, subject: &str, payload: &[u8], source: ReportSource) -> String {
+        let template = self.names().template_of(subject).to_string();
+        let first_key = self
+            .validate(&template, payload)
+            .ok()
+            .and_then(|p| crate::domain::dedup_key_for(&p.report));
+        match first_key {
+            Some(k) => format!(
+                "a {template} report with dedup key {k:?} (BATON_REPORTS seq {})",
+                source.seq
+            ),
+            None => format!("a {template} report (BATON_REPORTS seq {})", source.seq),
+        }
     }
 
     /// Runs `cmd` (acknowledge or resolve, from an integration) on the
@@ -217,31 +259,10 @@ impl Handoffs {
         dedup_key: &str,
         cmd: IncidentCommand,
     ) -> Result<Option<CommandReply>, AppError> {
-        let id = crate::domain::keyed_handoff_id(template, dedup_key);
-        if self.engine.load(id).await?.is_none() {
+        let Some(h) = self.engine.current_occurrence(template, dedup_key).await? else {
             return Ok(None);
-        }
-        self.execute(id, Command::Incident(cmd)).await.map(Some)
-    }
-
-    /// The score and gate the ingest records when the report opens its
-    /// handoff: `decide` is pure and scoring does not depend on `now`.
-    fn score_at_open(&self, template: &str, parsed: &ParsedReport, seq: u64) -> (HcsView, bool) {
-        let open = Command::Incident(IncidentCommand::Open {
-            template: template.to_string(),
-            report: parsed.report.clone(),
-            warnings: parsed.warnings.clone(),
-            source: Some(format!("report:{seq}")),
-        });
-        let events = decide(None, &open, Utc::now(), self.policy())
-            .expect("opening a new handoff is always decided");
-        events
-            .iter()
-            .find_map(|e| match &e.data {
-                EventData::Scored { hcs, passed, .. } => Some((HcsView::from(hcs), *passed)),
-                _ => None,
-            })
-            .expect("an open is always scored")
+        };
+        self.execute(h.id(), Command::Incident(cmd)).await.map(Some)
     }
 
     /// Counts a rejected report and records it on
@@ -267,6 +288,49 @@ impl Handoffs {
                 .with_label_values(&[label, c])
                 .inc();
         }
+        self.store_rejection(template, payload, reasons, seq)
+            .await?;
+        tracing::warn!(template, seq, reasons = ?reasons.iter().map(|r| &r.code).take(10).collect::<Vec<_>>(), "report rejected");
+        Ok(())
+    }
+
+    /// Counts a report from `BATON_REPORTS` given up on after `attempts`
+    /// deliveries failed to store it (`last_error` the last failure) in
+    /// `baton_reports_terminated_total`, and records why: a rejection
+    /// record with the one reason [`rejection::UNRECORDABLE`]. The ingest
+    /// terminates the report whether or not the record is stored.
+    pub async fn give_up_report(
+        &self,
+        template: &str,
+        payload: &[u8],
+        seq: u64,
+        attempts: i64,
+        last_error: &str,
+    ) -> Result<(), StoreError> {
+        self.metrics
+            .reports_terminated_total
+            .with_label_values(&[crate::metrics::TERMINATED_UNRECORDABLE])
+            .inc();
+        let reason = FieldError::new(
+            "",
+            rejection::UNRECORDABLE,
+            format!("not stored after {attempts} attempts; last error: {last_error}"),
+        );
+        self.store_rejection(template, payload, &[reason], Some(seq))
+            .await
+    }
+
+    /// Records a report that will not be stored on
+    /// `<prefix>.rejected.<template>`, bounded ([`rejection::build`]);
+    /// `seq` (its `BATON_REPORTS` sequence) makes its `Nats-Msg-Id`, so a
+    /// redelivery's record is deduplicated. Counts nothing.
+    pub(crate) async fn store_rejection(
+        &self,
+        template: &str,
+        payload: &[u8],
+        reasons: &[FieldError],
+        seq: Option<u64>,
+    ) -> Result<(), StoreError> {
         // The subject token may be anything a publisher sent; keep the
         // rejected subject valid.
         let token = if crate::domain::is_subject_token(template) {
@@ -275,15 +339,15 @@ impl Handoffs {
             "invalid"
         };
         let names = self.names();
-        let record = Rejection {
-            template: template.to_string(),
-            subject: names.report(template),
-            reasons: reasons.to_vec(),
-            payload: serde_json::from_slice(payload)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned())),
+        let subject = names.report(template);
+        let record = rejection::build(&rejection::Refused {
+            template,
+            subject: &subject,
+            reasons,
+            payload,
             report_seq: seq.unwrap_or(0),
             rejected_at: Utc::now(),
-        };
+        });
         let mut headers = HeaderMap::new();
         if let Some(seq) = seq {
             headers.insert(NATS_MESSAGE_ID, format!("rejected:{seq}").as_str());
@@ -300,7 +364,6 @@ impl Handoffs {
             .map_err(|e| StoreError::nats("publish rejection", e))?
             .await
             .map_err(|e| StoreError::nats("publish rejection", e))?;
-        tracing::warn!(template, seq, reasons = ?record.reasons.iter().map(|r| &r.code).collect::<Vec<_>>(), "report rejected");
         Ok(())
     }
 }

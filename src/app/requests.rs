@@ -25,7 +25,7 @@ use crate::domain::{parse_object, Command, IncidentCommand, Owner, Policy};
 /// Every `<prefix>.cmd.<verb>` served.
 pub const VERBS: &[&str] = &[
     "ack", "override", "enrich", "resolve", "get", "digest", "start", "accept", "check",
-    "complete", "return", "resubmit", "cancel", "rate", "stats", "list",
+    "complete", "return", "resubmit", "cancel", "rate", "stats", "list", "report",
 ];
 
 /// The longest free text kept (`reason`, `note`, `comment`, `dedup_key`),
@@ -164,6 +164,30 @@ pub struct StartBody {
     pub fields: Map<String, Value>,
     /// Makes a retried start join the same handoff.
     pub dedup_key: Option<String>,
+}
+
+/// What an `Idempotency-Key` must be (it becomes a `Nats-Msg-Id` header).
+pub const IDEMPOTENCY_KEY_RULE: &str =
+    "Idempotency-Key must be 1-128 printable ASCII characters without spaces";
+
+/// Whether `key` may be an `Idempotency-Key` ([`IDEMPOTENCY_KEY_RULE`]).
+pub fn is_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Body of `report` (NATS only; HTTP posts the report itself to
+/// `/v1/reports/{template}`): a report, recorded at once like an HTTP one,
+/// with the same answer (`opened`, `joined` or `recurred`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReportBody {
+    /// The report template (`agent_failure`).
+    pub template: String,
+    /// The report, as published on `<prefix>.report.<template>`.
+    #[schema(value_type = Object)]
+    pub report: Value,
+    /// As HTTP's `Idempotency-Key`: a retry with the same key and report
+    /// is stored once.
+    pub idempotency_key: Option<String>,
 }
 
 /// Body of `accept`, `complete`.

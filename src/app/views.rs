@@ -96,6 +96,12 @@ pub struct IncidentView {
     pub events: u32,
     /// A synthetic drill: real events, kept out of production figures.
     pub drill: bool,
+    /// Which occurrence of its dedup key it is: 1 for the first, n for the
+    /// (n-1)th recurrence after a resolved one.
+    pub occurrence: u32,
+    /// The resolved handoff of the same dedup key before this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence_of: Option<Uuid>,
     /// The packet as it stands (after enrichment).
     #[schema(value_type = Object)]
     pub packet: Packet,
@@ -231,6 +237,8 @@ impl IncidentView {
             reports: h.reports,
             events: h.events,
             drill: h.drill,
+            occurrence: h.occurrence,
+            recurrence_of: h.recurrence_of,
             packet: h.packet.clone(),
         }
     }

@@ -156,8 +156,21 @@ pub(crate) fn print_job(reply: &Value, as_json: bool) {
 
 /// Publishes a report and shows what Baton made of it.
 pub(crate) async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Result<()> {
-    let (seq, id) = client.report(template, payload).await?;
-    out!("report stored (BATON_REPORTS seq {seq}); handoff {id}");
+    let id = match client.submit_report(template, payload).await? {
+        Some(reply) => {
+            out!(
+                "report stored (BATON_REPORTS seq {}); {}",
+                reply["report_seq"],
+                reply["message"].as_str().unwrap_or("")
+            );
+            reply["handoff_id"].as_str().unwrap_or_default().to_string()
+        }
+        None => {
+            let (seq, _) = client.report(template, payload).await?;
+            out!("report stored (BATON_REPORTS seq {seq}); no Baton is running: it is recorded when one starts");
+            return Ok(());
+        }
+    };
     let started = Instant::now();
     loop {
         match client.command("get", json!({"id": id})).await {

@@ -28,6 +28,7 @@ mod jobs;
 mod limits;
 mod nats;
 mod pages;
+mod people;
 mod policy;
 mod templates;
 
@@ -42,9 +43,10 @@ use crate::domain::{is_subject_token, Severity};
 pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
-pub use limits::Limits;
+pub use limits::{Limits, MAX_REPORT_BYTES_LIMIT};
 pub use nats::NatsConfig;
 pub use pages::PagesConfig;
+pub use people::{ContactConfig, PersonConfig, RotationConfig, RotationKindConfig};
 pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
@@ -106,6 +108,13 @@ pub struct Config {
     /// Who each route reaches (`[routes.oncall] target = "rota:payments-primary"`).
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
+    /// People who can be paged and act (`[people.alice]`), service
+    /// accounts among them.
+    #[serde(default)]
+    pub people: BTreeMap<String, PersonConfig>,
+    /// On-call rotations (`[rotations.payments-primary]`).
+    #[serde(default)]
+    pub rotations: BTreeMap<String, RotationConfig>,
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
@@ -252,15 +261,8 @@ impl Config {
         if self.nats.user.is_some() != self.nats.password.is_some() {
             problems.push("nats.user and nats.password go together".into());
         }
-        if self.limits.max_in_flight_appends == 0 || self.limits.max_in_flight_appends > 5000 {
-            problems.push("limits.max_in_flight_appends: must be within 1..=5000".into());
-        }
-        if self.limits.ingest_concurrency == 0 || self.limits.tick_concurrency == 0 {
-            problems.push("limits: concurrency values must be > 0".into());
-        }
-        if self.limits.max_field_bytes < 16 {
-            problems.push("limits.max_field_bytes: must be at least 16".into());
-        }
+        problems.extend(self.limits.problems());
+        problems.extend(people::problems(&self.people, &self.rotations));
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

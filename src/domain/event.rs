@@ -130,6 +130,13 @@ pub enum EventData {
         /// production MTTA/HCS series, paged on the drill route.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         drill: bool,
+        /// A recurrence: the resolved handoff of the same dedup key that
+        /// came before this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recurrence_of: Option<Uuid>,
+        /// Which occurrence of its dedup key this is (absent: the first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        occurrence: Option<u32>,
     },
     /// Fields were filled in, automatically (ownership/runbook maps) or by a person.
     Enriched {

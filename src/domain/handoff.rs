@@ -154,7 +154,10 @@ pub fn decide(
         }
         (Some(Handoff::Team(t)), Command::Team(c)) => teamwork::decide(Some(t), c, now, policy),
         (Some(_), Command::Team(TeamCommand::Initiate { .. }))
-        | (Some(_), Command::Incident(IncidentCommand::Open { .. })) => Err(invalid(
+        | (
+            Some(_),
+            Command::Incident(IncidentCommand::Open { .. } | IncidentCommand::Recur { .. }),
+        ) => Err(invalid(
             "dedup_key",
             "this dedup key belongs to another kind of handoff",
         )),

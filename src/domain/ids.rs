@@ -18,19 +18,41 @@ pub fn keyed_handoff_id(template: &str, key: &str) -> Uuid {
     Uuid::new_v5(&HANDOFF_NAMESPACE, format!("{template}\n{key}").as_bytes())
 }
 
-/// The handoff id for a report: UUIDv5 of the template and the dedup key
-/// (default `workflow_id/run_id`), so a repeated report joins its handoff;
-/// `None` when no key is possible (the caller then uses
-/// [`keyless_handoff_id`]).
-pub fn handoff_id_for(template: &str, report: &Report) -> Option<Uuid> {
+/// The dedup key of a report: its `dedup_key`, else `workflow_id/run_id`;
+/// `None` when it has neither (a keyless report: every one is new).
+pub fn dedup_key_for(report: &Report) -> Option<String> {
     match (
         &report.dedup_key,
         &report.packet.workflow_id,
         &report.packet.run_id,
     ) {
-        (Some(k), _, _) => Some(keyed_handoff_id(template, k)),
-        (None, Some(w), Some(r)) => Some(keyed_handoff_id(template, &format!("{w}/{r}"))),
+        (Some(k), _, _) => Some(k.clone()),
+        (None, Some(w), Some(r)) => Some(format!("{w}/{r}")),
         _ => None,
+    }
+}
+
+/// The handoff id of the first occurrence of a report's dedup key:
+/// UUIDv5 of the template and the key ([`dedup_key_for`]), so a repeated
+/// report finds its handoff; `None` when no key is possible (the caller
+/// then uses [`keyless_handoff_id`]).
+pub fn handoff_id_for(template: &str, report: &Report) -> Option<Uuid> {
+    dedup_key_for(report).map(|k| keyed_handoff_id(template, &k))
+}
+
+/// The id of occurrence `n` of a dedup key. The first is
+/// [`keyed_handoff_id`] (the id every report of the key had before
+/// recurrences existed); occurrence `n ≥ 2` is UUIDv5 of
+/// `"<template>\n<key>\n#<n>"`. Every daemon derives the same id, so the
+/// next occurrence is opened once: its first append expects sequence 0.
+pub fn occurrence_id(template: &str, key: &str, n: u32) -> Uuid {
+    if n <= 1 {
+        keyed_handoff_id(template, key)
+    } else {
+        Uuid::new_v5(
+            &HANDOFF_NAMESPACE,
+            format!("{template}\n{key}\n#{n}").as_bytes(),
+        )
     }
 }
 
@@ -55,6 +77,14 @@ mod tests {
         assert_eq!(
             keyed_handoff_id("agent_failure", "billing-sync/fx-1").to_string(),
             "555f1774-4cc7-54d8-a0b1-aef78daba506"
+        );
+        assert_eq!(
+            occurrence_id("agent_failure", "billing-sync/fx-1", 1),
+            keyed_handoff_id("agent_failure", "billing-sync/fx-1")
+        );
+        assert_eq!(
+            occurrence_id("agent_failure", "billing-sync/fx-1", 2).to_string(),
+            "f65e435b-8b43-5e54-89ab-834fc5fda7f3"
         );
         let a = keyless_handoff_id(1_700_000_000_000, 7);
         assert_eq!(a, keyless_handoff_id(1_700_000_000_000, 7));

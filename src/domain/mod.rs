@@ -27,8 +27,11 @@ pub use event::{
 };
 pub use handoff::{apply, decide, Command, Handoff, Kind};
 pub use hcs::{score, Hcs};
-pub use ids::{handoff_id_for, keyed_handoff_id, keyless_handoff_id, HANDOFF_NAMESPACE};
-pub use incident::{Incident, IncidentCommand, Status, MAX_STEPS_PER_TICK};
+pub use ids::{
+    dedup_key_for, handoff_id_for, keyed_handoff_id, keyless_handoff_id, occurrence_id,
+    HANDOFF_NAMESPACE,
+};
+pub use incident::{Incident, IncidentCommand, Seen, Status, MAX_STEPS_PER_TICK};
 pub(crate) use packet::truncate;
 pub use packet::{
     is_placeholder, is_subject_token, parse_object, parse_report, BlastRadius, Owner, Packet,

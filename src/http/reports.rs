@@ -18,6 +18,7 @@ use axum::Json;
 
 use super::problem::{Problem, ProblemDetails};
 use super::AppState;
+use crate::app::requests;
 pub use crate::app::views::ReportAccepted;
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.
@@ -28,13 +29,11 @@ fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
         return Ok(None);
     };
     match v.to_str() {
-        Ok(s) if !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(s.to_string()))
-        }
+        Ok(s) if requests::is_idempotency_key(s) => Ok(Some(s.to_string())),
         _ => Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_idempotency_key",
-            "Idempotency-Key must be 1-128 printable ASCII characters without spaces",
+            requests::IDEMPOTENCY_KEY_RULE,
         )),
     }
 }

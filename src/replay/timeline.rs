@@ -181,6 +181,8 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
             packet,
             report,
             dedup_key,
+            occurrence,
+            recurrence_of,
             ..
         } => {
             let mut s = format!(
@@ -195,6 +197,9 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
             }
             if let Some(k) = dedup_key {
                 let _ = write!(s, ", dedup key {k:?}");
+            }
+            if let (Some(n), Some(prev)) = (occurrence, recurrence_of) {
+                let _ = write!(s, ", occurrence #{n} after resolved handoff {prev}");
             }
             if let Some(err) = &packet.error_summary {
                 let _ = write!(s, ": \"{err}\"");

@@ -52,6 +52,49 @@ pub enum StoreError {
          this build reads up to {EVENT_VERSION}: upgrade it"
     )]
     NewerVersion { seq: u64, version: u32 },
+    /// The server cannot keep Baton's guarantees in the configured shape.
+    #[error("nats-server {version} is too old: {why}")]
+    ServerTooOld { version: String, why: &'static str },
+}
+
+/// The oldest server for `replicas > 1`: before 2.9.21 a clustered stream
+/// did not enforce expected-last-subject-sequence (nats-server #4320).
+pub const MIN_CLUSTER_SERVER: (u64, u64, u64) = (2, 9, 21);
+
+/// The server version a cluster should run at least: Jepsen's 2025 NATS
+/// analysis found data-loss bugs fixed by 2.12.3 (with `sync_interval:
+/// always`).
+pub const RECOMMENDED_SERVER: (u64, u64, u64) = (2, 12, 3);
+
+/// Parses `"2.9.10"` (or `"v2.15.1"`, `"2.11.0-beta.1"`) into its numbers.
+pub fn parse_server_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim().trim_start_matches('v');
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Refuses a server that cannot keep Baton's guarantees with `replicas`
+/// stream replicas. A single server works from 2.9 on (Baton's msg-id
+/// `<handoff>:<expected seq>` also protects older servers).
+pub fn check_server(version: &str, replicas: usize) -> Result<(), StoreError> {
+    if replicas <= 1 {
+        return Ok(());
+    }
+    match parse_server_version(version) {
+        Some(v) if v >= MIN_CLUSTER_SERVER => Ok(()),
+        _ => Err(StoreError::ServerTooOld {
+            version: version.to_string(),
+            why: "replicas > 1 needs nats-server >= 2.9.21 (nats-server #4320: \
+                  older clustered streams do not enforce the expected last \
+                  subject sequence); 2.12.3 or newer with sync_interval: always \
+                  is recommended",
+        }),
+    }
 }
 
 impl StoreError {
@@ -327,6 +370,20 @@ pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_needs_a_server_that_enforces_expected_sequences() {
+        assert_eq!(parse_server_version("2.9.10"), Some((2, 9, 10)));
+        assert_eq!(parse_server_version("v2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_server_version("2.11.0-beta.1"), Some((2, 11, 0)));
+        assert_eq!(parse_server_version("garbage"), None);
+        assert!(check_server("2.9.10", 1).is_ok(), "single server: fine");
+        let err = check_server("2.9.10", 3).unwrap_err().to_string();
+        assert!(err.contains("2.9.21") && err.contains("#4320"), "{err}");
+        assert!(check_server("2.9.21", 3).is_ok());
+        assert!(check_server("2.15.1", 3).is_ok());
+        assert!(check_server("nonsense", 3).is_err(), "unknown: refuse");
+    }
 
     /// The readers of the log tell the two apart (a newer Baton's commit is
     /// left for it, a corrupt one is not): the store keeps them apart too.

@@ -48,9 +48,17 @@ pub struct Manifest {
     #[serde(default)]
     pub chunk_sha256: Vec<String>,
     pub event_version: u32,
-    /// Creation time of the events stream it was taken from.
+    /// Creation time of the events stream it was taken from (checked only
+    /// for manifests without `anchor`: nats-server 2.9 changes it when the
+    /// stream's config is updated and the server restarts).
     pub events_stream: String,
     pub created_at: DateTime<Utc>,
+    /// The stream time (Unix nanoseconds) of the commit at `seq`: which
+    /// events stream it was taken from, as no restart changes it and a
+    /// recreated stream does not match it. Absent when `seq` is 0, and in
+    /// manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +145,7 @@ impl Encoder {
             event_version: EVENT_VERSION,
             events_stream,
             created_at: now,
+            anchor: None,
         };
         (manifest, self.chunks)
     }

@@ -14,6 +14,8 @@ pub fn apply(state: &mut Option<Incident>, event: &Event) {
         packet,
         drill,
         report,
+        recurrence_of,
+        occurrence,
         ..
     } = &event.data
     {
@@ -27,6 +29,9 @@ pub fn apply(state: &mut Option<Incident>, event: &Event) {
             );
             h.packet = packet.clone();
             h.drill = *drill;
+            h.first_report = super::decide::report_seq(report);
+            h.occurrence = occurrence.unwrap_or(1);
+            h.recurrence_of = *recurrence_of;
             h.joined_report(report);
             *state = Some(h);
             return;

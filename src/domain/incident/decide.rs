@@ -21,6 +21,20 @@ pub enum IncidentCommand {
         /// Where the report came from (stream sequence), for the audit.
         source: Option<String>,
     },
+    /// A report whose dedup key's last handoff (`of`, occurrence
+    /// `occurrence - 1`) is resolved: opens occurrence `occurrence`, linked
+    /// to it, gated and paged like any new failure. On a handoff that
+    /// exists it acts as `Open` (the other daemon opened it first).
+    Recur {
+        template: String,
+        report: Report,
+        warnings: Vec<String>,
+        source: Option<String>,
+        /// The previous occurrence's handoff.
+        of: Uuid,
+        /// This occurrence's number (2 for the first recurrence).
+        occurrence: u32,
+    },
     Acknowledge {
         by: String,
     },
@@ -45,7 +59,7 @@ const SYSTEM: &str = "baton";
 pub const MAX_STEPS_PER_TICK: u32 = 32;
 
 /// The report stream sequence in a `source` of the form `report:<seq>`.
-pub(super) fn report_seq(source: &Option<String>) -> Option<u64> {
+pub fn report_seq(source: &Option<String>) -> Option<u64> {
     source.as_deref()?.strip_prefix("report:")?.parse().ok()
 }
 
@@ -72,19 +86,47 @@ pub fn decide(
                 warnings,
                 source,
             },
-        ) => Ok(open(template, report, warnings, source, now, policy)),
+        ) => Ok(open(template, report, warnings, source, None, now, policy)),
+        (
+            None,
+            IncidentCommand::Recur {
+                template,
+                report,
+                warnings,
+                source,
+                of,
+                occurrence,
+            },
+        ) => Ok(open(
+            template,
+            report,
+            warnings,
+            source,
+            Some((*of, *occurrence)),
+            now,
+            policy,
+        )),
         // A redelivered report (its sequence already joined) changes nothing.
-        (Some(h), IncidentCommand::Open { source, .. })
+        (Some(h), IncidentCommand::Open { source, .. } | IncidentCommand::Recur { source, .. })
             if report_seq(source).is_some_and(|n| h.recent_reports.contains(&n)) =>
         {
             Ok(vec![])
         }
-        (Some(_), IncidentCommand::Open { source, .. }) => Ok(vec![ev(
-            SYSTEM,
-            EventData::ReportedAgain {
-                report: source.clone(),
-            },
-        )]),
+        // A resolved handoff is never joined: the report is a new
+        // occurrence (the engine opens the next one).
+        (Some(h), IncidentCommand::Open { .. } | IncidentCommand::Recur { .. })
+            if h.resolved.is_some() =>
+        {
+            Err(DomainError::Resolved)
+        }
+        (Some(_), IncidentCommand::Open { source, .. } | IncidentCommand::Recur { source, .. }) => {
+            Ok(vec![ev(
+                SYSTEM,
+                EventData::ReportedAgain {
+                    report: source.clone(),
+                },
+            )])
+        }
         (None, _) => Err(DomainError::NotFound),
         (Some(h), _) if h.resolved.is_some() => Err(DomainError::Resolved),
         (Some(h), IncidentCommand::Acknowledge { by }) => {
@@ -178,6 +220,7 @@ fn open(
     report: &Report,
     warnings: &[String],
     source: &Option<String>,
+    recurrence: Option<(Uuid, u32)>,
     now: DateTime<Utc>,
     policy: &Policy,
 ) -> Vec<NewEvent> {
@@ -247,6 +290,8 @@ fn open(
             dedup_key: report.dedup_key.clone(),
             report: source.clone(),
             drill: report.drill,
+            recurrence_of: recurrence.map(|(of, _)| of),
+            occurrence: recurrence.map(|(_, n)| n),
         },
     ));
     if !fields.is_empty() {

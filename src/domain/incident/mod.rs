@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{BelowMin, Hcs, Packet, Policy, Severity, Stamp};
 
 pub use apply::{apply, apply_to};
-pub use decide::{decide, tick, IncidentCommand, MAX_STEPS_PER_TICK};
+pub use decide::{decide, report_seq, tick, IncidentCommand, MAX_STEPS_PER_TICK};
 
 /// Where an incident stands, for humans and gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -100,6 +100,36 @@ pub struct Incident {
     /// concurrently and may be stored out of order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_reports: Vec<u64>,
+    /// The highest `BATON_REPORTS` sequence joined: a report above it was
+    /// never recorded here (see [`Incident::has_report`]).
+    #[serde(default)]
+    pub max_report: u64,
+    /// The sequence of the report that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_report: Option<u64>,
+    /// Which occurrence of its dedup key this is (1: the first).
+    #[serde(default = "first_occurrence")]
+    pub occurrence: u32,
+    /// The resolved handoff of the same dedup key before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_of: Option<Uuid>,
+}
+
+fn first_occurrence() -> u32 {
+    1
+}
+
+/// Whether a report is recorded on an incident, as far as its state tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// One of the latest reports joined: recorded.
+    Yes,
+    /// Above every sequence joined: never recorded here.
+    No,
+    /// Older than the latest joined and not among them: only the log can
+    /// tell (a redelivery after a long stall, or reports stored out of
+    /// order).
+    Unsure,
 }
 
 /// How many joined report sequences a handoff remembers. Redelivery comes
@@ -107,8 +137,25 @@ pub struct Incident {
 pub const RECENT_REPORTS: usize = 64;
 
 impl Incident {
+    /// Whether the report stored at `seq` in `BATON_REPORTS` was recorded
+    /// here (opened it or joined it).
+    pub fn has_report(&self, seq: u64) -> Seen {
+        if self.recent_reports.contains(&seq) {
+            Seen::Yes
+        } else if seq
+            > self
+                .max_report
+                .max(self.recent_reports.iter().copied().max().unwrap_or(0))
+        {
+            Seen::No
+        } else {
+            Seen::Unsure
+        }
+    }
+
     pub(super) fn joined_report(&mut self, source: &Option<String>) {
         if let Some(n) = decide::report_seq(source) {
+            self.max_report = self.max_report.max(n);
             self.recent_reports.push(n);
             if self.recent_reports.len() > RECENT_REPORTS {
                 self.recent_reports.remove(0);
@@ -151,6 +198,10 @@ impl Incident {
             events: 1,
             drill: false,
             recent_reports: Vec::new(),
+            max_report: 0,
+            first_report: None,
+            occurrence: 1,
+            recurrence_of: None,
         }
     }
 

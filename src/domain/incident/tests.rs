@@ -582,3 +582,79 @@ fn a_long_outage_fires_missed_steps_in_bounded_commits() {
         "the rest are due now"
     );
 }
+
+fn report_from(seq: u64) -> Command {
+    Command::Incident(IncidentCommand::Open {
+        template: "agent_failure".into(),
+        report: report(Severity::P1),
+        warnings: vec![],
+        source: Some(format!("report:{seq}")),
+    })
+}
+
+fn resolve(by: &str) -> Command {
+    Command::Incident(IncidentCommand::Resolve {
+        by: by.into(),
+        note: None,
+    })
+}
+
+#[test]
+fn a_report_for_a_resolved_handoff_is_refused_so_the_engine_opens_a_new_occurrence() {
+    // Given a resolved handoff, when a new report of its key arrives, the
+    // rules refuse to join it: a recurrence is never swallowed.
+    given(&[(report_from(7), 0), (resolve("alice"), 10)])
+        .when(report_from(9), 20)
+        .then_error("resolved");
+    // Its own redelivered report still changes nothing.
+    assert!(given(&[(report_from(7), 0), (resolve("alice"), 10)])
+        .run(&report_from(7), 20)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_recurrence_opens_gated_and_paged_and_names_the_previous_occurrence() {
+    let prev = Uuid::now_v7();
+    let recur = Command::Incident(IncidentCommand::Recur {
+        template: "agent_failure".into(),
+        report: report(Severity::P1),
+        warnings: vec![],
+        source: Some("report:12".into()),
+        of: prev,
+        occurrence: 3,
+    });
+    let then = given(&[])
+        .when(recur.clone(), 0)
+        .then_expect(&["opened", "scored", "paged"]);
+    let EventData::Opened {
+        recurrence_of,
+        occurrence,
+        ..
+    } = then.event("opened")
+    else {
+        unreachable!()
+    };
+    assert_eq!((*recurrence_of, *occurrence), (Some(prev), Some(3)));
+    let h = then.state();
+    assert_eq!((h.occurrence, h.recurrence_of), (3, Some(prev)));
+    assert_eq!(h.first_report, Some(12));
+    // The other daemon opened it first: the same report changes nothing,
+    // another one joins.
+    let g = || given(&[(recur.clone(), 0)]);
+    assert!(g().run(&recur, 1).unwrap().is_empty());
+    g().when(report_from(13), 1)
+        .then_expect(&["reported_again"]);
+}
+
+#[test]
+fn has_report_is_exact_above_the_highest_sequence_and_unsure_below_it() {
+    let g = given(&[(report_from(7), 0), (report_from(9), 1)]);
+    let h = g.state.as_ref().and_then(Handoff::as_incident).unwrap();
+    assert_eq!(h.has_report(7), Seen::Yes);
+    assert_eq!(h.has_report(9), Seen::Yes);
+    assert_eq!(h.has_report(10), Seen::No);
+    assert_eq!(h.has_report(8), Seen::Unsure, "only the log can tell");
+    assert_eq!(h.max_report, 9);
+    assert_eq!((h.occurrence, h.first_report), (1, Some(7)));
+}

@@ -1,0 +1,140 @@
+//! `[people.<id>]` and `[rotations.<id>]`: who can be paged, how to reach
+//! them, and who is on call when.
+//!
+//! The file's own types. They are converted into the domain's directory
+//! (people, rotations) at start-up; what a page stores is the person id a
+//! target resolved to, never these types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A person (or a service account, with `service = true`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    /// Display name ("Alice Example"); default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// IANA time zone for showing their shifts ("Europe/Berlin"); default UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Roles they hold (`incident_captain`, `lead:payments`, …): what
+    /// actions they may take where the config limits one to roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Teams they belong to (team-handoff actions limited to the receiving
+    /// team's members).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// How to reach them, tried in this order until one succeeds.
+    #[serde(default)]
+    pub contact: Vec<ContactConfig>,
+    /// A service account (runners, integrations): its credentials may
+    /// report but never acknowledge, resolve or override.
+    #[serde(default)]
+    pub service: bool,
+}
+
+/// One way to reach a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ContactConfig {
+    /// E-mail over SMTP.
+    Email {
+        /// The address ("alice@example.com").
+        to: String,
+    },
+    /// A Slack message through an incoming webhook.
+    Slack {
+        /// The incoming-webhook URL (or `env:VAR` to read it from the
+        /// environment: it is a secret).
+        webhook_url: String,
+        /// Their Slack member id (`U012AB3CD`), mentioned in the message.
+        #[serde(default)]
+        member: Option<String>,
+    },
+    /// An HTTP POST of the page JSON.
+    Webhook {
+        /// Where to POST.
+        url: String,
+    },
+}
+
+/// How often a rotation hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationKindConfig {
+    /// Every `shift_length` hours.
+    Hourly,
+    /// Every `shift_length` days, at the handoff's local wall time.
+    Daily,
+    /// Every `shift_length` weeks, at the handoff's local wall time.
+    Weekly,
+}
+
+/// A rotation: participants taking shifts in turn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationConfig {
+    /// IANA time zone of `handoff` ("Europe/Berlin"); shifts keep its
+    /// local wall time across daylight-saving changes.
+    pub time_zone: String,
+    /// `hourly`, `daily` or `weekly`.
+    pub kind: RotationKindConfig,
+    /// Units of `kind` per shift (default 1).
+    #[serde(default = "one")]
+    pub shift_length: u32,
+    /// The anchor: when the first participant's first shift starts, as a
+    /// local wall time in `time_zone` ("2026-11-02T09:00:00").
+    pub handoff: String,
+    /// Person ids, in turn order. The one after the person on call is the
+    /// rotation's `backup`.
+    pub participants: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `[people.*]` and `[rotations.*]` together, for validation.
+pub fn problems(
+    people: &BTreeMap<String, PersonConfig>,
+    rotations: &BTreeMap<String, RotationConfig>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, p) in people {
+        if !crate::domain::is_subject_token(id) {
+            out.push(format!("people.{id}: person ids are subject tokens"));
+        }
+        for (i, c) in p.contact.iter().enumerate() {
+            let empty = match c {
+                ContactConfig::Email { to } => !to.contains('@'),
+                ContactConfig::Slack { webhook_url, .. } => webhook_url.is_empty(),
+                ContactConfig::Webhook { url } => url.is_empty(),
+            };
+            if empty {
+                out.push(format!("people.{id}.contact[{i}]: no address"));
+            }
+        }
+    }
+    for (id, r) in rotations {
+        if !crate::domain::is_subject_token(id) {
+            out.push(format!("rotations.{id}: rotation ids are subject tokens"));
+        }
+        if r.participants.is_empty() {
+            out.push(format!("rotations.{id}.participants: nobody is on call"));
+        }
+        if r.shift_length == 0 {
+            out.push(format!("rotations.{id}.shift_length: must be at least 1"));
+        }
+        for p in &r.participants {
+            if !people.contains_key(p) {
+                out.push(format!(
+                    "rotations.{id}.participants: {p:?} is not in [people]"
+                ));
+            }
+        }
+    }
+    out
+}
