@@ -20,6 +20,9 @@
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
+//! - [`heartbeat`] — heartbeat monitors: the pure rules (deadline, outage id,
+//!   what a ping does) and the edge that follows `BATON_HEARTBEATS`, arms a
+//!   second timer and opens or resolves incidents through the engine.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
 //! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
@@ -49,6 +52,7 @@ pub mod client;
 pub mod config;
 pub mod dev;
 pub mod domain;
+pub mod heartbeat;
 pub mod http;
 pub mod ingest;
 pub mod intake;

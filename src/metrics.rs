@@ -57,6 +57,17 @@ pub struct Metrics {
     pub work_completeness: HistogramVec,
     pub work_rating: HistogramVec,
     pub work_sla_missed_total: IntCounterVec,
+    /// `baton_heartbeat_pings_total{monitor,status}`: pings this daemon took
+    /// live (configured monitors only: a bounded label).
+    pub heartbeat_pings_total: IntCounterVec,
+    /// `baton_heartbeat_pings_rejected_total{reason}`: pings for no
+    /// configured monitor or with a bad body.
+    pub heartbeat_pings_rejected_total: IntCounterVec,
+    /// `baton_heartbeat_misses_total{monitor}`: missed deadlines this daemon
+    /// opened an incident for.
+    pub heartbeat_misses_total: IntCounterVec,
+    /// `baton_heartbeat_last_ok_timestamp_seconds{monitor}`: the last `ok`.
+    pub heartbeat_last_ok_timestamp_seconds: IntGaugeVec,
 }
 
 /// `reason` of `baton_undecodable_commits_total`: a newer Baton's commit.
@@ -271,6 +282,34 @@ impl Metrics {
                     "Team handoffs whose accept or complete SLA passed."
                 ),
                 &["template", "stage"]
+            )),
+            heartbeat_pings_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_pings_total",
+                    "Heartbeat pings taken, by monitor and status."
+                ),
+                &["monitor", "status"]
+            )),
+            heartbeat_pings_rejected_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_pings_rejected_total",
+                    "Heartbeat pings refused: unknown_monitor, invalid_body or too_large."
+                ),
+                &["reason"]
+            )),
+            heartbeat_misses_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_misses_total",
+                    "Missed heartbeat deadlines this daemon opened an incident for."
+                ),
+                &["monitor"]
+            )),
+            heartbeat_last_ok_timestamp_seconds: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "baton_heartbeat_last_ok_timestamp_seconds",
+                    "Unix time of each heartbeat monitor's last ok ping."
+                ),
+                &["monitor"]
             )),
             registry,
         }

@@ -25,7 +25,7 @@ use crate::domain::{Command, DomainError, ParseLimits};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{api, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, heartbeat, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,7 @@ impl Shared {
                 self.cfg.alertmanager.clone(),
                 self.cfg.pagerduty.clone(),
             )),
+            heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
         }
     }
 
@@ -272,6 +273,23 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
                 "pages",
                 pages::run(j, n, m, t).await.map_err(|e| e.to_string()),
             )
+        });
+    }
+    {
+        // After the projector caught up: an `ok` read from history may
+        // resolve an incident, which needs the handoffs' state.
+        let monitors = heartbeat::run::open(
+            heartbeat::run::monitors(&cfg),
+            shared.engine.clone(),
+            metrics.clone(),
+            js.clone(),
+            names.clone(),
+        )
+        .await?;
+        let t = shutdown.clone();
+        tasks.spawn(async move {
+            let r = monitors.run(t).await;
+            ("heartbeats", r.map_err(|e| e.to_string()))
         });
     }
     let mut http_addr = None;

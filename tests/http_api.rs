@@ -232,6 +232,9 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/alertmanager/{integration}",
         "POST /v2/enqueue",
         "POST /v1/pagerduty/enqueue",
+        "POST /v1/heartbeats/{name}",
+        "POST /v1/heartbeats/{name}/start",
+        "POST /v1/heartbeats/{name}/fail",
         "GET /v1/stats",
     ];
     expected.sort();

@@ -10,7 +10,8 @@
 //! file). An override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
-//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the
+//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig),
+//! [`heartbeat`](HeartbeatConfig) (`[[heartbeat]]` monitors), the
 //! policy sections ([`severity`](SeverityConfig),
 //! [`ownership`](OwnershipConfig), [`runbook`](RunbookConfig),
 //! [`routes`](RouteConfig)) and the handoff templates ([`TemplateFile`],
@@ -22,6 +23,7 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod heartbeat;
 mod http;
 mod integrations;
 mod jobs;
@@ -40,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
@@ -134,6 +137,9 @@ pub struct Config {
     /// by `routing_key` at `POST /v2/enqueue`.
     #[serde(default)]
     pub pagerduty: BTreeMap<String, PagerDutyConfig>,
+    /// Heartbeat monitors (`[[heartbeat]]`): runners that must ping in time.
+    #[serde(default)]
+    pub heartbeat: Vec<HeartbeatConfig>,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
@@ -250,6 +256,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
         problems.extend(self.jobs.validate());
+        problems.extend(heartbeat::validate(&self.heartbeat, &self.templates));
         for t in self.templates.values() {
             problems.extend(t.validate());
         }

@@ -21,15 +21,18 @@
 //! - [`reports`] — `POST /v1/reports/{template}`.
 //! - [`intake`] — `POST /v1/alertmanager/{integration}`, `POST /v2/enqueue`
 //!   (PagerDuty Events API v2, no bearer token: the routing key).
+//! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
 //! - `/v1/stats` — the same figures as NATS `stats`.
 
 pub mod auth;
 pub mod handoffs;
+pub mod heartbeats;
 pub mod intake;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -75,6 +78,8 @@ pub struct AppState {
     pub ready: watch::Receiver<bool>,
     /// The Alertmanager and PagerDuty integrations and their rate budgets.
     pub intake: Arc<crate::intake::Intake>,
+    /// The configured heartbeat monitors' names (`POST /v1/heartbeats/…`).
+    pub heartbeats: Arc<BTreeSet<String>>,
 }
 
 #[derive(OpenApi)]
@@ -90,6 +95,7 @@ pub struct AppState {
         (name = "commands", description = "The same commands as `<prefix>.cmd.*`: incidents (ack, override, enrich, resolve) and team handoffs"),
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
+        (name = "heartbeats", description = "Heartbeat pings, as on `<prefix>.heartbeat.<name>`"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
@@ -135,6 +141,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(intake::alertmanager))
         .routes(routes!(intake::enqueue))
         .routes(routes!(intake::enqueue_v1))
+        .routes(routes!(heartbeats::ok))
+        .routes(routes!(heartbeats::start))
+        .routes(routes!(heartbeats::fail))
         .routes(routes!(stats_handler))
 }
 

@@ -22,12 +22,14 @@ pub enum Stream {
     Digests,
     /// `BATON_SNAPSHOTS`: projector snapshots.
     Snapshots,
+    /// `BATON_HEARTBEATS`: heartbeat monitors' pings.
+    Heartbeats,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 7] = [
+    pub const ALL: [Stream; 8] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -35,6 +37,7 @@ impl Stream {
         Stream::Jobs,
         Stream::Digests,
         Stream::Snapshots,
+        Stream::Heartbeats,
     ];
 }
 
@@ -126,6 +129,7 @@ impl Names {
             Stream::Jobs => self.jobs_stream(),
             Stream::Digests => self.digests_stream(),
             Stream::Snapshots => self.snapshots_stream(),
+            Stream::Heartbeats => self.heartbeats_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -207,6 +211,26 @@ impl Names {
     pub fn snapshot_chunk(&self, slot: &str, n: u64) -> String {
         format!("{}.snapshot.{slot}.chunk.{n}", self.prefix)
     }
+    /// `BATON_HEARTBEATS`.
+    pub fn heartbeats_stream(&self) -> String {
+        format!("{}_HEARTBEATS", self.stream_stem)
+    }
+    /// `<prefix>.heartbeat.<name>`: a heartbeat monitor's pings.
+    pub fn heartbeat(&self, name: &str) -> String {
+        format!("{}.heartbeat.{name}", self.prefix)
+    }
+    /// Every heartbeat subject (`<prefix>.heartbeat.*`): one token per
+    /// monitor, as monitor names are subject tokens.
+    pub fn heartbeats_all(&self) -> String {
+        format!("{}.heartbeat.*", self.prefix)
+    }
+    /// The `<name>` token of a heartbeat subject (empty if it is none).
+    pub fn heartbeat_of<'a>(&self, subject: &'a str) -> &'a str {
+        subject
+            .strip_prefix(&self.prefix)
+            .and_then(|s| s.strip_prefix(".heartbeat."))
+            .unwrap_or("")
+    }
     /// Every snapshot subject (`<prefix>.snapshot.>`).
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
@@ -254,7 +278,8 @@ mod tests {
                 "BATON_REJECTED",
                 "BATON_JOBS",
                 "BATON_DIGESTS",
-                "BATON_SNAPSHOTS"
+                "BATON_SNAPSHOTS",
+                "BATON_HEARTBEATS"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -283,6 +308,9 @@ mod tests {
         assert_eq!(n.snapshot_manifest("a"), "baton.snapshot.a.manifest");
         assert_eq!(n.snapshot_chunk("b", 3), "baton.snapshot.b.chunk.3");
         assert_eq!(n.snapshots_all(), "baton.snapshot.>");
+        assert_eq!(n.heartbeat("nightly-etl"), "baton.heartbeat.nightly-etl");
+        assert_eq!(n.heartbeats_all(), "baton.heartbeat.*");
+        assert_eq!(n.heartbeat_of("baton.heartbeat.nightly-etl"), "nightly-etl");
     }
 
     #[test]

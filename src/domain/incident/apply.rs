@@ -30,6 +30,7 @@ pub fn apply(state: &mut Option<Incident>, event: &Event) {
             h.packet = packet.clone();
             h.drill = *drill;
             h.first_report = super::decide::report_seq(report);
+            h.opened_by = report.clone();
             h.occurrence = occurrence.unwrap_or(1);
             h.recurrence_of = *recurrence_of;
             h.joined_report(report);

@@ -107,6 +107,11 @@ pub struct Incident {
     /// The sequence of the report that opened it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_report: Option<u64>,
+    /// The `source` of the command that opened it (`report:<seq>`,
+    /// `heartbeat:<name>:…`): the same opening decided again (a second
+    /// daemon, a retry) changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
     /// Which occurrence of its dedup key this is (1: the first).
     #[serde(default = "first_occurrence")]
     pub occurrence: u32,
@@ -200,6 +205,7 @@ impl Incident {
             recent_reports: Vec::new(),
             max_report: 0,
             first_report: None,
+            opened_by: None,
             occurrence: 1,
             recurrence_of: None,
         }

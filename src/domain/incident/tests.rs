@@ -658,3 +658,25 @@ fn has_report_is_exact_above_the_highest_sequence_and_unsure_below_it() {
     assert_eq!(h.max_report, 9);
     assert_eq!((h.occurrence, h.first_report), (1, Some(7)));
 }
+
+#[test]
+fn the_same_opening_decided_again_changes_nothing_whatever_its_source() {
+    let open_from = |source: &str| {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: Some(source.into()),
+        })
+    };
+    // Another daemon's timer decided the same heartbeat miss.
+    let g = given(&[(open_from("heartbeat:etl:missed:7"), 0)]);
+    assert!(g
+        .run(&open_from("heartbeat:etl:missed:7"), 1)
+        .unwrap()
+        .is_empty());
+    // Another opening of the same outage joins it.
+    given(&[(open_from("heartbeat:etl:missed:7"), 0)])
+        .when(open_from("heartbeat:etl:fail:9"), 1)
+        .then_expect(&["reported_again"]);
+}
