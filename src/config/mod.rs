@@ -21,6 +21,7 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod authz;
 mod http;
 mod jobs;
 mod limits;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use authz::AuthzConfig;
 pub use http::HttpConfig;
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
 pub use limits::{Limits, MAX_REPORT_BYTES_LIMIT};
@@ -48,8 +50,8 @@ pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
 pub use templates::{
-    builtin_templates, load_templates, TemplateEscalationFile, TemplateFile, TemplateKindFile,
-    TemplateSlaFile, AGENT_FAILURE,
+    builtin_templates, load_templates, members_only_templates, TemplateEscalationFile,
+    TemplateFile, TemplateKindFile, TemplateSlaFile, AGENT_FAILURE,
 };
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
@@ -112,6 +114,10 @@ pub struct Config {
     /// On-call rotations (`[rotations.payments-primary]`).
     #[serde(default)]
     pub rotations: BTreeMap<String, RotationConfig>,
+    /// Who may do what (`[authz]`): roles per action, person credentials
+    /// required or not.
+    #[serde(default)]
+    pub authz: AuthzConfig,
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
@@ -126,6 +132,10 @@ pub struct Config {
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
+    /// The templates whose `members_only = true` (filled with
+    /// `templates`): access, not part of the stored template.
+    #[serde(skip)]
+    pub members_only_templates: std::collections::BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -162,6 +172,7 @@ impl Config {
         };
         if dir.is_dir() {
             cfg.templates = load_templates(&dir)?;
+            cfg.members_only_templates = members_only_templates(&dir)?;
         } else if cfg.templates_dir.is_some() {
             return Err(ConfigError::Invalid(vec![format!(
                 "templates_dir: {} is not a directory",
@@ -256,6 +267,7 @@ impl Config {
         }
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
+        problems.extend(self.authz.problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

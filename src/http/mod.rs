@@ -23,6 +23,7 @@
 
 pub mod auth;
 pub mod handoffs;
+pub mod people;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub client: async_nats::Client,
     /// Whether the projector has caught up (`/readyz`).
     pub ready: watch::Receiver<bool>,
+    /// People, credentials and access rules (auth, `/v1/people`).
+    pub identity: crate::identity::Identity,
 }
 
 #[derive(OpenApi)]
@@ -85,6 +88,7 @@ pub struct AppState {
         (name = "commands", description = "The same commands as `<prefix>.cmd.*`: incidents (ack, override, enrich, resolve) and team handoffs"),
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
+        (name = "people", description = "People, what they own, their credentials"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
@@ -128,6 +132,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handoffs::rate))
         .routes(routes!(reports::submit))
         .routes(routes!(stats_handler))
+        .routes(routes!(people::get_person))
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -157,7 +162,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(
-            auth::Auth::new(&http),
+            auth::Auth::new(&http).with_identity(state.identity.clone()),
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(
@@ -306,8 +311,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     if state.http.tokens.is_empty() {
         tracing::warn!(
-            "no HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
-             every mutating endpoint answers 401"
+            "no shared HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
+             mutating endpoints accept person credentials only"
         );
     }
     axum::serve(listener, router(state))

@@ -22,12 +22,14 @@ pub enum Stream {
     Digests,
     /// `BATON_SNAPSHOTS`: projector snapshots.
     Snapshots,
+    /// `BATON_CREDENTIALS`: person credentials (hashed), one per subject.
+    Credentials,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 7] = [
+    pub const ALL: [Stream; 8] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -35,6 +37,7 @@ impl Stream {
         Stream::Jobs,
         Stream::Digests,
         Stream::Snapshots,
+        Stream::Credentials,
     ];
 }
 
@@ -126,6 +129,7 @@ impl Names {
             Stream::Jobs => self.jobs_stream(),
             Stream::Digests => self.digests_stream(),
             Stream::Snapshots => self.snapshots_stream(),
+            Stream::Credentials => self.credentials_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -211,6 +215,18 @@ impl Names {
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
     }
+    /// `BATON_CREDENTIALS`.
+    pub fn credentials_stream(&self) -> String {
+        format!("{}_CREDENTIALS", self.stream_stem)
+    }
+    /// `<prefix>.credential.<id>`: one person credential's record.
+    pub fn credential(&self, id: &str) -> String {
+        format!("{}.credential.{id}", self.prefix)
+    }
+    /// Every credential subject (`<prefix>.credential.*`).
+    pub fn credentials_all(&self) -> String {
+        format!("{}.credential.*", self.prefix)
+    }
 }
 
 /// The derivation of pages (`wire::page`) asks for its subjects here.
@@ -254,7 +270,8 @@ mod tests {
                 "BATON_REJECTED",
                 "BATON_JOBS",
                 "BATON_DIGESTS",
-                "BATON_SNAPSHOTS"
+                "BATON_SNAPSHOTS",
+                "BATON_CREDENTIALS"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -283,6 +300,8 @@ mod tests {
         assert_eq!(n.snapshot_manifest("a"), "baton.snapshot.a.manifest");
         assert_eq!(n.snapshot_chunk("b", 3), "baton.snapshot.b.chunk.3");
         assert_eq!(n.snapshots_all(), "baton.snapshot.>");
+        assert_eq!(n.credential("0123"), "baton.credential.0123");
+        assert_eq!(n.credentials_all(), "baton.credential.*");
     }
 
     #[test]
