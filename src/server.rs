@@ -89,6 +89,7 @@ impl Shared {
             app: self.app(),
             metrics: self.metrics.clone(),
             js: self.js.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
