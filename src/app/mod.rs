@@ -241,7 +241,7 @@ impl Handoffs {
                     });
                 },
             );
-            out.sort_by(|a, b| b.opened_at.cmp(&a.opened_at));
+            out.sort_by_key(|h| std::cmp::Reverse(h.opened_at));
             out
         })
         .await

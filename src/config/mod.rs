@@ -438,6 +438,39 @@ mod tests {
     }
 
     #[test]
+    fn authz_and_members_only_templates_are_read_and_members_only_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.file_name().unwrap() == "sales_to_onboarding.toml" {
+                text.push_str("\nmembers_only = true\n");
+            }
+            std::fs::write(templates.join(path.file_name().unwrap()), text).unwrap();
+        }
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[authz]\noverride = [\"incident_captain\"]\nrequire_person = true\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&file).unwrap();
+        assert_eq!(cfg.authz.override_gate, ["incident_captain"]);
+        assert!(cfg.authz.require_person && cfg.authz.acknowledge.is_empty());
+        assert_eq!(
+            cfg.members_only_templates.iter().collect::<Vec<_>>(),
+            ["sales_to_onboarding"]
+        );
+        // Access, not the stored template: the loaded one is the shipped one.
+        assert_eq!(cfg.templates, builtin_templates());
+        let err = Config::parse("[authz]\noverrid = []\n").unwrap_err();
+        assert!(err.contains("overrid"), "{err}");
+    }
+
+    #[test]
     fn validation_lists_every_problem() {
         let cfg = Config::parse(
             "[nats]\nprefix = \"a b\"\n[severity.P2]\npage_routes = []\n[[ownership]]\nworkflow=\"x\"\nteam=\"a.b\"\nprimary=\"p\"\n",
