@@ -447,7 +447,8 @@ mod tests {
             let path = entry.unwrap().path();
             let mut text = std::fs::read_to_string(&path).unwrap();
             if path.file_name().unwrap() == "sales_to_onboarding.toml" {
-                text.push_str("\nmembers_only = true\n");
+                // A top-level key: before the file's first table.
+                text = format!("members_only = true\n{text}");
             }
             std::fs::write(templates.join(path.file_name().unwrap()), text).unwrap();
         }
