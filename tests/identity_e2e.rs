@@ -33,6 +33,10 @@ contact = [ { kind = "email", to = "alice@example.com" } ]
 roles = ["incident_captain"]
 contact = [ { kind = "email", to = "carol@example.com" } ]
 
+[people.dana]
+teams = ["onboarding"]
+contact = [ { kind = "email", to = "dana@example.com" } ]
+
 [people.ci-runner]
 service = true
 "#;
@@ -335,4 +339,70 @@ async fn two_daemons_accept_the_same_credential() {
     assert_eq!(actors, ["carol", "carol"]);
     one.stop().await.unwrap();
     two.stop().await.unwrap();
+}
+
+/// A NATS request as the person of `token` (none: the compatibility mode).
+async fn nats_as(
+    client: &async_nats::Client,
+    token: Option<&str>,
+    verb: &str,
+    body: Value,
+) -> Value {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(t) = token {
+        headers.insert("Authorization", format!("Bearer {t}").as_str());
+    }
+    let reply = client
+        .request_with_headers(
+            format!("baton.cmd.{verb}"),
+            headers,
+            body.to_string().into(),
+        )
+        .await
+        .expect("reply");
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_only_template_lets_only_the_receiving_team_accept() {
+    let nats = Nats::start();
+    let mut cfg = identity_config(&nats.url);
+    cfg.members_only_templates
+        .insert("sales_to_onboarding".into());
+    let daemon = Daemon::start(cfg).await;
+    let (client, js) = nats.client().await;
+    let fields = json!({
+        "client_name": "Acme", "contract_value": 120000, "start_date": "2026-12-01",
+        "key_contacts": ["ann@acme.test"], "special_requirements": "SSO", "goals": "Live in Q1"
+    });
+    let r = nats_as(
+        &client,
+        None,
+        "start",
+        json!({"template": "sales_to_onboarding", "by": "sam", "fields": fields}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let id: Uuid = r["handoff"]["id"].as_str().unwrap().parse().unwrap();
+    let before = events_of(&js, id).await.len();
+
+    let (alice, _) = token(&nats, "alice", Scope::Person).await;
+    let (dana, _) = token(&nats, "dana", Scope::Person).await;
+    for who in [Some(alice.as_str()), None] {
+        let r = nats_as(&client, who, "accept", json!({"id": id, "by": "alice"})).await;
+        assert_eq!(r["error"]["code"], "forbidden", "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("onboarding"),
+            "{r}"
+        );
+    }
+    assert_eq!(events_of(&js, id).await.len(), before, "nothing stored");
+    let r = nats_as(&client, Some(&dana), "accept", json!({"id": id})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let last = events_of(&js, id).await.pop().unwrap();
+    assert_eq!((last.kind(), last.actor.as_str()), ("accepted", "dana"));
+    daemon.stop().await.unwrap();
 }

@@ -137,6 +137,9 @@ pub async fn require_token(State(auth): State<Auth>, mut req: Request, next: Nex
     tracing::info!(method = %req.method(), path = req.uri().path(), token = refused, "request refused");
     let detail = if auth.tokens.is_empty() && auth.identity.is_none() {
         "this endpoint needs a bearer token and none is configured (http.tokens or BATON_HTTP_TOKENS)"
+    } else if auth.tokens.is_empty() {
+        "this endpoint needs a bearer token: a valid person credential (`baton person token create`), \
+         or a shared token, of which none is configured (http.tokens or BATON_HTTP_TOKENS)"
     } else {
         "send a valid person credential (or shared token) as `Authorization: Bearer <token>`"
     };

@@ -8,7 +8,8 @@
 //! generated from the handlers themselves and cannot miss one.
 //!
 //! Around every route, outermost first: a request timeout (503 `timeout`),
-//! bearer-token auth ([`auth`]), and a body-size limit (413
+//! bearer-token auth ([`auth`]: shared tokens or person credentials, the
+//! [`crate::identity::Actor`] handed to the handlers), and a body-size limit (413
 //! `body_too_large`). Every error is an RFC 9457 problem ([`problem`]).
 //!
 //! Handlers only translate: path, query and body into the typed requests
@@ -19,6 +20,7 @@
 //! - [`handoffs`] — list, get, timeline, and the commands.
 //! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
+//! - [`people`] — `GET /v1/people/{id}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
 
 pub mod auth;
