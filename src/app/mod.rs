@@ -150,7 +150,7 @@ impl Handoffs {
         match crate::identity::authz::authorize(actor, action, facts, identity.rules()) {
             Decision::Allow => Ok(()),
             Decision::Forbidden { needed } => {
-                let action = format!("{action:?}").to_lowercase();
+                let action = action.as_str().to_string();
                 tracing::warn!(
                     person = actor.person().unwrap_or("(shared token)"),
                     action,

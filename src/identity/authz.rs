@@ -123,6 +123,22 @@ impl Action {
         })
     }
 
+    /// Its name in refusals and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Report => "report",
+            Action::Start => "start",
+            Action::Acknowledge => "acknowledge",
+            Action::Override => "override",
+            Action::Resolve => "resolve",
+            Action::Enrich => "enrich",
+            Action::Accept => "accept",
+            Action::Complete => "complete",
+            Action::Rate => "rate",
+            Action::OtherTeamCommand => "a team-handoff command",
+        }
+    }
+
     /// Whether `members_only` applies to it.
     pub fn is_members_only_kind(self) -> bool {
         matches!(self, Action::Accept | Action::Complete | Action::Rate)
