@@ -15,6 +15,9 @@
 //!   concurrency, retry), the reads, one typed request per verb, one error
 //!   enum, and the views every transport answers with.
 //! - [`api`] — the NATS request/reply loop for `cmd.*` and `job.*`.
+//! - [`identity`] — people, their credentials (hashed in
+//!   `BATON_CREDENTIALS`) and the rule of who may do what; imports `store`
+//!   and `config`, and `app`, `http`, `api` call it.
 //! - [`wire`] — the stored and wire formats other processes read: events'
 //!   encoding and decoder, pages, snapshots; each versioned and pinned.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
@@ -54,6 +57,7 @@ pub mod dev;
 pub mod domain;
 pub mod heartbeat;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod intake;
 pub mod jobs;

@@ -22,6 +22,7 @@ use crate::app::engine::{Engine, EngineError};
 use crate::app::Handoffs;
 use crate::config::Config;
 use crate::domain::{Command, DomainError, ParseLimits};
+use crate::identity::{Credentials, Identity};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
@@ -52,6 +53,8 @@ pub struct Shared {
     pub js: async_nats::jetstream::Context,
     pub client: async_nats::Client,
     pub ready: watch::Receiver<bool>,
+    /// People, followed credentials and access rules.
+    pub identity: Identity,
 }
 
 impl Shared {
@@ -62,6 +65,7 @@ impl Shared {
             max_field_bytes: self.cfg.limits.max_field_bytes,
         };
         Handoffs::new(self.engine.clone(), limits, self.metrics.clone())
+            .with_identity(self.identity.clone())
     }
 
     /// The HTTP face's state.
@@ -79,6 +83,7 @@ impl Shared {
                 self.cfg.pagerduty.clone(),
             )),
             heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
+            identity: self.identity.clone(),
         }
     }
 
@@ -89,6 +94,7 @@ impl Shared {
             app: self.app(),
             metrics: self.metrics.clone(),
             js: self.js.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -223,6 +229,16 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             ("sla timer", Ok(()))
         });
     }
+    // Credentials are followed into memory; one not seen yet is read by
+    // its subject on first use, so commands need not wait for this.
+    let credentials = Credentials::new(js.clone(), names.clone());
+    {
+        let (c, t) = (credentials.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            c.run(t).await;
+            ("credentials", Ok(()))
+        });
+    }
     let shared = Shared {
         cfg: cfg.clone(),
         engine,
@@ -230,6 +246,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         js: js.clone(),
         client: client.clone(),
         ready,
+        identity: Identity::new(&cfg, Some(credentials)),
     };
     {
         let (a, j, n, t) = (
@@ -251,6 +268,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         .map_err(|e| StoreError::nats("subscribe", e))?;
     {
         let service = api::nats::Service {
+            identity: shared.identity.clone(),
             app: shared.app(),
             jobs: shared.job_context(),
             client: client.clone(),

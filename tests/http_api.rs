@@ -236,6 +236,7 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/heartbeats/{name}/start",
         "POST /v1/heartbeats/{name}/fail",
         "GET /v1/stats",
+        "GET /v1/people/{id}",
     ];
     expected.sort();
     assert_eq!(listed, expected);

@@ -47,16 +47,18 @@ pub enum Cmd {
         template: String,
     },
     /// Acknowledge a handoff: stops escalation, records MTTA.
+    /// With BATON_TOKEN (a person credential) `--by` may be left out: the
+    /// credential's person acts.
     Ack {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
     },
     /// Page a held handoff at once despite the HCS gate.
     Override {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         #[arg(long)]
         reason: String,
     },
@@ -64,14 +66,14 @@ pub enum Cmd {
     Enrich {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         file: PathBuf,
     },
     /// Close a handoff.
     Resolve {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -149,6 +151,11 @@ pub enum Cmd {
     Job {
         #[command(subcommand)]
         action: JobCmd,
+    },
+    /// People's credentials: `baton person token create|revoke|list`.
+    Person {
+        #[command(subcommand)]
+        action: PersonCmd,
     },
     /// Print the daily review (the 24 h before today's review time, or --date's).
     Review {
@@ -235,6 +242,38 @@ pub enum HandoffCmd {
         rating: u8,
         #[arg(long)]
         comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PersonCmd {
+    /// API credentials of people (`[people.<id>]`), stored hashed in BATON_CREDENTIALS.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Make a credential and print its token once (it is stored only hashed).
+    Create {
+        /// The person id (`[people.<id>]`).
+        person: String,
+        /// person (act as them) or report (may only submit reports).
+        #[arg(long, default_value = "person")]
+        scope: baton::identity::Scope,
+        /// A label ("laptop", "ci-runner-3").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a credential by id: it never authenticates again.
+    Revoke { id: String },
+    /// List credentials (ids, scopes, last use; never secrets).
+    List {
+        person: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use baton::client::{Client, ClientError, REPORT_WAIT};
 
-use super::args::{Cmd, HandoffCmd, JobCmd};
+use super::args::{Cmd, HandoffCmd, JobCmd, PersonCmd, TokenCmd};
 use crate::{print_json, read_input};
 
 pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
@@ -57,6 +57,9 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
                 out_raw!("{}", baton::teams::render_table(&stats));
             }
         }
+        Cmd::Person {
+            action: PersonCmd::Token { action },
+        } => token(client, action).await?,
         Cmd::Review { date, json } => print_job(
             &client.job("daily-review", json!({"date": date})).await?,
             *json,
@@ -143,6 +146,66 @@ pub(crate) async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Res
         ),
     };
     Ok(client.command(verb, body).await?)
+}
+
+/// `baton person token …`.
+async fn token(client: &Client, action: &TokenCmd) -> anyhow::Result<()> {
+    match action {
+        TokenCmd::Create {
+            person,
+            scope,
+            name,
+        } => {
+            let (token, record) = client
+                .create_credential(person, *scope, name.clone())
+                .await?;
+            eprintln!(
+                "credential {} ({} scope) for {}; the token below is shown once and stored only hashed:",
+                record.id,
+                record.scope.as_str(),
+                record.person
+            );
+            out!("{token}");
+        }
+        TokenCmd::Revoke { id } => {
+            let r = client.revoke_credential(id).await?;
+            out!("credential {} of {} revoked", r.id, r.person);
+        }
+        TokenCmd::List { person, json } => {
+            let records = client.list_credentials(person.as_deref()).await?;
+            if *json {
+                let mut out = Vec::new();
+                for r in &records {
+                    let mut j = serde_json::to_value(baton::app::views::CredentialView::from(r))?;
+                    j["person"] = json!(r.person);
+                    out.push(j);
+                }
+                print_json(&Value::Array(out));
+            } else {
+                for r in &records {
+                    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    out!(
+                        "{}  {:<16} {:<6} created {}  last used {}  {}{}",
+                        r.id,
+                        r.person,
+                        r.scope.as_str(),
+                        r.created_at.format("%Y-%m-%d %H:%M"),
+                        fmt(r.last_used),
+                        if r.revoked_at.is_some() {
+                            "REVOKED "
+                        } else {
+                            ""
+                        },
+                        r.name.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints a job run: its Markdown digest, or the record as JSON.

@@ -23,6 +23,7 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod authz;
 mod heartbeat;
 mod http;
 mod integrations;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use authz::AuthzConfig;
 pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
@@ -54,8 +56,8 @@ pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
 pub use templates::{
-    builtin_templates, load_templates, TemplateEscalationFile, TemplateFile, TemplateKindFile,
-    TemplateSlaFile, AGENT_FAILURE,
+    builtin_templates, load_templates, members_only_templates, TemplateEscalationFile,
+    TemplateFile, TemplateKindFile, TemplateSlaFile, AGENT_FAILURE,
 };
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
@@ -118,6 +120,10 @@ pub struct Config {
     /// On-call rotations (`[rotations.payments-primary]`).
     #[serde(default)]
     pub rotations: BTreeMap<String, RotationConfig>,
+    /// Who may do what (`[authz]`): roles per action, person credentials
+    /// required or not.
+    #[serde(default)]
+    pub authz: AuthzConfig,
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
@@ -143,6 +149,10 @@ pub struct Config {
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
+    /// The templates whose `members_only = true` (filled with
+    /// `templates`): access, not part of the stored template.
+    #[serde(skip)]
+    pub members_only_templates: std::collections::BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -179,6 +189,7 @@ impl Config {
         };
         if dir.is_dir() {
             cfg.templates = load_templates(&dir)?;
+            cfg.members_only_templates = members_only_templates(&dir)?;
         } else if cfg.templates_dir.is_some() {
             return Err(ConfigError::Invalid(vec![format!(
                 "templates_dir: {} is not a directory",
@@ -279,6 +290,7 @@ impl Config {
         }
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
+        problems.extend(self.authz.problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -455,6 +467,40 @@ mod tests {
             err.contains("http.tokens[0]") && !err.contains("short"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn authz_and_members_only_templates_are_read_and_members_only_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.file_name().unwrap() == "sales_to_onboarding.toml" {
+                // A top-level key: before the file's first table.
+                text = format!("members_only = true\n{text}");
+            }
+            std::fs::write(templates.join(path.file_name().unwrap()), text).unwrap();
+        }
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[authz]\noverride = [\"incident_captain\"]\nrequire_person = true\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&file).unwrap();
+        assert_eq!(cfg.authz.override_gate, ["incident_captain"]);
+        assert!(cfg.authz.require_person && cfg.authz.acknowledge.is_empty());
+        assert_eq!(
+            cfg.members_only_templates.iter().collect::<Vec<_>>(),
+            ["sales_to_onboarding"]
+        );
+        // Access, not the stored template: the loaded one is the shipped one.
+        assert_eq!(cfg.templates, builtin_templates());
+        let err = Config::parse("[authz]\noverrid = []\n").unwrap_err();
+        assert!(err.contains("overrid"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,47 @@ pub struct UntestedRollback {
     pub rollback_command: String,
 }
 
+/// A credential nobody used for [`UNUSED_CREDENTIAL_DAYS`] (never used:
+/// counted from its creation). Revoked ones are not flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnusedCredential {
+    pub id: String,
+    pub person: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// Days without use after which an active credential is flagged.
+pub const UNUSED_CREDENTIAL_DAYS: i64 = 90;
+
+/// People without a contact method (ids, sorted) and active credentials
+/// unused for [`UNUSED_CREDENTIAL_DAYS`] at `now`.
+pub fn people_findings<'a>(
+    people: impl IntoIterator<Item = &'a crate::identity::Person>,
+    credentials: &[crate::identity::CredentialRecord],
+    now: DateTime<Utc>,
+) -> (Vec<String>, Vec<UnusedCredential>) {
+    let mut unreachable: Vec<String> = people
+        .into_iter()
+        .filter(|p| p.contact.is_empty())
+        .map(|p| p.id.clone())
+        .collect();
+    unreachable.sort();
+    let since = now - chrono::Duration::days(UNUSED_CREDENTIAL_DAYS);
+    let unused = credentials
+        .iter()
+        .filter(|c| c.is_active() && c.last_used.unwrap_or(c.created_at) < since)
+        .map(|c| UnusedCredential {
+            id: c.id.clone(),
+            person: c.person.clone(),
+            created_at: c.created_at,
+            last_used: c.last_used,
+        })
+        .collect();
+    (unreachable, unused)
+}
+
 /// The audit record published on `<prefix>.digest.audit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OwnershipAudit {
@@ -48,12 +89,21 @@ pub struct OwnershipAudit {
     pub backup_is_primary: Vec<OwnerGap>,
     pub teams_without_rule: Vec<String>,
     pub untested_rollbacks: Vec<UntestedRollback>,
+    /// People with no contact method (absent from records made before
+    /// people were audited, and when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people_without_contact: Vec<String>,
+    /// Active credentials unused for [`UNUSED_CREDENTIAL_DAYS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unused_credentials: Vec<UnusedCredential>,
 }
 
 impl OwnershipAudit {
     /// `(kind, count)` pairs: the metric `baton_ownership_audit_findings{kind}`.
-    pub fn counts(&self) -> [(&'static str, usize); 5] {
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
         [
+            ("person_without_contact", self.people_without_contact.len()),
+            ("unused_credential", self.unused_credentials.len()),
             ("stale_rule", self.stale_rules.len()),
             ("no_backup", self.no_backup.len()),
             ("backup_is_primary", self.backup_is_primary.len()),
@@ -206,6 +256,8 @@ pub fn ownership_audit(
         backup_is_primary,
         teams_without_rule,
         untested_rollbacks,
+        people_without_contact: Vec::new(),
+        unused_credentials: Vec::new(),
     }
 }
 
@@ -273,5 +325,104 @@ pub fn render_markdown(a: &OwnershipAudit) -> String {
             .map(|r| format!("`{}`: `{}`", r.workflow, r.rollback_command))
             .collect(),
     );
+    // Only when there are findings: audits of deployments without people
+    // read as they always have.
+    if !a.people_without_contact.is_empty() {
+        section(
+            &mut out,
+            "People without a contact method",
+            a.people_without_contact.clone(),
+        );
+    }
+    if !a.unused_credentials.is_empty() {
+        section(
+            &mut out,
+            &format!("Credentials unused for {UNUSED_CREDENTIAL_DAYS} days"),
+            a.unused_credentials
+                .iter()
+                .map(|c| {
+                    let last = c
+                        .last_used
+                        .map(|t| format!("last used {}", t.format("%Y-%m-%d")))
+                        .unwrap_or_else(|| "never used".into());
+                    format!("`{}` of {} ({last})", c.id, c.person)
+                })
+                .collect(),
+        );
+    }
     out
+}
+
+#[cfg(test)]
+mod people_tests {
+    use super::*;
+    use crate::identity::{CredentialRecord, Scope};
+
+    fn person(id: &str, contact: &[&str]) -> crate::identity::Person {
+        crate::identity::Person {
+            id: id.into(),
+            name: id.into(),
+            time_zone: "UTC".into(),
+            roles: Default::default(),
+            teams: Default::default(),
+            contact: contact.iter().map(|c| c.to_string()).collect(),
+            service: false,
+        }
+    }
+
+    fn cred(id: &str, created: &str, used: Option<&str>, revoked: bool) -> CredentialRecord {
+        CredentialRecord {
+            version: 1,
+            id: id.into(),
+            person: "alice".into(),
+            scope: Scope::Person,
+            name: None,
+            hash: String::new(),
+            created_at: created.parse().unwrap(),
+            revoked_at: revoked.then(|| created.parse().unwrap()),
+            last_used: used.map(|u| u.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn people_without_contact_and_credentials_unused_for_90_days_are_flagged() {
+        let now: DateTime<Utc> = "2026-11-28T00:00:00Z".parse().unwrap();
+        let people = [
+            person("zed", &[]),
+            person("alice", &["email"]),
+            person("bob", &[]),
+        ];
+        let creds = [
+            cred("a", "2026-01-01T00:00:00Z", None, false),
+            cred(
+                "b",
+                "2026-01-01T00:00:00Z",
+                Some("2026-11-01T00:00:00Z"),
+                false,
+            ),
+            cred(
+                "c",
+                "2026-01-01T00:00:00Z",
+                Some("2026-08-01T00:00:00Z"),
+                false,
+            ),
+            cred("d", "2026-01-01T00:00:00Z", None, true),
+            cred("e", "2026-11-20T00:00:00Z", None, false),
+        ];
+        let (unreachable, unused) = people_findings(&people, &creds, now);
+        assert_eq!(unreachable, ["bob", "zed"]);
+        let ids: Vec<&str> = unused.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        let policy = crate::config::Config::default().policy();
+        let mut a = ownership_audit(&policy, &[], now, std::time::Duration::from_secs(86400));
+        assert!(!render_markdown(&a).contains("contact method"));
+        let empty = serde_json::to_value(&a).unwrap();
+        assert!(empty.get("people_without_contact").is_none());
+        a.people_without_contact = unreachable;
+        a.unused_credentials = unused;
+        let md = render_markdown(&a);
+        assert!(md.contains("People without a contact method (2)"), "{md}");
+        assert!(md.contains("`a` of alice (never used)"), "{md}");
+        assert_eq!(a.counts()[0], ("person_without_contact", 2));
+    }
 }

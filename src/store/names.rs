@@ -24,12 +24,14 @@ pub enum Stream {
     Snapshots,
     /// `BATON_HEARTBEATS`: heartbeat monitors' pings.
     Heartbeats,
+    /// `BATON_CREDENTIALS`: person credentials (hashed), one per subject.
+    Credentials,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 8] = [
+    pub const ALL: [Stream; 9] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -38,6 +40,7 @@ impl Stream {
         Stream::Digests,
         Stream::Snapshots,
         Stream::Heartbeats,
+        Stream::Credentials,
     ];
 }
 
@@ -130,6 +133,7 @@ impl Names {
             Stream::Digests => self.digests_stream(),
             Stream::Snapshots => self.snapshots_stream(),
             Stream::Heartbeats => self.heartbeats_stream(),
+            Stream::Credentials => self.credentials_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -235,6 +239,18 @@ impl Names {
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
     }
+    /// `BATON_CREDENTIALS`.
+    pub fn credentials_stream(&self) -> String {
+        format!("{}_CREDENTIALS", self.stream_stem)
+    }
+    /// `<prefix>.credential.<id>`: one person credential's record.
+    pub fn credential(&self, id: &str) -> String {
+        format!("{}.credential.{id}", self.prefix)
+    }
+    /// Every credential subject (`<prefix>.credential.*`).
+    pub fn credentials_all(&self) -> String {
+        format!("{}.credential.*", self.prefix)
+    }
 }
 
 /// The derivation of pages (`wire::page`) asks for its subjects here.
@@ -279,7 +295,8 @@ mod tests {
                 "BATON_JOBS",
                 "BATON_DIGESTS",
                 "BATON_SNAPSHOTS",
-                "BATON_HEARTBEATS"
+                "BATON_HEARTBEATS",
+                "BATON_CREDENTIALS"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -311,6 +328,8 @@ mod tests {
         assert_eq!(n.heartbeat("nightly-etl"), "baton.heartbeat.nightly-etl");
         assert_eq!(n.heartbeats_all(), "baton.heartbeat.*");
         assert_eq!(n.heartbeat_of("baton.heartbeat.nightly-etl"), "nightly-etl");
+        assert_eq!(n.credential("0123"), "baton.credential.0123");
+        assert_eq!(n.credentials_all(), "baton.credential.*");
     }
 
     #[test]

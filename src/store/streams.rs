@@ -93,6 +93,16 @@ pub fn stream_config(which: Stream, names: &Names, settings: &StreamSettings) ->
             max_message_size: HEARTBEAT_MAX_BYTES,
             ..file(vec![names.heartbeats_all()])
         },
+        Stream::Credentials => stream::Config {
+            description: Some(
+                "Baton: person credentials, argon2id-hashed (one message per subject)".into(),
+            ),
+            // The latest record of each credential is its state: creation,
+            // last use and revocation replace it.
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            ..file(vec![names.credentials_all()])
+        },
     }
 }
 
@@ -156,6 +166,7 @@ mod tests {
             ("BATON_DIGESTS", "baton.digest.*"),
             ("BATON_SNAPSHOTS", "baton.snapshot.>"),
             ("BATON_HEARTBEATS", "baton.heartbeat.*"),
+            ("BATON_CREDENTIALS", "baton.credential.*"),
         ]
         .map(|(n, s)| (n.to_string(), vec![s.to_string()]));
         assert_eq!(got, want);

@@ -18,7 +18,9 @@
 //! Also read by other processes, and not (yet) here: the report a runner
 //! sends (`domain::parse_report`), the rejected-report record (`ingest`),
 //! job claims, run records and digests (`jobs`; golden files under
-//! `tests/fixtures/jobs/`), and the subject and stream names themselves
+//! `tests/fixtures/jobs/`), the person credential record on
+//! `<prefix>.credential.<id>` (`identity::record`, `version` 1, pinned by
+//! its golden test there), and the subject and stream names themselves
 //! (`store::Names`, pinned by its tests).
 
 pub mod events;
