@@ -115,6 +115,12 @@ pub enum AppError {
     /// `conflict`, HTTP 409: another daemon has this job run.
     #[error("claimed elsewhere")]
     ClaimedElsewhere,
+    /// `unknown_rotation`, HTTP 404, field `rotation`: no such rotation.
+    #[error("{0}")]
+    UnknownRotation(String),
+    /// `unknown_override`, HTTP 404, field `id`: no such (uncancelled) override.
+    #[error("{0}")]
+    UnknownOverride(String),
     /// `unavailable`, HTTP 503: JetStream failed; retry. The cause is
     /// logged, never shown.
     #[error("the event store is unavailable; retry")]
@@ -142,6 +148,8 @@ impl AppError {
             AppError::Contended(_) | AppError::ClaimedElsewhere => "conflict",
             AppError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             AppError::Unavailable(_) => "unavailable",
+            AppError::UnknownRotation(_) => "unknown_rotation",
+            AppError::UnknownOverride(_) => "unknown_override",
         }
     }
 
@@ -152,6 +160,8 @@ impl AppError {
             AppError::UnknownCommand { .. }
             | AppError::UnknownJob(_)
             | AppError::UnknownTemplate { .. }
+            | AppError::UnknownRotation(_)
+            | AppError::UnknownOverride(_)
             | AppError::Domain(DomainError::NotFound) => 404,
             AppError::InvalidId
             | AppError::MissingField { .. }
@@ -179,6 +189,8 @@ impl AppError {
             | AppError::Domain(DomainError::Invalid { field, .. }) => Some(field.clone()),
             AppError::InvalidId => Some("id".into()),
             AppError::UnknownTemplate { .. } => Some("template".into()),
+            AppError::UnknownRotation(_) => Some("rotation".into()),
+            AppError::UnknownOverride(_) => Some("id".into()),
             AppError::InvalidFields(errors) => {
                 errors.first().map(|e| format!("fields.{}", e.field))
             }

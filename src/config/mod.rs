@@ -230,6 +230,44 @@ impl Config {
         Ok(())
     }
 
+    /// The on-call directory of `[people.*]` and `[rotations.*]`.
+    pub fn directory(&self) -> crate::domain::oncall::Directory {
+        people::directory(&self.people, &self.rotations)
+    }
+
+    /// Targets naming a `rotation:` or `person:` that is not configured:
+    /// in routes (target and fallback), ownership rules and template roles.
+    pub fn target_problems(&self) -> Vec<String> {
+        let dir = self.directory();
+        let mut out = Vec::new();
+        let mut check = |key: String, target: &str| {
+            if let Some(p) = dir.target_problem(target) {
+                out.push(format!("{key}: {p}"));
+            }
+        };
+        for (name, r) in &self.routes {
+            check(format!("routes.{name}.target"), &r.target);
+            if let Some(f) = &r.fallback {
+                if !(f.starts_with("person:") || f.starts_with("rotation:")) {
+                    check(format!("routes.{name}.fallback"), "person:");
+                }
+                check(format!("routes.{name}.fallback"), f);
+            }
+        }
+        for (i, o) in self.ownership.iter().enumerate() {
+            check(format!("ownership[{i}].primary"), &o.primary);
+            if let Some(b) = &o.backup {
+                check(format!("ownership[{i}].backup"), b);
+            }
+        }
+        for (name, t) in &self.templates {
+            for (role, target) in &t.roles {
+                check(format!("templates.{name}.roles.{role}"), target);
+            }
+        }
+        out
+    }
+
     /// Checks everything serde cannot; lists every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
@@ -256,6 +294,7 @@ impl Config {
         }
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
+        problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -22,12 +22,14 @@ pub enum Stream {
     Digests,
     /// `BATON_SNAPSHOTS`: projector snapshots.
     Snapshots,
+    /// `BATON_ONCALL`: overrides and participant changes of rotations.
+    Oncall,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 7] = [
+    pub const ALL: [Stream; 8] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -35,6 +37,7 @@ impl Stream {
         Stream::Jobs,
         Stream::Digests,
         Stream::Snapshots,
+        Stream::Oncall,
     ];
 }
 
@@ -126,6 +129,7 @@ impl Names {
             Stream::Jobs => self.jobs_stream(),
             Stream::Digests => self.digests_stream(),
             Stream::Snapshots => self.snapshots_stream(),
+            Stream::Oncall => self.oncall_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -207,6 +211,18 @@ impl Names {
     pub fn snapshot_chunk(&self, slot: &str, n: u64) -> String {
         format!("{}.snapshot.{slot}.chunk.{n}", self.prefix)
     }
+    /// `BATON_ONCALL`.
+    pub fn oncall_stream(&self) -> String {
+        format!("{}_ONCALL", self.stream_stem)
+    }
+    /// `<prefix>.oncall.<rotation>`: one rotation's on-call events.
+    pub fn oncall(&self, rotation: &str) -> String {
+        format!("{}.oncall.{rotation}", self.prefix)
+    }
+    /// Every rotation's on-call events (`<prefix>.oncall.*`).
+    pub fn oncall_all(&self) -> String {
+        format!("{}.oncall.*", self.prefix)
+    }
     /// Every snapshot subject (`<prefix>.snapshot.>`).
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
@@ -254,7 +270,8 @@ mod tests {
                 "BATON_REJECTED",
                 "BATON_JOBS",
                 "BATON_DIGESTS",
-                "BATON_SNAPSHOTS"
+                "BATON_SNAPSHOTS",
+                "BATON_ONCALL"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -283,6 +300,11 @@ mod tests {
         assert_eq!(n.snapshot_manifest("a"), "baton.snapshot.a.manifest");
         assert_eq!(n.snapshot_chunk("b", 3), "baton.snapshot.b.chunk.3");
         assert_eq!(n.snapshots_all(), "baton.snapshot.>");
+        assert_eq!(
+            n.oncall("payments-primary"),
+            "baton.oncall.payments-primary"
+        );
+        assert_eq!(n.oncall_all(), "baton.oncall.*");
     }
 
     #[test]

@@ -84,6 +84,17 @@ pub fn stream_config(which: Stream, names: &Names, settings: &StreamSettings) ->
             allow_direct: true,
             ..file(vec![names.snapshots_all()])
         },
+        // Kept forever: who was on call at any past instant is read from
+        // here. Small (a few records per rotation per week). Every option
+        // used exists on nats-server 2.9.
+        Stream::Oncall => stream::Config {
+            description: Some("Baton: rotation overrides and participant changes".into()),
+            deny_delete: true,
+            deny_purge: true,
+            duplicate_window: Duration::from_secs(120),
+            max_message_size: 64 * 1024,
+            ..file(vec![names.oncall_all()])
+        },
     }
 }
 
@@ -140,6 +151,7 @@ mod tests {
             ("BATON_JOBS", "baton.jobs.*.*"),
             ("BATON_DIGESTS", "baton.digest.*"),
             ("BATON_SNAPSHOTS", "baton.snapshot.>"),
+            ("BATON_ONCALL", "baton.oncall.*"),
         ]
         .map(|(n, s)| (n.to_string(), vec![s.to_string()]));
         assert_eq!(got, want);

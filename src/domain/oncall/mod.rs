@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::{Notice, Policy};
+
 pub use event::{OncallEvent, OncallEventData, ONCALL_EVENT_VERSION};
 pub use rotation::{local_to_utc, pick, Rotation, RotationKind, Shift};
 
@@ -461,6 +463,48 @@ impl Directory {
             }
             _ => None,
         }
+    }
+}
+
+impl Directory {
+    /// Fills in who each route of `notice` reaches at `now`: the person a
+    /// `rotation:`/`person:`/`owner`/`backup` target resolves to (and a
+    /// rotation's backup), or, when it resolves to nobody, the route's
+    /// `fallback` with `unresolved` set. Labels are left as they are.
+    /// Returns how many targets resolved to nobody.
+    pub fn resolve_notice(&self, notice: &mut Notice, policy: &Policy, now: DateTime<Utc>) -> u32 {
+        let owner = notice.packet.primary().map(str::to_string);
+        let backup = notice.packet.backup().map(str::to_string);
+        let mut unresolved = 0;
+        for rt in &mut notice.routes {
+            let resolution = self.resolve(&rt.target, owner.as_deref(), backup.as_deref(), now);
+            let resolution = match resolution {
+                Resolution::Nobody(_) => {
+                    unresolved += 1;
+                    rt.unresolved = true;
+                    match policy
+                        .routes
+                        .get(&rt.route)
+                        .and_then(|r| r.fallback.as_deref())
+                    {
+                        Some(f) => self.resolve(f, None, None, now),
+                        None => Resolution::Label,
+                    }
+                }
+                r => r,
+            };
+            if let Resolution::Person {
+                person,
+                backup,
+                rotation,
+            } = resolution
+            {
+                rt.person = Some(person);
+                rt.backup = backup;
+                rt.rotation = rotation;
+            }
+        }
+        unresolved
     }
 }
 
