@@ -127,6 +127,9 @@ pub async fn answer(service: &Service, subject: &str, payload: &[u8]) -> Value {
 
 /// `<prefix>.cmd.<verb>`.
 async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, AppError> {
+    if crate::app::oncall::VERBS.contains(&verb) {
+        return oncall(app, verb, payload).await;
+    }
     if !requests::VERBS.contains(&verb) {
         return Err(AppError::UnknownCommand {
             verb: verb.into(),
@@ -163,6 +166,23 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
             let id = requests::id(&obj)?;
             ok(app.command(verb, id, obj).await?)
         }
+    })
+}
+
+/// The on-call verbs: `oncall`, `oncall_override`, `oncall_cancel`,
+/// `oncall_participants`.
+async fn oncall(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, AppError> {
+    let obj = requests::object(payload)?;
+    let service = app.oncall();
+    Ok(match verb {
+        "oncall" => ok(service.who_body(obj)?),
+        "oncall_override" => {
+            json!({"ok": true, "override": service.create_override_body(obj).await?})
+        }
+        "oncall_cancel" => {
+            json!({"ok": true, "override": service.cancel_override_body(obj).await?})
+        }
+        _ => ok(service.change_participants_body(obj).await?),
     })
 }
 

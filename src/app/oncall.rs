@@ -25,6 +25,14 @@ use crate::domain::oncall::{
 };
 use crate::store::OncallLog;
 
+/// The NATS verbs served by [`Oncall`] (`<prefix>.cmd.<verb>`).
+pub const VERBS: &[&str] = &[
+    "oncall",
+    "oncall_override",
+    "oncall_cancel",
+    "oncall_participants",
+];
+
 /// The on-call directory in memory, shared by the engine (to resolve
 /// targets), the service and the follower.
 #[derive(Debug, Default)]

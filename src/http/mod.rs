@@ -20,9 +20,11 @@
 //! - [`views`] — the shapes they answer (and the OpenAPI schemas).
 //! - [`reports`] — `POST /v1/reports/{template}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
+//! - [`oncall`] — `/v1/oncall` and its overrides.
 
 pub mod auth;
 pub mod handoffs;
+pub mod oncall;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
@@ -86,6 +88,7 @@ pub struct AppState {
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
         (name = "operations", description = "Probes, metrics and this document"),
+        (name = "oncall", description = "Who is on call, and overrides (as `<prefix>.cmd.oncall*`)"),
     )
 )]
 struct ApiDoc;
@@ -128,6 +131,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handoffs::rate))
         .routes(routes!(reports::submit))
         .routes(routes!(stats_handler))
+        .routes(routes!(oncall::who))
+        .routes(routes!(oncall::create_override))
+        .routes(routes!(oncall::cancel_override))
 }
 
 /// The OpenAPI document, generated from the routes.
