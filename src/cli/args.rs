@@ -322,6 +322,10 @@ pub enum AuditCmd {
         /// Skip the comparison with the running daemon's state.
         #[arg(long)]
         no_daemon: bool,
+        /// Also list every page and who was on call for it (the person
+        /// stored in its event).
+        #[arg(long)]
+        paged: bool,
     },
 }
 

@@ -236,7 +236,7 @@ async fn body(
         }
         Job::OwnershipAudit => {
             let stale_after = cfg.ownership_audit.stale_after;
-            let a = ctx
+            let mut a = ctx
                 .app
                 .read(move |projection, policy| {
                     let mut evidence = audit::Evidence::new(policy, now, stale_after);
@@ -244,6 +244,12 @@ async fn body(
                     audit::ownership_audit(policy, &evidence.picked, now, stale_after)
                 })
                 .await;
+            let policy = ctx.app.policy();
+            (a.short_rotations, a.unresolved_targets) = ctx
+                .app
+                .oncall()
+                .roster()
+                .read(|dir| audit::oncall_findings(dir, policy, now));
             for (kind, n) in a.counts() {
                 ctx.metrics
                     .ownership_audit_findings

@@ -33,11 +33,26 @@ pub fn human(ms: i64) -> String {
     format!("{neg}{s}")
 }
 
+/// Who a notice reached, route by route: the person stored in the event
+/// when its target resolved to one ("alice (rotation payments-primary,
+/// route oncall)"), else the route and its label as before rotations.
 fn who(notice: &Notice) -> String {
     notice
         .routes
         .iter()
-        .map(|r| format!("{} ({})", r.route, r.target))
+        .map(|r| match (&r.person, &r.rotation) {
+            (Some(p), _) if r.unresolved => format!(
+                "{p} (fallback of route {}: {} resolved to nobody)",
+                r.route, r.target
+            ),
+            (Some(p), Some(rot)) => format!("{p} (rotation {rot}, route {})", r.route),
+            (Some(p), None) => format!("{p} (route {})", r.route),
+            (None, _) if r.unresolved => format!(
+                "nobody on {} ({} resolved to nobody, no fallback)",
+                r.route, r.target
+            ),
+            (None, _) => format!("{} ({})", r.route, r.target),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -415,12 +430,7 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
         } => format!(
             "The {stage} SLA passed at {}; paged {}.",
             deadline.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
-            notice
-                .routes
-                .iter()
-                .map(|r| format!("{} ({})", r.route, r.target))
-                .collect::<Vec<_>>()
-                .join(", ")
+            who(notice)
         ),
     }
 }
