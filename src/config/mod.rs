@@ -465,6 +465,29 @@ mod tests {
     }
 
     #[test]
+    fn check_config_names_targets_naming_unknown_rotations_and_people() {
+        let cfg = Config::parse(
+            "[people.alice]\n[rotations.r]\ntime_zone = \"Mars/Base\"\nkind = \"weekly\"\nhandoff = \"x\"\nparticipants = [\"alice\", \"zed\"]\n\
+             [routes.oncall]\ntarget = \"rotation:nope\"\nfallback = \"person:ghost\"\n[routes.legacy]\ntarget = \"rota:primary\"\n",
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = cfg.validate().unwrap_err() else {
+            panic!()
+        };
+        let all = problems.join("\n");
+        for want in [
+            "routes.oncall.target: \"rotation:nope\": no [rotations.nope]",
+            "routes.oncall.fallback: \"person:ghost\": no [people.ghost]",
+            "rotations.r.time_zone",
+            "rotations.r.handoff",
+            "\"zed\" is not in [people]",
+        ] {
+            assert!(all.contains(want), "{want} in {all}");
+        }
+        assert!(!all.contains("legacy"), "labels are not checked: {all}");
+    }
+
+    #[test]
     fn validation_lists_every_problem() {
         let cfg = Config::parse(
             "[nats]\nprefix = \"a b\"\n[severity.P2]\npage_routes = []\n[[ownership]]\nworkflow=\"x\"\nteam=\"a.b\"\nprimary=\"p\"\n",

@@ -380,3 +380,60 @@ pub fn render_markdown(a: &OwnershipAudit) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod oncall_tests {
+    use super::*;
+    use crate::domain::oncall::{Rotation, RotationKind};
+    use crate::domain::Route;
+
+    #[test]
+    fn the_audit_flags_short_rotations_and_targets_resolving_to_nobody() {
+        let rotation = |id: &str, participants: &[&str]| Rotation {
+            id: id.into(),
+            tz: chrono_tz::UTC,
+            kind: RotationKind::Weekly,
+            shift_length: 1,
+            anchor: chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap(),
+            participants: participants.iter().map(|p| p.to_string()).collect(),
+        };
+        let dir = Directory::new(
+            ["alice".to_string(), "bob".to_string()],
+            vec![
+                rotation("solo", &["alice"]),
+                rotation("empty", &[]),
+                rotation("pair", &["alice", "bob"]),
+            ],
+        );
+        let mut policy = crate::testkit::policy();
+        for (name, target) in [
+            ("a", "rotation:pair"),
+            ("b", "rotation:empty"),
+            ("c", "person:ghost"),
+            ("d", "rota:label"),
+            ("e", "owner"),
+        ] {
+            policy.routes.insert(
+                name.into(),
+                Route {
+                    target: target.into(),
+                    fallback: None,
+                },
+            );
+        }
+        let now = DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let (short, unresolved) = oncall_findings(&dir, &policy, now);
+        let short: Vec<_> = short
+            .iter()
+            .map(|s| (s.rotation.as_str(), s.participants))
+            .collect();
+        assert_eq!(short, [("empty", 0), ("solo", 1)]);
+        let keys: Vec<_> = unresolved.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(keys, ["routes.b.target", "routes.c.target"]);
+    }
+}

@@ -105,3 +105,38 @@ mod tests {
         ));
     }
 }
+
+/// The resolved people a notice's routes carry (`RouteTarget::person`,
+/// `backup`, `rotation`, `unresolved`) are stored bytes too: a recorded
+/// `paged` event with a resolved rotation, an unresolved target paged on
+/// its fallback, and a label decodes and re-encodes to the same bytes.
+#[cfg(test)]
+mod resolved_targets {
+    use crate::domain::{Commit, EventData};
+
+    #[test]
+    fn a_paged_event_with_resolved_people_round_trips_byte_for_byte() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/targets/paged_with_resolved_people.json");
+        let line = std::fs::read_to_string(path).unwrap();
+        let line = line.trim_end();
+        let commit =
+            crate::wire::events::decode_commit(1, format!("{{\"events\":[{line}]}}").as_bytes())
+                .expect("decodes");
+        let e = &commit.events[0];
+        let EventData::Paged { notice, .. } = &e.data else {
+            panic!("a paged event")
+        };
+        let r = &notice.routes;
+        assert_eq!(r[0].person.as_deref(), Some("alice"));
+        assert_eq!(r[0].backup.as_deref(), Some("bob"));
+        assert_eq!(r[0].rotation.as_deref(), Some("payments-primary"));
+        assert!(r[1].unresolved && r[1].person.as_deref() == Some("dana"));
+        assert_eq!((r[2].person.as_ref(), r[2].unresolved), (None, false));
+        let again = serde_json::to_string(&Commit {
+            events: commit.events.clone(),
+        })
+        .unwrap();
+        assert_eq!(again, format!("{{\"events\":[{line}]}}"));
+    }
+}

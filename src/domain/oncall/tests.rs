@@ -501,3 +501,54 @@ proptest! {
         prop_assert_eq!(oc.scheduled.as_ref(), pick(&list, s.index));
     }
 }
+
+#[test]
+fn a_notice_gets_people_and_a_target_resolving_to_nobody_pages_the_fallback() {
+    use crate::domain::{Route, RouteTarget};
+    let mut d = dir(rotation(
+        chrono_tz::UTC,
+        RotationKind::Weekly,
+        1,
+        "2026-01-05T00:00:00",
+        2,
+    ));
+    // Given everyone on the rotation overridden away to a person not in
+    // [people]… which decide refuses; so an empty participant list instead.
+    d.rotations
+        .get_mut("r")
+        .unwrap()
+        .rotation
+        .participants
+        .clear();
+    let mut policy = crate::testkit::policy();
+    policy.routes.insert(
+        "oncall".into(),
+        Route {
+            target: "rotation:r".into(),
+            fallback: Some("person:erin".into()),
+        },
+    );
+    let mut notice: crate::domain::Notice = serde_json::from_value(serde_json::json!({
+        "routes": [], "team": "payments", "severity": "P1", "template": "agent_failure",
+        "hcs": {"score": 100.0, "context": 100, "ownership": 100, "next_action": 100,
+                "reproducibility": 100, "missing": []},
+        "packet": {"owner": {"primary": "alice"}}, "incomplete": false
+    }))
+    .unwrap();
+    notice.routes = vec![
+        RouteTarget::new("oncall", "rotation:r"),
+        RouteTarget::new("owner", "alice"),
+        RouteTarget::new("x", "person:dave"),
+    ];
+    let n = d.resolve_notice(&mut notice, &policy, utc("2026-01-06T00:00:00Z"));
+    assert_eq!(n, 1);
+    let r = &notice.routes;
+    assert!(r[0].unresolved);
+    assert_eq!(r[0].person.as_deref(), Some("erin"));
+    assert_eq!(
+        r[1],
+        RouteTarget::new("owner", "alice"),
+        "labels stay labels"
+    );
+    assert_eq!(r[2].person.as_deref(), Some("dave"));
+}
