@@ -6,7 +6,7 @@
 //!
 //! A write is decided on the roster ([`Directory::decide`]), appended to
 //! `BATON_ONCALL`, then applied here at once (read-your-writes); the
-//! follower task (`crate::oncall`) applies every event of the stream,
+//! follower task (the top-level `oncall` module) applies every event of the stream,
 //! this daemon's and others', and the roster skips those it has seen.
 
 use std::collections::HashSet;

@@ -520,7 +520,7 @@ fn a_notice_gets_people_and_a_target_resolving_to_nobody_pages_the_fallback() {
         .rotation
         .participants
         .clear();
-    let mut policy = crate::testkit::policy();
+    let mut policy = crate::domain::testkit::policy();
     policy.routes.insert(
         "oncall".into(),
         Route {
