@@ -281,3 +281,140 @@ async fn overrides_survive_a_restart_and_get_oncall_answers_from_config_and_log(
     );
     daemon.stop().await.unwrap();
 }
+
+async fn send(
+    app: axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A runner's packet names an owner nobody can be (`rotation:ghost`): the
+/// `owner` route pages its fallback, says so in the event, and counts it.
+/// Overrides over HTTP need the bearer token like every mutation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_resolving_to_nobody_pages_the_fallback_and_http_overrides_need_a_token() {
+    let nats = Nats::start();
+    let token = "token-oncall-aaaaaaaaaaaa";
+    let mut cfg = oncall_config(&nats.url, "700ms");
+    cfg.routes.insert(
+        "owner".into(),
+        toml::from_str("target = \"owner\"\nfallback = \"person:erin\"").unwrap(),
+    );
+    cfg.http.tokens = vec![token.into()];
+    cfg.validate().expect("valid");
+    let daemon = Daemon::start(cfg.clone()).await;
+    let (client, js) = nats.client().await;
+
+    let mut report: Value = serde_json::from_slice(&p1("ghost")).unwrap();
+    report["severity"] = json!("P2");
+    report["owner"] = json!({"primary": "rotation:ghost", "backup": "person:bob"});
+    publish_report(&js, "agent_failure", &serde_json::to_vec(&report).unwrap()).await;
+    let paged = eventually("the P2 page", || async {
+        let reply = command(&client, "list", json!({})).await;
+        let id = reply["page"]["items"]
+            .as_array()?
+            .iter()
+            .find(|h| h["severity"] == "P2")?["id"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        events_of(&js, id)
+            .await
+            .into_iter()
+            .find(|e| e.kind() == "paged")
+    })
+    .await;
+    let owner = route(&paged, "owner").expect("owner route");
+    assert_eq!(owner.target, "rotation:ghost");
+    assert!(owner.unresolved);
+    assert_eq!(owner.person.as_deref(), Some("erin"));
+    let counted = daemon
+        .shared()
+        .metrics
+        .unresolved_targets_total
+        .with_label_values(&["owner"])
+        .get();
+    assert_eq!(counted, 1);
+
+    // The CLI sends absent options as null.
+    let reply = command(
+        &client,
+        "oncall",
+        json!({"at": null, "rotation": null, "known": null}),
+    )
+    .await;
+    assert_eq!(ok(&reply)["oncall"].as_array().unwrap().len(), 2);
+
+    let app = baton::http::router(daemon.shared().app_state());
+    let body = json!({"rotation": "payments-primary", "by": "dave", "from": "now",
+                      "until": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339()});
+    let (status, _) = send(
+        app.clone(),
+        "POST",
+        "/v1/oncall/overrides",
+        None,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, created) = send(
+        app.clone(),
+        "POST",
+        "/v1/oncall/overrides",
+        Some(token),
+        body,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, bad) = send(
+        app.clone(),
+        "POST",
+        "/v1/oncall/overrides",
+        Some(token),
+        json!({"rotation": "payments-primary", "by": "nobody-known", "from": "now", "until": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].clone()),
+        (422, json!("invalid_value")),
+        "{bad}"
+    );
+    let id = created["id"].as_str().unwrap();
+    let (_, now) = get(app.clone(), "/v1/oncall?rotation=payments-primary").await;
+    assert_eq!(now["oncall"][0]["person"], "dave", "{now}");
+    let uri = format!("/v1/oncall/overrides/{id}");
+    let (status, _) = send(app.clone(), "DELETE", &uri, None, json!({})).await;
+    assert_eq!(status, 401);
+    let (status, gone) = send(
+        app.clone(),
+        "DELETE",
+        &uri,
+        Some(token),
+        json!({"by": "carol"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{gone}");
+    let (status, again) = send(app.clone(), "DELETE", &uri, Some(token), json!({})).await;
+    assert_eq!(
+        (status, again["code"].clone()),
+        (404, json!("unknown_override"))
+    );
+    daemon.stop().await.unwrap();
+}
