@@ -230,6 +230,9 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/handoffs/{id}/rate",
         "POST /v1/reports/{template}",
         "GET /v1/stats",
+        "GET /v1/oncall",
+        "POST /v1/oncall/overrides",
+        "DELETE /v1/oncall/overrides/{id}",
     ];
     expected.sort();
     assert_eq!(listed, expected);

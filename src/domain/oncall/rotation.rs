@@ -14,7 +14,7 @@
 //! forward by the gap (02:30 on a 02:00→03:00 night is 03:30), an ambiguous
 //! time of a fall-back night is its first (earlier) occurrence.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// How often a rotation hands over.
@@ -86,8 +86,6 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         }
     }
 }
-
-use chrono::Offset;
 
 impl Rotation {
     fn length(&self) -> i64 {
