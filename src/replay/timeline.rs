@@ -491,6 +491,37 @@ mod tests {
     use crate::testkit;
     use uuid::Uuid;
 
+    /// The timeline names the person stored in the event, with the
+    /// rotation they were on call for; a fallback says why it was paged.
+    #[test]
+    fn who_names_the_person_paged_and_their_rotation() {
+        use crate::domain::RouteTarget;
+        let mut notice: Notice = serde_json::from_value(serde_json::json!({
+            "routes": [], "team": "payments", "severity": "P1", "template": "agent_failure",
+            "hcs": {"score": 100.0, "context": 100, "ownership": 100, "next_action": 100,
+                    "reproducibility": 100, "missing": []},
+            "packet": {}, "incomplete": false
+        }))
+        .unwrap();
+        let mut rotation = RouteTarget::new("oncall", "rotation:payments-primary");
+        rotation.person = Some("alice".into());
+        rotation.rotation = Some("payments-primary".into());
+        let mut fallback = RouteTarget::new("incident_captain", "rotation:captains");
+        fallback.person = Some("dana".into());
+        fallback.unresolved = true;
+        notice.routes = vec![
+            rotation,
+            fallback,
+            RouteTarget::new("queue", "rota:primary"),
+        ];
+        assert_eq!(
+            who(&notice),
+            "alice (rotation payments-primary, route oncall), \
+             dana (fallback of route incident_captain: rotation:captains resolved to nobody), \
+             queue (rota:primary)"
+        );
+    }
+
     fn run(cmds: &[(i64, Command)]) -> Vec<Event> {
         let policy = testkit::policy();
         let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
