@@ -36,6 +36,8 @@
 //! - [`jobs`] — the operations playbook on a schedule: daily review, weekly
 //!   drill, ownership audit, each run claimed once across daemons.
 //! - [`teams`] — team handoffs at the edges: sender-quality stats, workflow diagrams.
+//! - [`oncall`] — the follower that reads `BATON_ONCALL` (overrides,
+//!   participant changes) into the roster the engine resolves targets with.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
@@ -62,6 +64,7 @@ pub mod ingest;
 pub mod intake;
 pub mod jobs;
 pub mod metrics;
+pub mod oncall;
 pub mod pages;
 pub mod projector;
 pub mod replay;

@@ -150,9 +150,24 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     .await?;
     let (timer, queue) = sla::channel();
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
-    let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));
+    // Who is on call: the config's rotations plus every stored override,
+    // read before anything can page so no decision misses one.
+    let roster = Arc::new(crate::app::oncall::Roster::new(cfg.directory()));
+    let oncall_log = store::OncallLog::new(js.clone(), &names);
+    let oncall_after = crate::oncall::catch_up(&roster, &oncall_log).await?;
+    let engine = Arc::new(
+        Engine::new(event_store.clone(), projection.clone(), policy).with_roster(roster.clone()),
+    );
     let (ready_tx, ready) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+
+    {
+        let (r, l, t) = (roster, oncall_log, shutdown.clone());
+        tasks.spawn(async move {
+            let result = crate::oncall::run(r, l, oncall_after, t).await;
+            ("on-call follower", result.map_err(|e| e.to_string()))
+        });
+    }
 
     let started = Instant::now();
     // A snapshot, when a valid one exists, leaves only the tail to replay.

@@ -190,6 +190,9 @@ async fn command(
     verb: &str,
     payload: &[u8],
 ) -> Result<Value, AppError> {
+    if crate::app::oncall::VERBS.contains(&verb) {
+        return oncall(app, verb, payload).await;
+    }
     if !requests::VERBS.contains(&verb) {
         return Err(AppError::UnknownCommand {
             verb: verb.into(),
@@ -227,6 +230,23 @@ async fn command(
             let id = requests::id(&obj)?;
             ok(app.command_as(actor, verb, id, obj).await?)
         }
+    })
+}
+
+/// The on-call verbs: `oncall`, `oncall_override`, `oncall_cancel`,
+/// `oncall_participants`.
+async fn oncall(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, AppError> {
+    let obj = requests::object(payload)?;
+    let service = app.oncall();
+    Ok(match verb {
+        "oncall" => ok(service.who_body(obj)?),
+        "oncall_override" => {
+            json!({"ok": true, "override": service.create_override_body(obj).await?})
+        }
+        "oncall_cancel" => {
+            json!({"ok": true, "override": service.cancel_override_body(obj).await?})
+        }
+        _ => ok(service.change_participants_body(obj).await?),
     })
 }
 

@@ -129,6 +129,12 @@ pub enum AppError {
         /// What would be allowed.
         needed: String,
     },
+    /// `unknown_rotation`, HTTP 404, field `rotation`: no such rotation.
+    #[error("{0}")]
+    UnknownRotation(String),
+    /// `unknown_override`, HTTP 404, field `id`: no such (uncancelled) override.
+    #[error("{0}")]
+    UnknownOverride(String),
     /// `unavailable`, HTTP 503: JetStream failed; retry. The cause is
     /// logged, never shown.
     #[error("the event store is unavailable; retry")]
@@ -158,6 +164,8 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden { .. } => "forbidden",
             AppError::Unavailable(_) => "unavailable",
+            AppError::UnknownRotation(_) => "unknown_rotation",
+            AppError::UnknownOverride(_) => "unknown_override",
         }
     }
 
@@ -168,6 +176,8 @@ impl AppError {
             AppError::UnknownCommand { .. }
             | AppError::UnknownJob(_)
             | AppError::UnknownTemplate { .. }
+            | AppError::UnknownRotation(_)
+            | AppError::UnknownOverride(_)
             | AppError::Domain(DomainError::NotFound) => 404,
             AppError::InvalidId
             | AppError::MissingField { .. }
@@ -197,6 +207,8 @@ impl AppError {
             | AppError::Domain(DomainError::Invalid { field, .. }) => Some(field.clone()),
             AppError::InvalidId => Some("id".into()),
             AppError::UnknownTemplate { .. } => Some("template".into()),
+            AppError::UnknownRotation(_) => Some("rotation".into()),
+            AppError::UnknownOverride(_) => Some("id".into()),
             AppError::InvalidFields(errors) => {
                 errors.first().map(|e| format!("fields.{}", e.field))
             }

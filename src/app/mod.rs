@@ -17,6 +17,8 @@
 //! - [`list`] — the list's filters and keyset paging.
 //! - [`reports`] — reports in: validation, opening, rejection records.
 //! - [`rejection`] — the rejection record, bounded to fit one message.
+//! - [`oncall`] — who is on call: the shared roster and the on-call
+//!   service (overrides, participant changes, `oncall` questions).
 
 // The API's own layer: every public item says what it is.
 #![warn(missing_docs)]
@@ -25,6 +27,7 @@ mod decode;
 pub mod engine;
 pub mod error;
 pub mod list;
+pub mod oncall;
 pub mod rejection;
 pub mod reports;
 pub mod requests;
@@ -105,6 +108,14 @@ impl Handoffs {
     /// The rules' configuration: severities, routes, templates.
     pub fn policy(&self) -> &Policy {
         self.engine.policy()
+    }
+
+    /// Who is on call: questions, overrides, participant changes.
+    pub fn oncall(&self) -> oncall::Oncall {
+        oncall::Oncall::new(
+            self.engine.roster().clone(),
+            crate::store::OncallLog::new(self.engine.store().context().clone(), self.names()),
+        )
     }
 
     /// The subjects and streams of this deployment.

@@ -157,6 +157,25 @@ pub enum Cmd {
         #[command(subcommand)]
         action: PersonCmd,
     },
+    /// Who is on call (`--at` an instant, default now), and overrides:
+    /// `baton oncall override …`, `baton oncall cancel <id>`.
+    Oncall {
+        #[command(subcommand)]
+        action: Option<OncallCmd>,
+        /// The instant asked about: RFC 3339 (`2026-11-24T02:13:00Z`) or `now`.
+        #[arg(long)]
+        at: Option<String>,
+        /// One rotation (default: every rotation).
+        #[arg(long)]
+        rotation: Option<String>,
+        /// Believe the log as it was at this instant (RFC 3339): without
+        /// overrides recorded later.
+        #[arg(long)]
+        known: Option<String>,
+        /// The reply as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the daily review (the 24 h before today's review time, or --date's).
     Review {
         /// YYYY-MM-DD, in the jobs' time zone.
@@ -278,6 +297,50 @@ pub enum TokenCmd {
 }
 
 #[derive(Subcommand)]
+pub enum OncallCmd {
+    /// `--by` takes `--rotation` from `--from` until `--until`.
+    Override {
+        #[arg(long)]
+        rotation: String,
+        /// Who is on call instead (a person id).
+        #[arg(long)]
+        by: String,
+        /// The scheduled person replaced (default: whoever is on call).
+        #[arg(long)]
+        replaces: Option<String>,
+        /// RFC 3339 or `now`.
+        #[arg(long, default_value = "now")]
+        from: String,
+        /// RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Who records it (default: `--by`).
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// Withdraw an override from now on.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Change a rotation's participants from `--effective` (now or later).
+    Participants {
+        #[arg(long)]
+        rotation: String,
+        /// Person ids in turn order, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        participants: Vec<String>,
+        #[arg(long, default_value = "now")]
+        effective: String,
+        #[arg(long)]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum JobCmd {
     /// Run a job now through the daemon and print its outcome.
     Run {
@@ -298,6 +361,10 @@ pub enum AuditCmd {
         /// Skip the comparison with the running daemon's state.
         #[arg(long)]
         no_daemon: bool,
+        /// Also list every page and who was on call for it (the person
+        /// stored in its event).
+        #[arg(long)]
+        paged: bool,
     },
 }
 

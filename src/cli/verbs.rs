@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use baton::client::{Client, ClientError, REPORT_WAIT};
 
+use super::args::OncallCmd;
 use super::args::{Cmd, HandoffCmd, JobCmd, PersonCmd, TokenCmd};
 use crate::{print_json, read_input};
 
@@ -60,6 +61,13 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
         Cmd::Person {
             action: PersonCmd::Token { action },
         } => token(client, action).await?,
+        Cmd::Oncall {
+            action,
+            at,
+            rotation,
+            known,
+            json,
+        } => oncall(client, action, at, rotation, known, *json).await?,
         Cmd::Review { date, json } => print_job(
             &client.job("daily-review", json!({"date": date})).await?,
             *json,
@@ -75,6 +83,87 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
             unreachable!("handled above")
         }
     }
+    Ok(())
+}
+
+/// `baton oncall …`.
+async fn oncall(
+    client: &Client,
+    action: &Option<OncallCmd>,
+    at: &Option<String>,
+    rotation: &Option<String>,
+    known: &Option<String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let reply = match action {
+        None => {
+            let v = client
+                .command(
+                    "oncall",
+                    json!({"at": at, "rotation": rotation, "known": known}),
+                )
+                .await?;
+            if !as_json {
+                for r in v["oncall"].as_array().into_iter().flatten() {
+                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                    let over = match r["override"]["id"].as_str() {
+                        Some(id) => format!(" (override {id} for {})", s("scheduled")),
+                        None => String::new(),
+                    };
+                    out_raw!(
+                        "{}\t{}{}\tbackup {}\tshift {} – {}\n",
+                        s("rotation"),
+                        s("person"),
+                        over,
+                        s("backup"),
+                        s("shift_start"),
+                        s("shift_end")
+                    );
+                }
+                return Ok(());
+            }
+            v
+        }
+        Some(OncallCmd::Override {
+            rotation,
+            by,
+            replaces,
+            from,
+            until,
+            created_by,
+        }) => {
+            client
+                .command(
+                    "oncall_override",
+                    json!({"rotation": rotation, "by": by, "replaces": replaces,
+                           "from": from, "until": until, "created_by": created_by}),
+                )
+                .await?
+        }
+        Some(OncallCmd::Cancel { id, by, reason }) => {
+            client
+                .command(
+                    "oncall_cancel",
+                    json!({"id": id, "by": by, "reason": reason}),
+                )
+                .await?
+        }
+        Some(OncallCmd::Participants {
+            rotation,
+            participants,
+            effective,
+            by,
+        }) => {
+            client
+                .command(
+                    "oncall_participants",
+                    json!({"rotation": rotation, "participants": participants,
+                           "effective": effective, "by": by}),
+                )
+                .await?
+        }
+    };
+    print_json(&reply);
     Ok(())
 }
 

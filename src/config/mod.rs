@@ -263,6 +263,44 @@ impl Config {
         Ok(())
     }
 
+    /// The on-call directory of `[people.*]` and `[rotations.*]`.
+    pub fn directory(&self) -> crate::domain::oncall::Directory {
+        people::directory(&self.people, &self.rotations)
+    }
+
+    /// Targets naming a `rotation:` or `person:` that is not configured:
+    /// in routes (target and fallback), ownership rules and template roles.
+    pub fn target_problems(&self) -> Vec<String> {
+        let dir = self.directory();
+        let mut out = Vec::new();
+        let mut check = |key: String, target: &str| {
+            if let Some(p) = dir.target_problem(target) {
+                out.push(format!("{key}: {p}"));
+            }
+        };
+        for (name, r) in &self.routes {
+            check(format!("routes.{name}.target"), &r.target);
+            if let Some(f) = &r.fallback {
+                if !(f.starts_with("person:") || f.starts_with("rotation:")) {
+                    check(format!("routes.{name}.fallback"), "person:");
+                }
+                check(format!("routes.{name}.fallback"), f);
+            }
+        }
+        for (i, o) in self.ownership.iter().enumerate() {
+            check(format!("ownership[{i}].primary"), &o.primary);
+            if let Some(b) = &o.backup {
+                check(format!("ownership[{i}].backup"), b);
+            }
+        }
+        for (name, t) in &self.templates {
+            for (role, target) in &t.roles {
+                check(format!("templates.{name}.roles.{role}"), target);
+            }
+        }
+        out
+    }
+
     /// Checks everything serde cannot; lists every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
@@ -291,6 +329,7 @@ impl Config {
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
         problems.extend(self.authz.problems());
+        problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -501,6 +540,29 @@ mod tests {
         assert_eq!(cfg.templates, builtin_templates());
         let err = Config::parse("[authz]\noverrid = []\n").unwrap_err();
         assert!(err.contains("overrid"), "{err}");
+    }
+
+    #[test]
+    fn check_config_names_targets_naming_unknown_rotations_and_people() {
+        let cfg = Config::parse(
+            "[people.alice]\n[rotations.r]\ntime_zone = \"Mars/Base\"\nkind = \"weekly\"\nhandoff = \"x\"\nparticipants = [\"alice\", \"zed\"]\n\
+             [routes.oncall]\ntarget = \"rotation:nope\"\nfallback = \"person:ghost\"\n[routes.legacy]\ntarget = \"rota:primary\"\n",
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = cfg.validate().unwrap_err() else {
+            panic!()
+        };
+        let all = problems.join("\n");
+        for want in [
+            "routes.oncall.target: \"rotation:nope\": no [rotations.nope]",
+            "routes.oncall.fallback: \"person:ghost\": no [people.ghost]",
+            "rotations.r.time_zone",
+            "rotations.r.handoff",
+            "\"zed\" is not in [people]",
+        ] {
+            assert!(all.contains(want), "{want} in {all}");
+        }
+        assert!(!all.contains("legacy"), "labels are not checked: {all}");
     }
 
     #[test]

@@ -25,11 +25,13 @@
 //! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
 //! - [`people`] — `GET /v1/people/{id}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
+//! - [`oncall`] — `/v1/oncall` and its overrides.
 
 pub mod auth;
 pub mod handoffs;
 pub mod heartbeats;
 pub mod intake;
+pub mod oncall;
 pub mod people;
 pub mod problem;
 pub mod reports;
@@ -103,6 +105,7 @@ pub struct AppState {
         (name = "heartbeats", description = "Heartbeat pings, as on `<prefix>.heartbeat.<name>`"),
         (name = "people", description = "People, what they own, their credentials"),
         (name = "operations", description = "Probes, metrics and this document"),
+        (name = "oncall", description = "Who is on call, and overrides (as `<prefix>.cmd.oncall*`)"),
     )
 )]
 struct ApiDoc;
@@ -152,6 +155,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeats::fail))
         .routes(routes!(stats_handler))
         .routes(routes!(people::get_person))
+        .routes(routes!(oncall::who))
+        .routes(routes!(oncall::create_override))
+        .routes(routes!(oncall::cancel_override))
 }
 
 /// The OpenAPI document, generated from the routes.

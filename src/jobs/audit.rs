@@ -4,7 +4,9 @@
 //! rules that matched no report within `stale_after`; owners with no backup
 //! and backups equal to the primary; teams that received handoffs without an
 //! ownership rule naming them; rollback commands never marked tested ("if
-//! rollback commands are untested, complete packets still fail").
+//! rollback commands are untested, complete packets still fail"); and,
+//! from the on-call roster ([`oncall_findings`]), rotations with fewer than
+//! two participants and targets that resolve to nobody.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -12,6 +14,7 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::oncall::{Directory, Resolution, Target};
 use crate::domain::{Handoff, Policy};
 
 /// A routing rule and the last time it matched.
@@ -96,11 +99,87 @@ pub struct OwnershipAudit {
     /// Active credentials unused for [`UNUSED_CREDENTIAL_DAYS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unused_credentials: Vec<UnusedCredential>,
+    /// Rotations with fewer than two participants in force: nobody backs
+    /// up the person on call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub short_rotations: Vec<ShortRotation>,
+    /// Targets (routes, fallbacks, ownership, template roles) that resolve
+    /// to nobody at the audit's instant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_targets: Vec<UnresolvedTarget>,
+}
+
+/// A rotation with fewer than two participants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShortRotation {
+    pub rotation: String,
+    pub participants: usize,
+}
+
+/// A configured target that resolves to nobody.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnresolvedTarget {
+    /// Where it is configured (`routes.oncall.target`).
+    pub key: String,
+    pub target: String,
+    /// Why nobody is there.
+    pub reason: String,
+}
+
+/// The on-call part of the audit: short rotations and targets that resolve
+/// to nobody at `now` (with every override stored so far).
+pub fn oncall_findings(
+    dir: &Directory,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> (Vec<ShortRotation>, Vec<UnresolvedTarget>) {
+    let short = dir
+        .rotations
+        .iter()
+        .map(|(id, r)| (id, r.participants_at(now, now).len()))
+        .filter(|(_, n)| *n < 2)
+        .map(|(id, n)| ShortRotation {
+            rotation: id.clone(),
+            participants: n,
+        })
+        .collect();
+    let mut targets: Vec<(String, &str)> = Vec::new();
+    for (name, r) in &policy.routes {
+        targets.push((format!("routes.{name}.target"), &r.target));
+        if let Some(f) = &r.fallback {
+            targets.push((format!("routes.{name}.fallback"), f));
+        }
+    }
+    for o in &policy.ownership {
+        targets.push((format!("ownership[{}].primary", o.workflow), &o.primary));
+        if let Some(b) = &o.backup {
+            targets.push((format!("ownership[{}].backup", o.workflow), b));
+        }
+    }
+    for (name, t) in &policy.templates {
+        for (role, target) in &t.roles {
+            targets.push((format!("templates.{name}.roles.{role}"), target));
+        }
+    }
+    let unresolved = targets
+        .into_iter()
+        // `owner`/`backup` depend on each packet: not a config finding.
+        .filter(|(_, t)| !matches!(Target::parse(t), Target::Owner | Target::Backup))
+        .filter_map(|(key, target)| match dir.resolve(target, None, None, now) {
+            Resolution::Nobody(reason) => Some(UnresolvedTarget {
+                key,
+                target: target.to_string(),
+                reason,
+            }),
+            _ => None,
+        })
+        .collect();
+    (short, unresolved)
 }
 
 impl OwnershipAudit {
     /// `(kind, count)` pairs: the metric `baton_ownership_audit_findings{kind}`.
-    pub fn counts(&self) -> [(&'static str, usize); 7] {
+    pub fn counts(&self) -> [(&'static str, usize); 9] {
         [
             ("person_without_contact", self.people_without_contact.len()),
             ("unused_credential", self.unused_credentials.len()),
@@ -109,6 +188,8 @@ impl OwnershipAudit {
             ("backup_is_primary", self.backup_is_primary.len()),
             ("team_without_rule", self.teams_without_rule.len()),
             ("untested_rollback", self.untested_rollbacks.len()),
+            ("short_rotation", self.short_rotations.len()),
+            ("unresolved_target", self.unresolved_targets.len()),
         ]
     }
 }
@@ -258,6 +339,8 @@ pub fn ownership_audit(
         untested_rollbacks,
         people_without_contact: Vec::new(),
         unused_credentials: Vec::new(),
+        short_rotations: Vec::new(),
+        unresolved_targets: Vec::new(),
     }
 }
 
@@ -350,6 +433,28 @@ pub fn render_markdown(a: &OwnershipAudit) -> String {
                 .collect(),
         );
     }
+    // Shown only when there is something: audits of deployments without
+    // rotations read as they always did.
+    if !a.short_rotations.is_empty() {
+        section(
+            &mut out,
+            "Rotations with fewer than two participants",
+            a.short_rotations
+                .iter()
+                .map(|r| format!("`{}` ({} participant(s))", r.rotation, r.participants))
+                .collect(),
+        );
+    }
+    if !a.unresolved_targets.is_empty() {
+        section(
+            &mut out,
+            "Targets that resolve to nobody",
+            a.unresolved_targets
+                .iter()
+                .map(|t| format!("`{}` = `{}`: {}", t.key, t.target, t.reason))
+                .collect(),
+        );
+    }
     out
 }
 
@@ -424,5 +529,62 @@ mod people_tests {
         assert!(md.contains("People without a contact method (2)"), "{md}");
         assert!(md.contains("`a` of alice (never used)"), "{md}");
         assert_eq!(a.counts()[0], ("person_without_contact", 2));
+    }
+}
+
+#[cfg(test)]
+mod oncall_tests {
+    use super::*;
+    use crate::domain::oncall::{Rotation, RotationKind};
+    use crate::domain::Route;
+
+    #[test]
+    fn the_audit_flags_short_rotations_and_targets_resolving_to_nobody() {
+        let rotation = |id: &str, participants: &[&str]| Rotation {
+            id: id.into(),
+            tz: chrono_tz::UTC,
+            kind: RotationKind::Weekly,
+            shift_length: 1,
+            anchor: chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap(),
+            participants: participants.iter().map(|p| p.to_string()).collect(),
+        };
+        let dir = Directory::new(
+            ["alice".to_string(), "bob".to_string()],
+            vec![
+                rotation("solo", &["alice"]),
+                rotation("empty", &[]),
+                rotation("pair", &["alice", "bob"]),
+            ],
+        );
+        let mut policy = crate::testkit::policy();
+        for (name, target) in [
+            ("a", "rotation:pair"),
+            ("b", "rotation:empty"),
+            ("c", "person:ghost"),
+            ("d", "rota:label"),
+            ("e", "owner"),
+        ] {
+            policy.routes.insert(
+                name.into(),
+                Route {
+                    target: target.into(),
+                    fallback: None,
+                },
+            );
+        }
+        let now = DateTime::parse_from_rfc3339("2026-02-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let (short, unresolved) = oncall_findings(&dir, &policy, now);
+        let short: Vec<_> = short
+            .iter()
+            .map(|s| (s.rotation.as_str(), s.participants))
+            .collect();
+        assert_eq!(short, [("empty", 0), ("solo", 1)]);
+        let keys: Vec<_> = unresolved.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(keys, ["routes.b.target", "routes.c.target"]);
     }
 }

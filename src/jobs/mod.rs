@@ -254,6 +254,12 @@ async fn body(
                 .unwrap_or_default();
             (a.people_without_contact, a.unused_credentials) =
                 audit::people_findings(ctx.identity.people(), &credentials, now);
+            let policy = ctx.app.policy();
+            (a.short_rotations, a.unresolved_targets) = ctx
+                .app
+                .oncall()
+                .roster()
+                .read(|dir| audit::oncall_findings(dir, policy, now));
             for (kind, n) in a.counts() {
                 ctx.metrics
                     .ownership_audit_findings

@@ -26,12 +26,14 @@ pub enum Stream {
     Heartbeats,
     /// `BATON_CREDENTIALS`: person credentials (hashed), one per subject.
     Credentials,
+    /// `BATON_ONCALL`: overrides and participant changes of rotations.
+    Oncall,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 9] = [
+    pub const ALL: [Stream; 10] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -41,6 +43,7 @@ impl Stream {
         Stream::Snapshots,
         Stream::Heartbeats,
         Stream::Credentials,
+        Stream::Oncall,
     ];
 }
 
@@ -134,6 +137,7 @@ impl Names {
             Stream::Snapshots => self.snapshots_stream(),
             Stream::Heartbeats => self.heartbeats_stream(),
             Stream::Credentials => self.credentials_stream(),
+            Stream::Oncall => self.oncall_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -235,6 +239,18 @@ impl Names {
             .and_then(|s| s.strip_prefix(".heartbeat."))
             .unwrap_or("")
     }
+    /// `BATON_ONCALL`.
+    pub fn oncall_stream(&self) -> String {
+        format!("{}_ONCALL", self.stream_stem)
+    }
+    /// `<prefix>.oncall.<rotation>`: one rotation's on-call events.
+    pub fn oncall(&self, rotation: &str) -> String {
+        format!("{}.oncall.{rotation}", self.prefix)
+    }
+    /// Every rotation's on-call events (`<prefix>.oncall.*`).
+    pub fn oncall_all(&self) -> String {
+        format!("{}.oncall.*", self.prefix)
+    }
     /// Every snapshot subject (`<prefix>.snapshot.>`).
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
@@ -296,7 +312,8 @@ mod tests {
                 "BATON_DIGESTS",
                 "BATON_SNAPSHOTS",
                 "BATON_HEARTBEATS",
-                "BATON_CREDENTIALS"
+                "BATON_CREDENTIALS",
+                "BATON_ONCALL"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -330,6 +347,11 @@ mod tests {
         assert_eq!(n.heartbeat_of("baton.heartbeat.nightly-etl"), "nightly-etl");
         assert_eq!(n.credential("0123"), "baton.credential.0123");
         assert_eq!(n.credentials_all(), "baton.credential.*");
+        assert_eq!(
+            n.oncall("payments-primary"),
+            "baton.oncall.payments-primary"
+        );
+        assert_eq!(n.oncall_all(), "baton.oncall.*");
     }
 
     #[test]

@@ -103,6 +103,17 @@ pub fn stream_config(which: Stream, names: &Names, settings: &StreamSettings) ->
             allow_direct: true,
             ..file(vec![names.credentials_all()])
         },
+        // Kept forever: who was on call at any past instant is read from
+        // here. Small (a few records per rotation per week). Every option
+        // used exists on nats-server 2.9.
+        Stream::Oncall => stream::Config {
+            description: Some("Baton: rotation overrides and participant changes".into()),
+            deny_delete: true,
+            deny_purge: true,
+            duplicate_window: Duration::from_secs(120),
+            max_message_size: 64 * 1024,
+            ..file(vec![names.oncall_all()])
+        },
     }
 }
 
@@ -167,6 +178,7 @@ mod tests {
             ("BATON_SNAPSHOTS", "baton.snapshot.>"),
             ("BATON_HEARTBEATS", "baton.heartbeat.*"),
             ("BATON_CREDENTIALS", "baton.credential.*"),
+            ("BATON_ONCALL", "baton.oncall.*"),
         ]
         .map(|(n, s)| (n.to_string(), vec![s.to_string()]));
         assert_eq!(got, want);

@@ -192,10 +192,7 @@ fn notice(
     Notice {
         routes: routes
             .iter()
-            .map(|r| RouteTarget {
-                route: r.clone(),
-                target: policy.target(r, &h.team, &h.packet),
-            })
+            .map(|r| RouteTarget::new(r.clone(), policy.target(r, &h.team, &h.packet)))
             .collect(),
         team: h.team.clone(),
         severity: h.severity,
