@@ -108,7 +108,19 @@ impl Identity {
             people: Arc::new(
                 cfg.people
                     .iter()
-                    .map(|(id, p)| (id.clone(), Person::from_config(id, p)))
+                    .map(|(id, p)| {
+                        let mut person = Person::from_config(id, p);
+                        // A rotation's configured participants hold the
+                        // role `rotation:<id>` (`[authz] override =
+                        // ["rotation:incident-captains"]`).
+                        person.roles.extend(
+                            cfg.rotations
+                                .iter()
+                                .filter(|(_, r)| r.participants.contains(id))
+                                .map(|(r, _)| format!("rotation:{r}")),
+                        );
+                        (id.clone(), person)
+                    })
                     .collect(),
             ),
             credentials,
@@ -181,5 +193,31 @@ impl Identity {
             roles: person.roles.clone(),
             teams: person.teams.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotations_participants_hold_its_role() {
+        let cfg = Config::parse(
+            "[people.alice]\nroles = [\"lead\"]\n[people.bob]\n\
+             [rotations.captains]\ntime_zone = \"UTC\"\nkind = \"weekly\"\n\
+             handoff = \"2026-11-02T09:00:00\"\nparticipants = [\"alice\"]\n",
+        )
+        .unwrap();
+        let id = Identity::new(&cfg, None);
+        let roles = |p: &str| {
+            id.person(p)
+                .unwrap()
+                .roles
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(roles("alice"), ["lead", "rotation:captains"]);
+        assert!(roles("bob").is_empty());
     }
 }
