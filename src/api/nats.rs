@@ -191,7 +191,7 @@ async fn command(
     payload: &[u8],
 ) -> Result<Value, AppError> {
     if crate::app::oncall::VERBS.contains(&verb) {
-        return oncall(app, verb, payload).await;
+        return oncall(app, actor, verb, payload).await;
     }
     if !requests::VERBS.contains(&verb) {
         return Err(AppError::UnknownCommand {
@@ -235,8 +235,16 @@ async fn command(
 
 /// The on-call verbs: `oncall`, `oncall_override`, `oncall_cancel`,
 /// `oncall_participants`.
-async fn oncall(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, AppError> {
-    let obj = requests::object(payload)?;
+async fn oncall(
+    app: &Handoffs,
+    actor: &Actor,
+    verb: &str,
+    payload: &[u8],
+) -> Result<Value, AppError> {
+    let mut obj = requests::object(payload)?;
+    if verb != "oncall" {
+        app.authorize_oncall(actor, verb, &mut obj)?;
+    }
     let service = app.oncall();
     Ok(match verb {
         "oncall" => ok(service.who_body(obj)?),

@@ -69,18 +69,28 @@ pub fn bind_by(
     actor: &Actor,
     body: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), AppError> {
+    bind_field(actor, body, "by")
+}
+
+/// [`bind_by`] for a body whose actor field has another name (an
+/// override's `created_by`: its `by` is who goes on call).
+pub fn bind_field(
+    actor: &Actor,
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<(), AppError> {
     let Some(person) = actor.person() else {
         return Ok(());
     };
-    match body.get("by") {
+    match body.get(field) {
         None | Some(serde_json::Value::Null) => {
-            body.insert("by".into(), person.into());
+            body.insert(field.into(), person.into());
             Ok(())
         }
         Some(serde_json::Value::String(by)) if by.trim() == person => Ok(()),
         Some(_) => Err(AppError::invalid(
-            "by",
-            format!("this credential acts as {person:?}: leave `by` out or send {person:?}"),
+            field,
+            format!("this credential acts as {person:?}: leave `{field}` out or send {person:?}"),
         )),
     }
 }
@@ -171,6 +181,29 @@ impl Handoffs {
                 Err(AppError::Forbidden { action, needed })
             }
         }
+    }
+
+    /// Authorizes an on-call change (`oncall_override`, `oncall_cancel`,
+    /// `oncall_participants`) for `actor` and binds the body's actor
+    /// field (`created_by` of an override, `by` of the others) to a
+    /// person credential's person.
+    pub fn authorize_oncall(
+        &self,
+        actor: &Actor,
+        verb: &str,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), AppError> {
+        self.authorize(
+            actor,
+            crate::identity::authz::Action::OncallChange,
+            &Default::default(),
+        )?;
+        let field = if verb == "oncall_override" {
+            "created_by"
+        } else {
+            "by"
+        };
+        bind_field(actor, body, field)
     }
 
     /// [`Self::command`] for `actor`: authorized first (loading the

@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::problem::{Problem, ProblemDetails};
 use super::AppState;
@@ -14,6 +14,7 @@ use crate::app::oncall::{
     OncallAnswer, OncallQuery, OverrideCancelBody, OverrideCreateBody, OverrideView,
 };
 use crate::app::requests;
+use crate::identity::Actor;
 
 /// Who is on call at `at` (default now), on one rotation or every one,
 /// from the config's rotations and the stored overrides.
@@ -56,9 +57,12 @@ pub async fn who(
 )]
 pub async fn create_override(
     State(s): State<AppState>,
+    actor: Option<Extension<Actor>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(axum::http::StatusCode, Json<OverrideView>), Problem> {
-    let obj = requests::object(&super::body(body)?)?;
+    let mut obj = requests::object(&super::body(body)?)?;
+    s.app
+        .authorize_oncall(&actor_of(actor), "oncall_override", &mut obj)?;
     let view = s.app.oncall().create_override_body(obj).await?;
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }
@@ -83,10 +87,18 @@ pub async fn create_override(
 pub async fn cancel_override(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    actor: Option<Extension<Actor>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OverrideView>, Problem> {
     let id = requests::parse_id(&id)?;
-    let obj = requests::object(&super::body(body)?)?;
+    let mut obj = requests::object(&super::body(body)?)?;
+    s.app
+        .authorize_oncall(&actor_of(actor), "oncall_cancel", &mut obj)?;
     let b: OverrideCancelBody = requests::body("oncall_cancel", obj)?;
     Ok(Json(s.app.oncall().cancel_override(id, b).await?))
+}
+
+/// The actor the auth middleware found (none: the compatibility mode).
+fn actor_of(actor: Option<Extension<Actor>>) -> Actor {
+    actor.map_or(Actor::Shared, |Extension(a)| a)
 }

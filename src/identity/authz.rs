@@ -103,6 +103,9 @@ pub enum Action {
     Rate,
     /// `check`, `return`, `resubmit`, `cancel`.
     OtherTeamCommand,
+    /// An on-call change: an override made or cancelled, a rotation's
+    /// participants changed.
+    OncallChange,
 }
 
 impl Action {
@@ -119,6 +122,7 @@ impl Action {
             "complete" => Action::Complete,
             "rate" => Action::Rate,
             "check" | "return" | "resubmit" | "cancel" => Action::OtherTeamCommand,
+            "oncall_override" | "oncall_cancel" | "oncall_participants" => Action::OncallChange,
             _ => return None,
         })
     }
@@ -136,6 +140,7 @@ impl Action {
             Action::Complete => "complete",
             Action::Rate => "rate",
             Action::OtherTeamCommand => "a team-handoff command",
+            Action::OncallChange => "an on-call change",
         }
     }
 
@@ -341,10 +346,23 @@ mod tests {
                 Action::Resolve,
                 Action::Start,
                 Action::Accept,
+                Action::OncallChange,
             ] {
                 assert!(needed(authorize(&actor, a, &NONE, &rules())).contains("only report"));
             }
         }
+    }
+
+    #[test]
+    fn any_person_may_change_on_call_and_the_verbs_say_so() {
+        for verb in ["oncall_override", "oncall_cancel", "oncall_participants"] {
+            assert_eq!(Action::of_verb(verb), Some(Action::OncallChange));
+        }
+        assert_eq!(Action::of_verb("oncall"), None, "a read");
+        assert_eq!(
+            authorize(&person(&[], &[]), Action::OncallChange, &NONE, &rules()),
+            Decision::Allow
+        );
     }
 
     #[test]
