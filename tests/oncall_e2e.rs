@@ -155,6 +155,19 @@ async fn a_p1_pages_the_on_call_person_and_an_override_mid_incident_reaches_the_
         .iter()
         .filter(|p| p.kind == "escalation" && p.route == "oncall")
         .all(|p| p.person.as_deref() == Some("erin")));
+
+    // The people it reached, as `/v1/people/{id}` lists them (`paged`).
+    let h = daemon.shared().engine.get(id).unwrap();
+    let reached = &h.as_incident().unwrap().paged_people;
+    assert!(
+        reached.contains(&expected) && reached.contains(&"erin".to_string()),
+        "{reached:?}"
+    );
+    let assigned = daemon.shared().app().owned_by("erin".into()).await;
+    assert!(
+        assigned.iter().any(|o| o.id == id && o.role == "paged"),
+        "{assigned:?}"
+    );
     daemon.stop().await.unwrap();
 }
 

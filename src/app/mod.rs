@@ -254,8 +254,10 @@ impl Handoffs {
         })
     }
 
-    /// The open handoffs `person` owns: incidents whose packet names them
-    /// primary or backup owner, newest first. Walks the projection.
+    /// The open handoffs assigned to `person`: incidents whose packet
+    /// names them primary or backup owner, or whose pages reached them
+    /// (the person stored in a page or escalation), newest first. Walks
+    /// the projection.
     pub async fn owned_by(&self, person: String) -> Vec<views::OwnedHandoff> {
         self.read(move |projection, _| {
             let mut out = Vec::new();
@@ -265,13 +267,14 @@ impl Handoffs {
                     let Some(i) = h.as_incident().filter(|_| !h.is_closed()) else {
                         return;
                     };
-                    let Some(owner) = &i.packet.owner else {
-                        return;
-                    };
-                    let role = if owner.primary.as_deref() == Some(person.as_str()) {
+                    let owner = i.packet.owner.as_ref();
+                    let role = if owner.and_then(|o| o.primary.as_deref()) == Some(person.as_str())
+                    {
                         "primary"
-                    } else if owner.backup.as_deref() == Some(person.as_str()) {
+                    } else if owner.and_then(|o| o.backup.as_deref()) == Some(person.as_str()) {
                         "backup"
+                    } else if i.paged_people.contains(&person) {
+                        "paged"
                     } else {
                         return;
                     };

@@ -530,7 +530,8 @@ pub struct HandoffDigest {
 pub struct OwnedHandoff {
     /// The handoff.
     pub id: Uuid,
-    /// `primary` or `backup`: how the packet's owner names them.
+    /// `primary` or `backup` (how the packet's owner names them), or
+    /// `paged` (a page or escalation reached them).
     pub role: String,
     /// `P1`, `P2`, `P3`.
     pub severity: String,

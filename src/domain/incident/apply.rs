@@ -82,10 +82,17 @@ pub fn apply_to(h: &mut Incident, event: &Event) {
             h.held = None;
             h.hold_until = None;
             h.incomplete = notice.incomplete;
+            h.paged(notice);
         }
-        EventData::Escalated { step, level, .. } => {
+        EventData::Escalated {
+            step,
+            level,
+            notice,
+            ..
+        } => {
             h.escalation_steps = h.escalation_steps.max(*step);
             h.escalation_level = h.escalation_level.max(*level);
+            h.paged(notice);
         }
         EventData::Acknowledged { by, mtta_ms, .. } => {
             h.acknowledged = Some(Stamp {

@@ -118,6 +118,10 @@ pub struct Incident {
     /// The resolved handoff of the same dedup key before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence_of: Option<Uuid>,
+    /// The people its pages and escalations reached (the persons their
+    /// targets resolved to when decided), in the order first paged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paged_people: Vec<String>,
 }
 
 fn first_occurrence() -> u32 {
@@ -142,6 +146,15 @@ pub enum Seen {
 pub const RECENT_REPORTS: usize = 64;
 
 impl Incident {
+    /// Notes the people a page or an escalation reached.
+    pub(super) fn paged(&mut self, notice: &crate::domain::event::Notice) {
+        for p in notice.routes.iter().filter_map(|r| r.person.as_ref()) {
+            if !self.paged_people.contains(p) {
+                self.paged_people.push(p.clone());
+            }
+        }
+    }
+
     /// Whether the report stored at `seq` in `BATON_REPORTS` was recorded
     /// here (opened it or joined it).
     pub fn has_report(&self, seq: u64) -> Seen {
@@ -208,6 +221,7 @@ impl Incident {
             opened_by: None,
             occurrence: 1,
             recurrence_of: None,
+            paged_people: Vec::new(),
         }
     }
 
