@@ -306,9 +306,24 @@ pub(crate) fn print_job(reply: &Value, as_json: bool) {
     }
 }
 
+/// How long `baton report` asks again when no daemon answers yet.
+const NO_RESPONDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Publishes a report and shows what Baton made of it.
 pub(crate) async fn report(client: &Client, template: &str, payload: &[u8]) -> anyhow::Result<()> {
-    let id = match client.submit_report(template, payload).await? {
+    // A daemon that is starting has its streams before it answers
+    // requests: ask again for a moment before storing the report for the
+    // ingest alone (whose outcome nobody could then tell us).
+    let asked = Instant::now();
+    let answer = loop {
+        match client.submit_report(template, payload).await? {
+            None if asked.elapsed() < NO_RESPONDERS_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            answer => break answer,
+        }
+    };
+    let id = match answer {
         Some(reply) => {
             out!(
                 "report stored (BATON_REPORTS seq {}); {}",
