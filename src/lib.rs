@@ -21,6 +21,8 @@
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
+//! - [`delivery`] — pages to people (Slack, webhooks, e-mail), every
+//!   outcome recorded in the log.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
 //! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
 //! - [`replay`] — read-only replay of the log: state as of any moment,
@@ -47,6 +49,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod delivery;
 pub mod dev;
 pub mod domain;
 pub mod http;

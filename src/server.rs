@@ -25,7 +25,7 @@ use crate::domain::{Command, DomainError, ParseLimits};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{api, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, delivery, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +271,26 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             (
                 "pages",
                 pages::run(j, n, m, t).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    if cfg.delivery.enabled {
+        let worker = delivery::Worker::new(
+            shared.app(),
+            delivery::Settings::from_config(&cfg),
+            metrics.clone(),
+        )
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })?;
+        let (j, n, t) = (js.clone(), event_store.names().clone(), shutdown.clone());
+        tasks.spawn(async move {
+            (
+                "delivery",
+                delivery::run(Arc::new(worker), j, n, t)
+                    .await
+                    .map_err(|e| e.to_string()),
             )
         });
     }

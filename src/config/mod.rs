@@ -22,6 +22,7 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod delivery;
 mod http;
 mod integrations;
 mod jobs;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use delivery::{DeliveryConfig, SmtpConfig, SmtpSecurity, WebhookDeliveryConfig};
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
@@ -134,6 +136,9 @@ pub struct Config {
     /// by `routing_key` at `POST /v2/enqueue`.
     #[serde(default)]
     pub pagerduty: BTreeMap<String, PagerDutyConfig>,
+    /// Page delivery to people: Slack, webhooks, e-mail (`[delivery]`).
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
@@ -238,6 +243,7 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        self.delivery.apply_env(&get);
         for (name, pd) in self.pagerduty.iter_mut() {
             if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
                 pd.routing_key = v;
@@ -272,6 +278,14 @@ impl Config {
         }
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
+        problems.extend(self.delivery.problems());
+        for (name, r) in &self.routes {
+            for (i, c) in r.contact.iter().enumerate() {
+                if !people::contact_has_address(c) {
+                    problems.push(format!("routes.{name}.contact[{i}]: no address"));
+                }
+            }
+        }
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -105,6 +105,12 @@ pub struct RunbookConfig {
 pub struct RouteConfig {
     /// Who is reached (a rota, a person, a queue); shown in the page as `target`.
     pub target: String,
+    /// How to reach the route itself when its page names no person, or
+    /// when every contact method of the person failed: the same shape as
+    /// `[people.<id>].contact` (`[{ kind = "slack", webhook_url = "env:OPS_SLACK" }]`),
+    /// tried in order. Used by the delivery worker only; never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact: Vec<super::ContactConfig>,
 }
 
 impl From<BelowMinConfig> for BelowMin {

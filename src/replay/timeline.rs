@@ -422,6 +422,39 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        EventData::Delivered {
+            page_id,
+            channel,
+            destination,
+            person,
+            attempts,
+            latency_ms,
+        } => format!(
+            "{} accepted {} (attempt {attempts}): page {} to {}{destination}, {} after the page.",
+            channel_word(channel),
+            e.occurred_at.format("%H:%M:%S%.3f"),
+            page_route(page_id),
+            person.as_deref().map(|p| format!("{p} at ")).unwrap_or_default(),
+            human(*latency_ms),
+        ),
+        EventData::DeliveryFailed {
+            page_id,
+            channel,
+            destination,
+            person,
+            reason,
+            attempts,
+        } => format!(
+            "{} gave up on page {} to {}{destination} after {attempts} attempt(s): {reason}.",
+            channel_word(channel),
+            page_route(page_id),
+            person.as_deref().map(|p| format!("{p} at ")).unwrap_or_default(),
+        ),
+        EventData::Undelivered { page_id, reason } => format!(
+            "Page {} reached nobody ({}); escalation goes on regardless.",
+            page_route(page_id),
+            reason.replace('_', " "),
+        ),
     }
 }
 
@@ -586,4 +619,19 @@ mod tests {
         assert_eq!(human(190_000), "3m 10s");
         assert_eq!(human(7_500_000), "2h 5m");
     }
+}
+
+/// `slack` → `Slack`, for "Slack accepted …".
+fn channel_word(channel: &str) -> String {
+    match channel {
+        "slack" => "Slack".into(),
+        "email" => "E-mail".into(),
+        "webhook" => "Webhook".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The route of a page id `<event id>:<route>` (the whole id if it has none).
+fn page_route(page_id: &str) -> &str {
+    page_id.split_once(':').map_or(page_id, |(_, r)| r)
 }
