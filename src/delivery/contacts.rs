@@ -45,13 +45,19 @@ impl Contact {
     }
 }
 
-/// The person a page is for, if it names one.
+/// The person a page is for, if it names one in `[people]`.
 ///
-/// Today that is a `person:<id>` target. When pages carry the person a
-/// rotation resolved to (the on-call work adds it to the page), read that
-/// field here first: it is the one place delivery learns who is on call.
-pub fn target_person(page: &Page) -> Option<&str> {
-    page.target.strip_prefix("person:")
+/// Today that is a `person:<id>` target, or a bare id (the `owner` and
+/// `backup` routes target the packet's owner by id). When pages carry the
+/// person a rotation resolved to (the on-call work adds it to the page),
+/// read that field here first: it is the one place delivery learns who is
+/// on call.
+pub fn target_person<'a>(
+    page: &'a Page,
+    people: &BTreeMap<String, PersonConfig>,
+) -> Option<&'a str> {
+    let id = page.target.strip_prefix("person:").unwrap_or(&page.target);
+    people.contains_key(id).then_some(id)
 }
 
 /// Every contact method for `page`, in the order they are tried.
@@ -60,7 +66,7 @@ pub fn contacts_for(
     people: &BTreeMap<String, PersonConfig>,
     routes: &BTreeMap<String, RouteConfig>,
 ) -> Vec<Contact> {
-    let person = target_person(page);
+    let person = target_person(page, people);
     let own = person
         .and_then(|p| people.get(p))
         .map(|p| p.contact.as_slice())
