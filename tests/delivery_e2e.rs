@@ -22,7 +22,18 @@ use uuid::Uuid;
 /// e-mail, `lead` a 429 with `Retry-After`, `broken` only a 400, `nobody`
 /// nothing at all.
 fn config(nats: &str, sink: &HttpSink, closing: std::net::SocketAddr, smtp: &SmtpSink) -> Config {
-    let text = format!(
+    let cfg = Config::parse(&config_text(nats, sink, closing, smtp)).expect("config parses");
+    cfg.validate().expect("config is valid");
+    cfg
+}
+
+fn config_text(
+    nats: &str,
+    sink: &HttpSink,
+    closing: std::net::SocketAddr,
+    smtp: &SmtpSink,
+) -> String {
+    format!(
         r#"
 [nats]
 url = "{nats}"
@@ -90,10 +101,25 @@ contact = [ {{ kind = "slack", webhook_url = "{gone}" }} ]
         hang = sink.url("hang"),
         limited = sink.url("limited"),
         gone = sink.url("slack_gone"),
-    );
-    let cfg = Config::parse(&text).expect("config parses");
-    cfg.validate().expect("config is valid");
-    cfg
+    )
+}
+
+/// Runs the `baton` binary with this test's config.
+fn baton(config_text: &str, args: &[&str]) -> (i32, String, String) {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), config_text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("--config")
+        .arg(f.path())
+        .args(args)
+        .env("BATON_LOG", "warn")
+        .output()
+        .expect("baton runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The delivery events of one handoff, by page route.
@@ -255,6 +281,24 @@ async fn every_outcome_is_recorded_in_the_log_and_escalation_is_not_delayed() {
             .get_sample_count(),
         1
     );
+
+    // The timeline tells it; the audit accepts it.
+    let text = config_text(&nats.url, &sink, closing, &smtp);
+    let (code, story, err) = baton(&text, &["timeline", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "Webhook gave up on page oncall to alice at",
+        "after 1 attempt(s): http_400.",
+        "Webhook accepted ",
+        "(attempt 2): page oncall to alice at",
+        "E-mail accepted ",
+        "Slack accepted ",
+        "Page nobody reached nobody (no contact); escalation goes on regardless.",
+    ] {
+        assert!(story.contains(needle), "missing {needle:?} in:\n{story}");
+    }
+    let (code, out, err) = baton(&text, &["audit", "verify"]);
+    assert_eq!(code, 0, "delivery events pass the audit:\n{out}\n{err}");
     daemon.stop().await.unwrap();
 }
 
