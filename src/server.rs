@@ -78,6 +78,7 @@ impl Shared {
                 self.cfg.alertmanager.clone(),
                 self.cfg.pagerduty.clone(),
             )),
+            ack_keys: Arc::new(self.cfg.delivery.ack_keys.clone()),
         }
     }
 

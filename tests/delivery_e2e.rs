@@ -371,3 +371,96 @@ async fn a_crash_before_the_record_sends_again_under_the_same_key_and_two_daemon
     b.stop().await.unwrap();
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_links_get_shows_a_form_post_acts_as_the_person_and_bad_links_are_refused() {
+    let nats = Nats::start();
+    let sink = HttpSink::start().await;
+    let smtp = SmtpSink::start().await;
+    let closing = closing_listener().await;
+    let port = baton::dev::free_port();
+    let mut cfg = config(&nats.url, &sink, closing, &smtp);
+    cfg.http.enabled = true;
+    cfg.http.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.delivery.public_url = Some(format!("http://127.0.0.1:{port}"));
+    cfg.delivery.ack_keys = vec!["key-new".into(), "key-old".into()];
+    cfg.people.get_mut("alice").unwrap().contact = vec![baton::config::ContactConfig::Slack {
+        webhook_url: sink.url("ok"),
+        member: Some("U012AB3CD".into()),
+    }];
+    let daemon = Daemon::start(cfg).await;
+    let (_client, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("links-1")).await;
+    let id = p1_id("links-1");
+    let body: serde_json::Value = eventually("alice's Slack message", || async {
+        let r = sink.on("ok");
+        r.first().map(|r| serde_json::from_slice(&r.body).unwrap())
+    })
+    .await;
+    let actions = body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons")
+        .clone();
+    let ack = actions["elements"][0]["url"].as_str().unwrap().to_string();
+    let resolve = actions["elements"][1]["url"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+
+    // GET (a link previewer, a mail scanner) only shows the form.
+    let r = http.get(&ack).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"") && html.contains("as alice"),
+        "{html}"
+    );
+    assert!(!kinds(&events_of(&js, id).await).contains(&"acknowledged"));
+
+    // Tampered and expired links are refused, with a page saying so.
+    let mut tampered = ack.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let r = http.post(&tampered).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not valid"));
+    let expired = baton::delivery::links::sign(
+        &baton::delivery::links::Capability {
+            handoff: id,
+            person: "alice".into(),
+            action: baton::delivery::links::Action::Acknowledge,
+            expires: chrono::Utc::now() - chrono::Duration::minutes(1),
+        },
+        "key-new",
+    );
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/a/{expired}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410);
+    assert!(!kinds(&events_of(&js, id).await).contains(&"acknowledged"));
+
+    // POST acts, as the person the link was sent to; a second use is refused.
+    let r = http.post(&ack).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let events = events_of(&js, id).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.data, EventData::Acknowledged { by, .. } if by == "alice")),
+        "{:?}",
+        kinds(&events)
+    );
+    let r = http.post(&ack).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("used already"));
+    let r = http.post(&resolve).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(events_of(&js, id)
+        .await
+        .iter()
+        .any(|e| matches!(&e.data, EventData::Resolved { by, .. } if by == "alice")));
+    daemon.stop().await.unwrap();
+}

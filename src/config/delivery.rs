@@ -51,6 +51,9 @@ pub struct DeliveryConfig {
     /// resolve links.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long acknowledge and resolve links stay valid.
+    #[serde(default = "default_link_ttl", with = "humantime_serde")]
+    pub link_ttl: Duration,
     /// Webhook requests.
     #[serde(default)]
     pub webhook: WebhookDeliveryConfig,
@@ -130,6 +133,9 @@ const fn default_timeout() -> Duration {
 const fn default_min_interval() -> Duration {
     Duration::from_millis(100)
 }
+const fn default_link_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
 const fn default_concurrency() -> usize {
     32
 }
@@ -152,6 +158,7 @@ impl Default for DeliveryConfig {
             per_destination_interval: default_min_interval(),
             concurrency: default_concurrency(),
             public_url: None,
+            link_ttl: default_link_ttl(),
             webhook: WebhookDeliveryConfig::default(),
             smtp: None,
             ack_keys: Vec::new(),
@@ -176,6 +183,7 @@ impl std::fmt::Debug for DeliveryConfig {
             .field("per_destination_interval", &self.per_destination_interval)
             .field("concurrency", &self.concurrency)
             .field("public_url", &self.public_url)
+            .field("link_ttl", &self.link_ttl)
             .field("webhook", &self.webhook)
             .field("smtp", &self.smtp)
             .field("ack_keys", &format!("<{} redacted>", self.ack_keys.len()))

@@ -25,6 +25,7 @@
 
 pub mod channels;
 pub mod contacts;
+pub mod links;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -209,8 +210,7 @@ impl Worker {
                     _ => None,
                 },
                 also_paged: also_paged.clone(),
-                // TODO(ack links): `/a/<token>` links once the HTTP routes exist.
-                links: None,
+                links: self.links(page, contact.person.as_deref()),
             };
             let (outcome, attempts) = self.attempt(&contact, page, &cx).await;
             let data = match outcome {
@@ -330,6 +330,24 @@ impl Worker {
                 }
             })
             .await
+    }
+
+    /// One-click links for an incident's page to a person, when
+    /// `[delivery] public_url` and `BATON_ACK_KEYS` are set. A route's own
+    /// contact (no person) gets none: the link's actor must be a person.
+    fn links(&self, page: &Page, person: Option<&str>) -> Option<channels::Links> {
+        let d = &self.settings.delivery;
+        if page.work.is_some() {
+            return None;
+        }
+        links::links_for(
+            d.public_url.as_deref()?,
+            &d.ack_keys,
+            page.handoff_id,
+            person?,
+            Utc::now(),
+            d.link_ttl,
+        )
     }
 
     /// Appends one delivery event through the write path.

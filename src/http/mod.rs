@@ -22,10 +22,13 @@
 //! - [`intake`] — `POST /v1/alertmanager/{integration}`, `POST /v2/enqueue`
 //!   (PagerDuty Events API v2, no bearer token: the routing key).
 //! - `/v1/stats` — the same figures as NATS `stats`.
+//! - [`links`] — `/a/<token>`: one-click acknowledge and resolve (no
+//!   bearer token: the signed link).
 
 pub mod auth;
 pub mod handoffs;
 pub mod intake;
+pub mod links;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
@@ -75,6 +78,8 @@ pub struct AppState {
     pub ready: watch::Receiver<bool>,
     /// The Alertmanager and PagerDuty integrations and their rate budgets.
     pub intake: Arc<crate::intake::Intake>,
+    /// Keys of one-click links (`BATON_ACK_KEYS`, newest first; empty: off).
+    pub ack_keys: Arc<Vec<String>>,
 }
 
 #[derive(OpenApi)]
@@ -136,6 +141,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(intake::enqueue))
         .routes(routes!(intake::enqueue_v1))
         .routes(routes!(stats_handler))
+        .routes(routes!(links::confirm, links::act))
 }
 
 /// The OpenAPI document, generated from the routes.

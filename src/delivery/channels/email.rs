@@ -61,7 +61,6 @@ pub fn build(page: &Page, cx: &Context) -> Mail {
     if !cx.also_paged.is_empty() {
         lines.push(format!("Also paged: {}", cx.also_paged.join(", ")));
     }
-    // TODO(ack links): present once `[delivery] public_url` and keys are set.
     if let Some(l) = &cx.links {
         lines.push(format!("Acknowledge: {}", l.acknowledge));
         lines.push(format!("Resolve:     {}", l.resolve));

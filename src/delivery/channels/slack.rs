@@ -73,8 +73,6 @@ pub fn build(page: &Page, cx: &Context) -> Value {
         {"type": "mrkdwn", "text": also},
         {"type": "mrkdwn", "text": format!("`{}`", page.ack.cli)},
     ]}));
-    // TODO(ack links): filled once `[delivery] public_url` and
-    // `BATON_ACK_KEYS` are set and the `/a/<token>` routes exist.
     if let Some(l) = &cx.links {
         blocks.push(json!({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "style": "primary", "url": l.acknowledge, "action_id": "baton_ack"},
