@@ -276,7 +276,7 @@ impl Client {
         loop {
             let policy = match next {
                 Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
-                None => policy.clone(),
+                None => policy,
             };
             let opened = match self.js.get_stream(&stream_name).await {
                 Ok(s) => store::ordered_messages(&s, policy, filter.clone()).await,

@@ -116,16 +116,18 @@ mod tests {
     use super::*;
 
     fn people() -> BTreeMap<String, PersonConfig> {
-        let mut alice = PersonConfig::default();
-        alice.contact = vec![
-            ContactConfig::Slack {
-                webhook_url: "https://hooks.slack.com/services/T0/B0/SECRET".into(),
-                member: Some("U1".into()),
-            },
-            ContactConfig::Email {
-                to: "alice@example.com".into(),
-            },
-        ];
+        let alice = PersonConfig {
+            contact: vec![
+                ContactConfig::Slack {
+                    webhook_url: "https://hooks.slack.com/services/T0/B0/SECRET".into(),
+                    member: Some("U1".into()),
+                },
+                ContactConfig::Email {
+                    to: "alice@example.com".into(),
+                },
+            ],
+            ..PersonConfig::default()
+        };
         BTreeMap::from([("alice".to_string(), alice)])
     }
 

@@ -507,6 +507,21 @@ fn deadlines(
     }
 }
 
+/// `slack` → `Slack`, for "Slack accepted …".
+fn channel_word(channel: &str) -> String {
+    match channel {
+        "slack" => "Slack".into(),
+        "email" => "E-mail".into(),
+        "webhook" => "Webhook".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The route of a page id `<event id>:<route>` (the whole id if it has none).
+fn page_route(page_id: &str) -> &str {
+    page_id.split_once(':').map_or(page_id, |(_, r)| r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,19 +634,4 @@ mod tests {
         assert_eq!(human(190_000), "3m 10s");
         assert_eq!(human(7_500_000), "2h 5m");
     }
-}
-
-/// `slack` → `Slack`, for "Slack accepted …".
-fn channel_word(channel: &str) -> String {
-    match channel {
-        "slack" => "Slack".into(),
-        "email" => "E-mail".into(),
-        "webhook" => "Webhook".into(),
-        other => other.to_string(),
-    }
-}
-
-/// The route of a page id `<event id>:<route>` (the whole id if it has none).
-fn page_route(page_id: &str) -> &str {
-    page_id.split_once(':').map_or(page_id, |(_, r)| r)
 }
