@@ -233,6 +233,8 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v2/enqueue",
         "POST /v1/pagerduty/enqueue",
         "GET /v1/stats",
+        "GET /a/{token}",
+        "POST /a/{token}",
     ];
     expected.sort();
     assert_eq!(listed, expected);
