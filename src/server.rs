@@ -372,6 +372,49 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeEr
     start(cfg, shutdown).await?.wait().await
 }
 
+/// `baton deliver`: only the delivery worker, apart from `serve`. It
+/// records outcomes through its own engine, which loads each handoff from
+/// the stream when it first writes to it (no full replay, no SLA timer:
+/// the daemons keep escalating).
+pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let cfg = Arc::new(cfg);
+    let client = store::connect(&cfg.nats).await?;
+    store::check_server(&client.server_info().version, cfg.nats.replicas)?;
+    let js = store::jetstream(client.clone(), &cfg.nats);
+    let names = Names::new(&cfg.nats.prefix);
+    store::ensure_streams(&js, &names, &stream_settings(&cfg)).await?;
+    let metrics = Arc::new(Metrics::new());
+    let policy = Arc::new(cfg.policy());
+    let event_store = EventStore::open(
+        js.clone(),
+        &names,
+        cfg.limits.max_in_flight_appends,
+        Some(append_timer(&metrics)),
+    )
+    .await?;
+    // A timer nobody runs: this process never fires deadlines.
+    let (timer, _queue) = sla::channel();
+    let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
+    let engine = Arc::new(Engine::new(event_store, projection, policy));
+    let limits = ParseLimits {
+        max_report_bytes: cfg.limits.max_report_bytes,
+        max_field_bytes: cfg.limits.max_field_bytes,
+    };
+    let app = Handoffs::new(engine, limits, metrics.clone());
+    let worker = delivery::Worker::new(app, delivery::Settings::from_config(&cfg), metrics)
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })?;
+    tracing::info!(prefix = %cfg.nats.prefix, "baton is delivering pages");
+    delivery::run(Arc::new(worker), js, names, shutdown)
+        .await
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })
+}
+
 /// Cancels `token` on SIGINT or SIGTERM.
 pub async fn shutdown_on_signals(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -464,3 +464,48 @@ async fn one_click_links_get_shows_a_form_post_acts_as_the_person_and_bad_links_
         .any(|e| matches!(&e.data, EventData::Resolved { by, .. } if by == "alice")));
     daemon.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baton_deliver_runs_the_worker_alone_and_baton_deliveries_lists_the_outcomes() {
+    let nats = Nats::start();
+    let sink = HttpSink::start().await;
+    let smtp = SmtpSink::start().await;
+    let closing = closing_listener().await;
+    let text = config_text(&nats.url, &sink, closing, &smtp);
+    // The daemon escalates and pages but does not deliver.
+    let mut cfg = config(&nats.url, &sink, closing, &smtp);
+    cfg.delivery.enabled = false;
+    let daemon = Daemon::start(cfg).await;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), &text).unwrap();
+    let _deliverer = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .arg("--config")
+        .arg(f.path())
+        .arg("deliver")
+        .env("BATON_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baton deliver runs");
+    let (_client, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("alone-1")).await;
+    let id = p1_id("alone-1");
+    settled(&js, id, 5).await;
+    assert_eq!(sink.on("flaky").len(), 2, "alice's page: 500, then 200");
+
+    let (code, out, err) = baton(&text, &["deliveries", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "FAILED ",
+        "via webhook to ",
+        ": http_400 after 1 attempt(s)",
+        "DELIVERED ",
+        "via email to c***@example.com (attempt 1,",
+        "UNDELIVERED ",
+        ":nobody: no_contact",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    daemon.stop().await.unwrap();
+}
