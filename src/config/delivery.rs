@@ -262,3 +262,73 @@ impl DeliveryConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    #[test]
+    fn delivery_is_off_by_default_and_parses_with_route_contacts() {
+        assert!(!Config::default().delivery.enabled);
+        let cfg = Config::parse(
+            r#"
+[delivery]
+enabled = true
+retry_deadline = "30s"
+public_url = "https://baton.example.com"
+[delivery.webhook]
+headers = { "X-Team" = "payments" }
+[delivery.smtp]
+host = "smtp.example.com"
+from = "baton@example.com"
+[routes.oncall]
+target = "rota:payments"
+contact = [ { kind = "slack", webhook_url = "env:OPS_SLACK" } ]
+"#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.delivery.retry_deadline.as_secs(), 30);
+        assert_eq!(cfg.delivery.smtp.as_ref().unwrap().port, 587);
+        assert_eq!(cfg.routes["oncall"].contact.len(), 1);
+        let err = Config::parse(
+            "[routes.x]\ntarget = \"t\"\ncontact = [ { kind = \"email\", to = \"nobody\" } ]\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid(p) if p.iter().any(|p| p.contains("routes.x.contact[0]"))),
+            "{err}"
+        );
+    }
+
+    /// Webhook URLs, the signing secret, SMTP passwords and link keys are
+    /// secrets: never in `Debug` or the serialized config.
+    #[test]
+    fn delivery_secrets_never_show_in_debug_or_serialized_config() {
+        let mut cfg =
+            Config::parse("[delivery.smtp]\nhost = \"h\"\nfrom = \"b@example.com\"\n").unwrap();
+        cfg.apply_env(|k| match k {
+            "BATON_DELIVERY_WEBHOOK_SECRET" => Some("whsec-s3cret".into()),
+            "BATON_SMTP_USER" => Some("baton".into()),
+            "BATON_SMTP_PASSWORD" => Some("smtp-s3cret".into()),
+            "BATON_ACK_KEYS" => Some("key-s3cret-new, key-s3cret-old".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.delivery.ack_keys, ["key-s3cret-new", "key-s3cret-old"]);
+        assert_eq!(
+            cfg.delivery.smtp.as_ref().unwrap().password.as_deref(),
+            Some("smtp-s3cret")
+        );
+        for shown in [
+            format!("{cfg:?}"),
+            format!("{:#?}", cfg.delivery),
+            serde_json::to_string(&cfg).unwrap(),
+            toml::to_string(&cfg).unwrap(),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+    }
+}
