@@ -54,6 +54,9 @@ pub struct Client {
     pub js: async_nats::jetstream::Context,
     pub names: Names,
     pub cfg: Config,
+    /// A person credential sent with every command as
+    /// `Authorization: Bearer <token>` (the binary reads `BATON_TOKEN`).
+    pub token: Option<String>,
 }
 
 impl Client {
@@ -65,7 +68,65 @@ impl Client {
             js,
             names: Names::new(&cfg.nats.prefix),
             cfg,
+            token: None,
         })
+    }
+
+    /// The same client, acting with person credential `token`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// Creates a credential for `person` (who must be in `[people]`) and
+    /// returns the token, shown once, and the stored record.
+    pub async fn create_credential(
+        &self,
+        person: &str,
+        scope: crate::identity::Scope,
+        name: Option<String>,
+    ) -> Result<(String, crate::identity::CredentialRecord), ClientError> {
+        if !self.cfg.people.contains_key(person) {
+            return Err(ClientError::Refused {
+                code: "unknown_person".into(),
+                message: format!("{person:?} is not in [people] of this config"),
+            });
+        }
+        let (minted, record) = crate::identity::credentials::create(
+            &self.js,
+            &self.names,
+            person,
+            scope,
+            name,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(write_error)?;
+        Ok((minted.token, record))
+    }
+
+    /// Revokes credential `id`.
+    pub async fn revoke_credential(
+        &self,
+        id: &str,
+    ) -> Result<crate::identity::CredentialRecord, ClientError> {
+        crate::identity::credentials::revoke(&self.js, &self.names, id, chrono::Utc::now())
+            .await
+            .map_err(write_error)
+    }
+
+    /// Every stored credential record (never a secret), of `person` or all.
+    pub async fn list_credentials(
+        &self,
+        person: Option<&str>,
+    ) -> Result<Vec<crate::identity::CredentialRecord>, ClientError> {
+        let all = crate::identity::credentials::list_stored(&self.js, &self.names)
+            .await
+            .map_err(write_error)?;
+        Ok(all
+            .into_iter()
+            .filter(|r| person.is_none_or(|p| r.person == p))
+            .collect())
     }
 
     /// Validates a report locally (same rules as the daemon), stores it in
@@ -148,12 +209,15 @@ impl Client {
     }
 
     async fn request(&self, subject: String, body: Value) -> Result<Value, ClientError> {
+        let payload: bytes::Bytes = serde_json::to_vec(&body).expect("json").into();
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(t) = &self.token {
+            headers.insert("Authorization", format!("Bearer {t}").as_str());
+        }
         let reply = tokio::time::timeout(
             self.cfg.nats.request_timeout,
-            self.nats.request(
-                subject.clone(),
-                serde_json::to_vec(&body).expect("json").into(),
-            ),
+            self.nats
+                .request_with_headers(subject.clone(), headers, payload),
         )
         .await
         .map_err(|_| ClientError::NoReply {
@@ -348,6 +412,19 @@ pub fn describe_delivery(e: &crate::domain::Event) -> String {
             format!("{at} UNDELIVERED {page_id}: {reason}")
         }
         other => format!("{at} {}", other.kind()),
+    }
+}
+
+fn write_error(e: crate::identity::credentials::WriteError) -> ClientError {
+    use crate::identity::credentials::WriteError;
+    match e {
+        WriteError::Store(s) => ClientError::Store(s),
+        WriteError::NoStream(s) => ClientError::NoStreams(s),
+        e @ (WriteError::NotFound(_) | WriteError::AlreadyRevoked(_)) => ClientError::Refused {
+            code: "credential".into(),
+            message: e.to_string(),
+        },
+        e @ WriteError::Token(_) => ClientError::Io(e.to_string()),
     }
 }
 

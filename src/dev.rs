@@ -42,6 +42,12 @@ impl NatsServer {
     /// Starts `nats-server -js` on 127.0.0.1:`port` with its store under
     /// `data_dir/jetstream` and its log in `data_dir/nats-server.log`.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, DevError> {
+        Self::start_with(data_dir, port, &[])
+    }
+
+    /// [`Self::start`] with more arguments for `nats-server` (a cluster
+    /// node's `--name`, `--cluster`, `--routes`, …).
+    pub fn start_with(data_dir: &Path, port: u16, extra: &[String]) -> Result<Self, DevError> {
         std::fs::create_dir_all(data_dir).map_err(DevError::Spawn)?;
         let log = data_dir.join("nats-server.log");
         // Readiness is read from what this run appends to the log.
@@ -51,6 +57,7 @@ impl NatsServer {
             .arg(data_dir.join("jetstream"))
             .arg("-l")
             .arg(&log)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

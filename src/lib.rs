@@ -15,11 +15,17 @@
 //!   concurrency, retry), the reads, one typed request per verb, one error
 //!   enum, and the views every transport answers with.
 //! - [`api`] — the NATS request/reply loop for `cmd.*` and `job.*`.
+//! - [`identity`] — people, their credentials (hashed in
+//!   `BATON_CREDENTIALS`) and the rule of who may do what; imports `store`
+//!   and `config`, and `app`, `http`, `api` call it.
 //! - [`wire`] — the stored and wire formats other processes read: events'
 //!   encoding and decoder, pages, snapshots; each versioned and pinned.
 //! - [`store`] — JetStream: connection, streams, append and per-handoff reads.
 //! - [`projector`] — current state rebuilt from `BATON_EVENTS`.
 //! - [`sla`] — the one timer task that holds every deadline.
+//! - [`heartbeat`] — heartbeat monitors: the pure rules (deadline, outage id,
+//!   what a ping does) and the edge that follows `BATON_HEARTBEATS`, arms a
+//!   second timer and opens or resolves incidents through the engine.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
 //! - [`delivery`] — pages to people (Slack, webhooks, e-mail), every
 //!   outcome recorded in the log.
@@ -32,6 +38,8 @@
 //! - [`jobs`] — the operations playbook on a schedule: daily review, weekly
 //!   drill, ownership audit, each run claimed once across daemons.
 //! - [`teams`] — team handoffs at the edges: sender-quality stats, workflow diagrams.
+//! - [`oncall`] — the follower that reads `BATON_ONCALL` (overrides,
+//!   participant changes) into the roster the engine resolves targets with.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
 //!
@@ -52,11 +60,14 @@ pub mod config;
 pub mod delivery;
 pub mod dev;
 pub mod domain;
+pub mod heartbeat;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod intake;
 pub mod jobs;
 pub mod metrics;
+pub mod oncall;
 pub mod pages;
 pub mod projector;
 pub mod replay;

@@ -202,7 +202,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         cmd => {
             let cfg = load_config(&cli, false)?;
-            let client = Client::connect(cfg).await?;
+            // A person credential: commands act as its person (README
+            // "People and credentials"). Never printed.
+            let token = std::env::var("BATON_TOKEN").ok();
+            let client = Client::connect(cfg).await?.with_token(token);
             client_command(&client, cmd).await?;
         }
     }

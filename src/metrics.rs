@@ -69,6 +69,21 @@ pub struct Metrics {
     /// `baton_delivery_queue_depth`: pages waiting for or in delivery (the
     /// delivery consumer's pending plus unacknowledged messages).
     pub delivery_queue_depth: IntGauge,
+    /// `baton_heartbeat_pings_total{monitor,status}`: pings this daemon took
+    /// live (configured monitors only: a bounded label).
+    pub heartbeat_pings_total: IntCounterVec,
+    /// `baton_heartbeat_pings_rejected_total{reason}`: pings for no
+    /// configured monitor or with a bad body.
+    pub heartbeat_pings_rejected_total: IntCounterVec,
+    /// `baton_heartbeat_misses_total{monitor}`: missed deadlines this daemon
+    /// opened an incident for.
+    pub heartbeat_misses_total: IntCounterVec,
+    /// `baton_heartbeat_last_ok_timestamp_seconds{monitor}`: the last `ok`.
+    pub heartbeat_last_ok_timestamp_seconds: IntGaugeVec,
+    /// `baton_unresolved_targets_total{route}`: notice targets that
+    /// resolved to nobody when the decision was taken (the route's
+    /// fallback, if any, was paged instead); counted from stored events.
+    pub unresolved_targets_total: IntCounterVec,
 }
 
 /// `reason` of `baton_undecodable_commits_total`: a newer Baton's commit.
@@ -202,6 +217,13 @@ impl Metrics {
                 "Latency of one event-commit append to JetStream.",
                 vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]
             ))),
+            unresolved_targets_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_unresolved_targets_total",
+                    "Notice targets that resolved to nobody (the route's fallback was paged)."
+                ),
+                &["route"]
+            )),
             pages_published_total: reg!(IntCounterVec::new(
                 Opts::new(
                     "baton_pages_published_total",
@@ -310,6 +332,34 @@ impl Metrics {
                 "baton_delivery_queue_depth",
                 "Pages waiting for or in delivery."
             )),
+            heartbeat_pings_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_pings_total",
+                    "Heartbeat pings taken, by monitor and status."
+                ),
+                &["monitor", "status"]
+            )),
+            heartbeat_pings_rejected_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_pings_rejected_total",
+                    "Heartbeat pings refused: unknown_monitor, invalid_body or too_large."
+                ),
+                &["reason"]
+            )),
+            heartbeat_misses_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_heartbeat_misses_total",
+                    "Missed heartbeat deadlines this daemon opened an incident for."
+                ),
+                &["monitor"]
+            )),
+            heartbeat_last_ok_timestamp_seconds: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "baton_heartbeat_last_ok_timestamp_seconds",
+                    "Unix time of each heartbeat monitor's last ok ping."
+                ),
+                &["monitor"]
+            )),
             registry,
         }
     }
@@ -355,6 +405,13 @@ impl Metrics {
     /// Feeds one stored event; `state` is the handoff after the event;
     /// `opening` is true for the events of the commit that opened it.
     pub fn observe(&self, event: &Event, state: Option<&Handoff>, opening: bool) {
+        if let Some((_, notice)) = event.data.notice() {
+            for rt in notice.routes.iter().filter(|rt| rt.unresolved) {
+                self.unresolved_targets_total
+                    .with_label_values(&[&rt.route])
+                    .inc();
+            }
+        }
         let h = match state {
             Some(Handoff::Team(t)) => return self.observe_team(event, t),
             // Drills are real events but not production figures.

@@ -22,10 +22,11 @@ use crate::app::engine::{Engine, EngineError};
 use crate::app::Handoffs;
 use crate::config::Config;
 use crate::domain::{Command, DomainError, ParseLimits};
+use crate::identity::{Credentials, Identity};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{api, delivery, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, delivery, heartbeat, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub struct Shared {
     pub js: async_nats::jetstream::Context,
     pub client: async_nats::Client,
     pub ready: watch::Receiver<bool>,
+    /// People, followed credentials and access rules.
+    pub identity: Identity,
 }
 
 impl Shared {
@@ -62,6 +65,7 @@ impl Shared {
             max_field_bytes: self.cfg.limits.max_field_bytes,
         };
         Handoffs::new(self.engine.clone(), limits, self.metrics.clone())
+            .with_identity(self.identity.clone())
     }
 
     /// The HTTP face's state.
@@ -79,6 +83,8 @@ impl Shared {
                 self.cfg.pagerduty.clone(),
             )),
             ack_keys: Arc::new(self.cfg.delivery.ack_keys.clone()),
+            heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
+            identity: self.identity.clone(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Shared {
             app: self.app(),
             metrics: self.metrics.clone(),
             js: self.js.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -144,9 +151,24 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     .await?;
     let (timer, queue) = sla::channel();
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
-    let engine = Arc::new(Engine::new(event_store.clone(), projection.clone(), policy));
+    // Who is on call: the config's rotations plus every stored override,
+    // read before anything can page so no decision misses one.
+    let roster = Arc::new(crate::app::oncall::Roster::new(cfg.directory()));
+    let oncall_log = store::OncallLog::new(js.clone(), &names);
+    let oncall_after = crate::oncall::catch_up(&roster, &oncall_log).await?;
+    let engine = Arc::new(
+        Engine::new(event_store.clone(), projection.clone(), policy).with_roster(roster.clone()),
+    );
     let (ready_tx, ready) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+
+    {
+        let (r, l, t) = (roster, oncall_log, shutdown.clone());
+        tasks.spawn(async move {
+            let result = crate::oncall::run(r, l, oncall_after, t).await;
+            ("on-call follower", result.map_err(|e| e.to_string()))
+        });
+    }
 
     let started = Instant::now();
     // A snapshot, when a valid one exists, leaves only the tail to replay.
@@ -223,6 +245,16 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             ("sla timer", Ok(()))
         });
     }
+    // Credentials are followed into memory; one not seen yet is read by
+    // its subject on first use, so commands need not wait for this.
+    let credentials = Credentials::new(js.clone(), names.clone());
+    {
+        let (c, t) = (credentials.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            c.run(t).await;
+            ("credentials", Ok(()))
+        });
+    }
     let shared = Shared {
         cfg: cfg.clone(),
         engine,
@@ -230,6 +262,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         js: js.clone(),
         client: client.clone(),
         ready,
+        identity: Identity::new(&cfg, Some(credentials)),
     };
     {
         let (a, j, n, t) = (
@@ -251,6 +284,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         .map_err(|e| StoreError::nats("subscribe", e))?;
     {
         let service = api::nats::Service {
+            identity: shared.identity.clone(),
             app: shared.app(),
             jobs: shared.job_context(),
             client: client.clone(),
@@ -293,6 +327,23 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
                     .await
                     .map_err(|e| e.to_string()),
             )
+        });
+    }
+    {
+        // After the projector caught up: an `ok` read from history may
+        // resolve an incident, which needs the handoffs' state.
+        let monitors = heartbeat::run::open(
+            heartbeat::run::monitors(&cfg),
+            shared.engine.clone(),
+            metrics.clone(),
+            js.clone(),
+            names.clone(),
+        )
+        .await?;
+        let t = shutdown.clone();
+        tasks.spawn(async move {
+            let r = monitors.run(t).await;
+            ("heartbeats", r.map_err(|e| e.to_string()))
         });
     }
     let mut http_addr = None;

@@ -232,9 +232,16 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/alertmanager/{integration}",
         "POST /v2/enqueue",
         "POST /v1/pagerduty/enqueue",
+        "POST /v1/heartbeats/{name}",
+        "POST /v1/heartbeats/{name}/start",
+        "POST /v1/heartbeats/{name}/fail",
         "GET /v1/stats",
         "GET /a/{token}",
         "POST /a/{token}",
+        "GET /v1/people/{id}",
+        "GET /v1/oncall",
+        "POST /v1/oncall/overrides",
+        "DELETE /v1/oncall/overrides/{id}",
     ];
     expected.sort();
     assert_eq!(listed, expected);

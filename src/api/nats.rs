@@ -9,6 +9,13 @@
 //! `{"ok": false, "error": {"code", "message", "field"?, "errors"?}}` with
 //! the code of [`AppError::code`].
 //!
+//! A command acts as the person whose credential comes in the request's
+//! `Authorization: Bearer <token>` header (the CLI sends `BATON_TOKEN`);
+//! an unknown, revoked or wrong one is refused `unauthorized`. Without the
+//! header the request is the compatibility mode (the body's `by`, as
+//! before), which `authz.require_person` refuses. The NATS user or JWT is
+//! not mapped to a person.
+//!
 //! One semaphore bounds the requests in flight for both subjects; a permit
 //! is taken before a message is, and both waits race shutdown, after which
 //! the requests in flight finish and are answered.
@@ -24,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::requests::{self, JobBody};
 use crate::app::{AppError, Handoffs};
+use crate::identity::{Action, Actor, Facts, Identity};
 use crate::jobs::{self, JobContext};
 use crate::store::Names;
 
@@ -54,6 +62,8 @@ pub async fn subscribe(
 
 /// What the loop serves with.
 pub struct Service {
+    /// Who sends a command (the `Authorization` header).
+    pub identity: Identity,
     /// Commands and reads.
     pub app: Handoffs,
     /// On-demand job runs.
@@ -87,7 +97,8 @@ pub async fn serve(subs: Subscriptions, service: Service, shutdown: Cancellation
             while tasks.try_join_next().is_some() {}
             let service = service.clone();
             tasks.spawn(async move {
-                let reply = answer(&service, &msg.subject, &msg.payload).await;
+                let reply =
+                    answer_with(&service, &msg.subject, msg.headers.as_ref(), &msg.payload).await;
                 match msg.reply {
                     Some(to) => {
                         let bytes = serde_json::to_vec(&reply).expect("serializes");
@@ -109,15 +120,62 @@ pub async fn serve(subs: Subscriptions, service: Service, shutdown: Cancellation
     while tasks.join_next().await.is_some() {}
 }
 
-/// The reply body for one request on `subject`.
+/// The reply body for one request on `subject` without headers.
 pub async fn answer(service: &Service, subject: &str, payload: &[u8]) -> Value {
+    answer_with(service, subject, None, payload).await
+}
+
+/// The bearer token of a NATS request's `Authorization` header.
+fn bearer(headers: Option<&async_nats::HeaderMap>) -> Option<&str> {
+    let value = headers?.get("Authorization")?.as_str();
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Who sends a request: the person of its credential, or the
+/// compatibility mode without one.
+async fn actor(
+    identity: &Identity,
+    headers: Option<&async_nats::HeaderMap>,
+) -> Result<Actor, AppError> {
+    let Some(token) = bearer(headers) else {
+        return Ok(Actor::Shared);
+    };
+    identity.authenticate(token).await.map_err(|e| match e {
+        crate::identity::AuthError::Credential(crate::identity::VerifyError::Store(s)) => {
+            AppError::Unavailable(s)
+        }
+        e => {
+            tracing::info!(reason = %e, "NATS credential refused");
+            AppError::Unauthorized(
+                "the Authorization header's credential is unknown, revoked or wrong".into(),
+            )
+        }
+    })
+}
+
+/// The reply body for one request on `subject`, acting as the sender
+/// its `headers` prove.
+pub async fn answer_with(
+    service: &Service,
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> Value {
     let names = service.app.names();
     let verb = names.verb_of(subject);
     let (what, result) = if verb.is_empty() {
         let name = names.job_of(subject);
         (name, job(&service.jobs, name, payload).await)
     } else {
-        (verb, command(&service.app, verb, payload).await)
+        let result = match actor(&service.identity, headers).await {
+            Ok(actor) => command(&service.app, &actor, verb, payload).await,
+            Err(e) => Err(e),
+        };
+        (verb, result)
     };
     result.unwrap_or_else(|e| {
         e.log(what);
@@ -126,7 +184,15 @@ pub async fn answer(service: &Service, subject: &str, payload: &[u8]) -> Value {
 }
 
 /// `<prefix>.cmd.<verb>`.
-async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, AppError> {
+async fn command(
+    app: &Handoffs,
+    actor: &Actor,
+    verb: &str,
+    payload: &[u8],
+) -> Result<Value, AppError> {
+    if crate::app::oncall::VERBS.contains(&verb) {
+        return oncall(app, actor, verb, payload).await;
+    }
     if !requests::VERBS.contains(&verb) {
         return Err(AppError::UnknownCommand {
             verb: verb.into(),
@@ -139,8 +205,9 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
         "list" => json!({"ok": true, "page": app.list(requests::body(verb, obj)?).await?}),
         "stats" => json!({"ok": true, "stats": app.stats(&requests::body(verb, obj)?).await?}),
         "digest" => ok(app.digest(&requests::body(verb, obj)?)),
-        "start" => ok(app.start(requests::body(verb, obj)?).await?),
+        "start" => ok(app.start_as(actor, obj).await?),
         "report" => {
+            app.authorize(actor, Action::Report, &Facts::default())?;
             let body: requests::ReportBody = requests::body(verb, obj)?;
             if let Some(k) = body.idempotency_key.as_deref() {
                 if !requests::is_idempotency_key(k) {
@@ -161,8 +228,33 @@ async fn command(app: &Handoffs, verb: &str, payload: &[u8]) -> Result<Value, Ap
         }
         _ => {
             let id = requests::id(&obj)?;
-            ok(app.command(verb, id, obj).await?)
+            ok(app.command_as(actor, verb, id, obj).await?)
         }
+    })
+}
+
+/// The on-call verbs: `oncall`, `oncall_override`, `oncall_cancel`,
+/// `oncall_participants`.
+async fn oncall(
+    app: &Handoffs,
+    actor: &Actor,
+    verb: &str,
+    payload: &[u8],
+) -> Result<Value, AppError> {
+    let mut obj = requests::object(payload)?;
+    if verb != "oncall" {
+        app.authorize_oncall(actor, verb, &mut obj)?;
+    }
+    let service = app.oncall();
+    Ok(match verb {
+        "oncall" => ok(service.who_body(obj)?),
+        "oncall_override" => {
+            json!({"ok": true, "override": service.create_override_body(obj).await?})
+        }
+        "oncall_cancel" => {
+            json!({"ok": true, "override": service.cancel_override_body(obj).await?})
+        }
+        _ => ok(service.change_participants_body(obj).await?),
     })
 }
 

@@ -88,6 +88,8 @@ pub struct Engine {
     store: EventStore,
     projection: Arc<Projection>,
     policy: Arc<Policy>,
+    /// Who is on call: targets are resolved against it after `decide`.
+    roster: Arc<super::oncall::Roster>,
 }
 
 impl Engine {
@@ -97,7 +99,21 @@ impl Engine {
             store,
             projection,
             policy,
+            roster: Arc::default(),
         }
+    }
+
+    /// The same engine resolving targets against `roster` (without one,
+    /// the roster is empty: every `rotation:`/`person:` target is
+    /// unresolved and labels stay labels).
+    pub fn with_roster(mut self, roster: Arc<super::oncall::Roster>) -> Self {
+        self.roster = roster;
+        self
+    }
+
+    /// The on-call roster targets are resolved against.
+    pub fn roster(&self) -> &Arc<super::oncall::Roster> {
+        &self.roster
     }
 
     /// The current state it decides on.
@@ -286,7 +302,7 @@ impl Engine {
                 (e.state.clone(), e.last_seq)
             };
             let now = Utc::now();
-            let new = match decide(state.as_ref(), cmd, now, &self.policy) {
+            let mut new = match decide(state.as_ref(), cmd, now, &self.policy) {
                 // Another daemon may have opened it and our projector lags.
                 Err(DomainError::NotFound) if !refreshed => {
                     self.refresh(slot, id).await?;
@@ -304,6 +320,15 @@ impl Engine {
                     seq: None,
                 });
             }
+            // Who each notice reaches is decided now and stored with it:
+            // `decide` stays pure, the roster is read once per attempt.
+            self.roster.read(|dir| {
+                for e in &mut new {
+                    if let Some(notice) = e.data.notice_mut() {
+                        dir.resolve_notice(notice, &self.policy, now);
+                    }
+                }
+            });
             let events: Vec<Event> = new
                 .into_iter()
                 .map(|e| e.seal(Uuid::now_v7(), id, now))

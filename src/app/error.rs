@@ -115,6 +115,26 @@ pub enum AppError {
     /// `conflict`, HTTP 409: another daemon has this job run.
     #[error("claimed elsewhere")]
     ClaimedElsewhere,
+    /// `unauthorized`, HTTP 401: the credential sent (NATS
+    /// `Authorization` header) is unknown, revoked or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// `forbidden`, HTTP 403: the actor may not take this action; the
+    /// message names what is needed (a role, a team, a person credential).
+    /// Nothing is stored.
+    #[error("{action} needs {needed}")]
+    Forbidden {
+        /// The verb refused.
+        action: String,
+        /// What would be allowed.
+        needed: String,
+    },
+    /// `unknown_rotation`, HTTP 404, field `rotation`: no such rotation.
+    #[error("{0}")]
+    UnknownRotation(String),
+    /// `unknown_override`, HTTP 404, field `id`: no such (uncancelled) override.
+    #[error("{0}")]
+    UnknownOverride(String),
     /// `unavailable`, HTTP 503: JetStream failed; retry. The cause is
     /// logged, never shown.
     #[error("the event store is unavailable; retry")]
@@ -141,7 +161,11 @@ impl AppError {
             AppError::Domain(d) => d.code(),
             AppError::Contended(_) | AppError::ClaimedElsewhere => "conflict",
             AppError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden { .. } => "forbidden",
             AppError::Unavailable(_) => "unavailable",
+            AppError::UnknownRotation(_) => "unknown_rotation",
+            AppError::UnknownOverride(_) => "unknown_override",
         }
     }
 
@@ -152,6 +176,8 @@ impl AppError {
             AppError::UnknownCommand { .. }
             | AppError::UnknownJob(_)
             | AppError::UnknownTemplate { .. }
+            | AppError::UnknownRotation(_)
+            | AppError::UnknownOverride(_)
             | AppError::Domain(DomainError::NotFound) => 404,
             AppError::InvalidId
             | AppError::MissingField { .. }
@@ -165,6 +191,8 @@ impl AppError {
             | AppError::Contended(_)
             | AppError::ClaimedElsewhere
             | AppError::IdempotencyKeyReused { .. } => 409,
+            AppError::Unauthorized(_) => 401,
+            AppError::Forbidden { .. } => 403,
             AppError::Unavailable(_) => 503,
         }
     }
@@ -179,6 +207,8 @@ impl AppError {
             | AppError::Domain(DomainError::Invalid { field, .. }) => Some(field.clone()),
             AppError::InvalidId => Some("id".into()),
             AppError::UnknownTemplate { .. } => Some("template".into()),
+            AppError::UnknownRotation(_) => Some("rotation".into()),
+            AppError::UnknownOverride(_) => Some("id".into()),
             AppError::InvalidFields(errors) => {
                 errors.first().map(|e| format!("fields.{}", e.field))
             }
@@ -296,6 +326,15 @@ mod tests {
                 422,
             ),
             (AppError::Contended(8), "conflict", 409),
+            (AppError::Unauthorized("x".into()), "unauthorized", 401),
+            (
+                AppError::Forbidden {
+                    action: "override".into(),
+                    needed: "role incident_captain".into(),
+                },
+                "forbidden",
+                403,
+            ),
             (
                 AppError::UnknownTemplate {
                     name: "x".into(),

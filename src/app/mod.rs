@@ -17,6 +17,8 @@
 //! - [`list`] — the list's filters and keyset paging.
 //! - [`reports`] — reports in: validation, opening, rejection records.
 //! - [`rejection`] — the rejection record, bounded to fit one message.
+//! - [`oncall`] — who is on call: the shared roster and the on-call
+//!   service (overrides, participant changes, `oncall` questions).
 
 // The API's own layer: every public item says what it is.
 #![warn(missing_docs)]
@@ -25,6 +27,7 @@ mod decode;
 pub mod engine;
 pub mod error;
 pub mod list;
+pub mod oncall;
 pub mod rejection;
 pub mod reports;
 pub mod requests;
@@ -38,6 +41,7 @@ use uuid::Uuid;
 pub use error::AppError;
 
 use crate::domain::{Command, DomainError, ParseLimits, Policy};
+use crate::identity::{Action, Actor, Decision, Facts, Identity};
 use crate::metrics::Metrics;
 use crate::projector::{off_runtime, Projection, Select};
 use crate::stats::Stats;
@@ -54,6 +58,41 @@ pub struct Handoffs {
     engine: Arc<Engine>,
     limits: ParseLimits,
     metrics: Arc<Metrics>,
+    /// Who may do what; without it every actor may do anything (tests).
+    identity: Option<Identity>,
+}
+
+/// With a person credential, the command's `by` is that person: filled
+/// in when the body leaves it out, refused (`invalid_value`, 422) when it
+/// names someone else. A shared token keeps the body's `by`, unproven.
+pub fn bind_by(
+    actor: &Actor,
+    body: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AppError> {
+    bind_field(actor, body, "by")
+}
+
+/// [`bind_by`] for a body whose actor field has another name (an
+/// override's `created_by`: its `by` is who goes on call).
+pub fn bind_field(
+    actor: &Actor,
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<(), AppError> {
+    let Some(person) = actor.person() else {
+        return Ok(());
+    };
+    match body.get(field) {
+        None | Some(serde_json::Value::Null) => {
+            body.insert(field.into(), person.into());
+            Ok(())
+        }
+        Some(serde_json::Value::String(by)) if by.trim() == person => Ok(()),
+        Some(_) => Err(AppError::invalid(
+            field,
+            format!("this credential acts as {person:?}: leave `{field}` out or send {person:?}"),
+        )),
+    }
 }
 
 impl Handoffs {
@@ -64,12 +103,29 @@ impl Handoffs {
             engine,
             limits,
             metrics,
+            identity: None,
         }
+    }
+
+    /// The same service, deciding access with `identity`'s rules
+    /// (`[authz]`, `members_only` templates) in [`Self::command_as`],
+    /// [`Self::start_as`] and [`Self::authorize`].
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// The rules' configuration: severities, routes, templates.
     pub fn policy(&self) -> &Policy {
         self.engine.policy()
+    }
+
+    /// Who is on call: questions, overrides, participant changes.
+    pub fn oncall(&self) -> oncall::Oncall {
+        oncall::Oncall::new(
+            self.engine.roster().clone(),
+            crate::store::OncallLog::new(self.engine.store().context().clone(), self.names()),
+        )
     }
 
     /// The subjects and streams of this deployment.
@@ -103,6 +159,139 @@ impl Handoffs {
                 known: requests::VERBS.join(", "),
             }),
         }
+    }
+
+    /// Decides whether `actor` may take `action` with `facts`
+    /// ([`crate::identity::authz::authorize`]); a refusal is logged and is
+    /// `forbidden` (403), before anything is stored.
+    pub fn authorize(&self, actor: &Actor, action: Action, facts: &Facts) -> Result<(), AppError> {
+        let Some(identity) = &self.identity else {
+            return Ok(());
+        };
+        match crate::identity::authz::authorize(actor, action, facts, identity.rules()) {
+            Decision::Allow => Ok(()),
+            Decision::Forbidden { needed } => {
+                let action = action.as_str().to_string();
+                tracing::warn!(
+                    person = actor.person().unwrap_or("(shared token)"),
+                    action,
+                    needed,
+                    "action forbidden"
+                );
+                Err(AppError::Forbidden { action, needed })
+            }
+        }
+    }
+
+    /// Authorizes an on-call change (`oncall_override`, `oncall_cancel`,
+    /// `oncall_participants`) for `actor` and binds the body's actor
+    /// field (`created_by` of an override, `by` of the others) to a
+    /// person credential's person.
+    pub fn authorize_oncall(
+        &self,
+        actor: &Actor,
+        verb: &str,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), AppError> {
+        self.authorize(
+            actor,
+            crate::identity::authz::Action::OncallChange,
+            &Default::default(),
+        )?;
+        let field = if verb == "oncall_override" {
+            "created_by"
+        } else {
+            "by"
+        };
+        bind_field(actor, body, field)
+    }
+
+    /// [`Self::command`] for `actor`: authorized first (loading the
+    /// handoff's facts when a `members_only` template may apply), then, for
+    /// a person credential, `by` is that person ([`bind_by`]).
+    pub async fn command_as(
+        &self,
+        actor: &Actor,
+        verb: &str,
+        id: Uuid,
+        mut body: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CommandReply, AppError> {
+        if let Some(action) = Action::of_verb(verb) {
+            let facts = self.facts(action, id).await?;
+            self.authorize(actor, action, &facts)?;
+            bind_by(actor, &mut body)?;
+        }
+        self.command(verb, id, body).await
+    }
+
+    /// [`Self::start`] for `actor`, from the body's JSON object.
+    pub async fn start_as(
+        &self,
+        actor: &Actor,
+        mut body: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CommandReply, AppError> {
+        self.authorize(actor, Action::Start, &Facts::default())?;
+        bind_by(actor, &mut body)?;
+        self.start(requests::body("start", body)?).await
+    }
+
+    /// The handoff's facts the rule needs: the receiving team of a team
+    /// handoff whose template is `members_only`.
+    async fn facts(&self, action: Action, id: Uuid) -> Result<Facts, AppError> {
+        let Some(identity) = &self.identity else {
+            return Ok(Facts::default());
+        };
+        if !action.is_members_only_kind() || !identity.any_members_only() {
+            return Ok(Facts::default());
+        }
+        let handoff = self.engine.load(id).await?;
+        Ok(Facts {
+            members_only_team: handoff
+                .as_ref()
+                .and_then(|h| h.as_team())
+                .filter(|t| identity.members_only(&t.template.name))
+                .map(|t| t.template.to_team.clone()),
+        })
+    }
+
+    /// The open handoffs assigned to `person`: incidents whose packet
+    /// names them primary or backup owner, or whose pages reached them
+    /// (the person stored in a page or escalation), newest first. Walks
+    /// the projection.
+    pub async fn owned_by(&self, person: String) -> Vec<views::OwnedHandoff> {
+        self.read(move |projection, _| {
+            let mut out = Vec::new();
+            projection.visit(
+                |_| true,
+                |h, _| {
+                    let Some(i) = h.as_incident().filter(|_| !h.is_closed()) else {
+                        return;
+                    };
+                    let owner = i.packet.owner.as_ref();
+                    let role = if owner.and_then(|o| o.primary.as_deref()) == Some(person.as_str())
+                    {
+                        "primary"
+                    } else if owner.and_then(|o| o.backup.as_deref()) == Some(person.as_str()) {
+                        "backup"
+                    } else if i.paged_people.contains(&person) {
+                        "paged"
+                    } else {
+                        return;
+                    };
+                    out.push(views::OwnedHandoff {
+                        id: i.id,
+                        role: role.into(),
+                        severity: i.severity.to_string(),
+                        status: h.status_str().into(),
+                        team: i.team.clone(),
+                        opened_at: i.opened_at,
+                    });
+                },
+            );
+            out.sort_by_key(|h| std::cmp::Reverse(h.opened_at));
+            out
+        })
+        .await
     }
 
     /// Starts a team handoff from a template (or joins it, with the same

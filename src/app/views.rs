@@ -524,3 +524,66 @@ pub struct HandoffDigest {
     /// SHA-256 of its state, hex.
     pub digest: String,
 }
+
+/// An open incident a person owns (`GET /v1/people/{id}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnedHandoff {
+    /// The handoff.
+    pub id: Uuid,
+    /// `primary` or `backup` (how the packet's owner names them), or
+    /// `paged` (a page or escalation reached them).
+    pub role: String,
+    /// `P1`, `P2`, `P3`.
+    pub severity: String,
+    /// The status in the incident's words.
+    pub status: String,
+    /// The owning team.
+    pub team: String,
+    /// When it was opened.
+    pub opened_at: DateTime<Utc>,
+}
+
+/// One of a person's credentials, without its secret or hash.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// The credential id (the token's second part).
+    pub id: String,
+    /// Its label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `person` or `report`.
+    pub scope: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Last successful use (written at most hourly).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&crate::identity::CredentialRecord> for CredentialView {
+    fn from(r: &crate::identity::CredentialRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            scope: r.scope.as_str().into(),
+            created_at: r.created_at,
+            last_used: r.last_used,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// `GET /v1/people/{id}`: who they are, what they own, their credentials.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonView {
+    /// The configured person (contact kinds only, never addresses).
+    #[serde(flatten)]
+    pub person: crate::identity::Person,
+    /// Open incidents whose packet names them owner, newest first.
+    pub open_handoffs: Vec<OwnedHandoff>,
+    /// Their credentials, revoked ones included.
+    pub credentials: Vec<CredentialView>,
+}

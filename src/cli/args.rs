@@ -47,16 +47,18 @@ pub enum Cmd {
         template: String,
     },
     /// Acknowledge a handoff: stops escalation, records MTTA.
+    /// With BATON_TOKEN (a person credential) `--by` may be left out: the
+    /// credential's person acts.
     Ack {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
     },
     /// Page a held handoff at once despite the HCS gate.
     Override {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         #[arg(long)]
         reason: String,
     },
@@ -64,14 +66,14 @@ pub enum Cmd {
     Enrich {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         file: PathBuf,
     },
     /// Close a handoff.
     Resolve {
         id: String,
         #[arg(long)]
-        by: String,
+        by: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -163,6 +165,30 @@ pub enum Cmd {
         #[command(subcommand)]
         action: JobCmd,
     },
+    /// People's credentials: `baton person token create|revoke|list`.
+    Person {
+        #[command(subcommand)]
+        action: PersonCmd,
+    },
+    /// Who is on call (`--at` an instant, default now), and overrides:
+    /// `baton oncall override …`, `baton oncall cancel <id>`.
+    Oncall {
+        #[command(subcommand)]
+        action: Option<OncallCmd>,
+        /// The instant asked about: RFC 3339 (`2026-11-24T02:13:00Z`) or `now`.
+        #[arg(long)]
+        at: Option<String>,
+        /// One rotation (default: every rotation).
+        #[arg(long)]
+        rotation: Option<String>,
+        /// Believe the log as it was at this instant (RFC 3339): without
+        /// overrides recorded later.
+        #[arg(long)]
+        known: Option<String>,
+        /// The reply as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the daily review (the 24 h before today's review time, or --date's).
     Review {
         /// YYYY-MM-DD, in the jobs' time zone.
@@ -252,6 +278,82 @@ pub enum HandoffCmd {
 }
 
 #[derive(Subcommand)]
+pub enum PersonCmd {
+    /// API credentials of people (`[people.<id>]`), stored hashed in BATON_CREDENTIALS.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Make a credential and print its token once (it is stored only hashed).
+    Create {
+        /// The person id (`[people.<id>]`).
+        person: String,
+        /// person (act as them) or report (may only submit reports).
+        #[arg(long, default_value = "person")]
+        scope: baton::identity::Scope,
+        /// A label ("laptop", "ci-runner-3").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a credential by id: it never authenticates again.
+    Revoke { id: String },
+    /// List credentials (ids, scopes, last use; never secrets).
+    List {
+        person: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OncallCmd {
+    /// `--by` takes `--rotation` from `--from` until `--until`.
+    Override {
+        #[arg(long)]
+        rotation: String,
+        /// Who is on call instead (a person id).
+        #[arg(long)]
+        by: String,
+        /// The scheduled person replaced (default: whoever is on call).
+        #[arg(long)]
+        replaces: Option<String>,
+        /// RFC 3339 or `now`.
+        #[arg(long, default_value = "now")]
+        from: String,
+        /// RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Who records it (default: `--by`).
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// Withdraw an override from now on.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Change a rotation's participants from `--effective` (now or later).
+    Participants {
+        #[arg(long)]
+        rotation: String,
+        /// Person ids in turn order, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        participants: Vec<String>,
+        #[arg(long, default_value = "now")]
+        effective: String,
+        #[arg(long)]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum JobCmd {
     /// Run a job now through the daemon and print its outcome.
     Run {
@@ -272,6 +374,10 @@ pub enum AuditCmd {
         /// Skip the comparison with the running daemon's state.
         #[arg(long)]
         no_daemon: bool,
+        /// Also list every page and who was on call for it (the person
+        /// stored in its event).
+        #[arg(long)]
+        paged: bool,
     },
 }
 

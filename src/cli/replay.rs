@@ -46,14 +46,25 @@ pub(crate) async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<Ex
             run::export(cfg, &filter, *format, true).await?
         }
         Cmd::Audit {
-            command: AuditCmd::Verify { grace, no_daemon },
+            command:
+                AuditCmd::Verify {
+                    grace,
+                    no_daemon,
+                    paged,
+                },
         } => {
             let report = run::audit_verify(cfg, *grace, !no_daemon, true).await?;
             let violations = report.violations();
             // A reader that leaves early (`| head`) must not turn a failed
             // audit into a pass: stop printing, keep the summary and code.
             let mut stdout = std::io::stdout().lock();
-            for f in &report.findings {
+            let paged_lines = report
+                .paged
+                .iter()
+                .filter(|_| *paged)
+                .map(|p| format!("paged {p}"));
+            let finding_lines = report.findings.iter().map(|f| f.to_string());
+            for f in finding_lines.chain(paged_lines) {
                 match writeln!(stdout, "{f}") {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,

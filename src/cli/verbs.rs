@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use baton::client::{Client, ClientError, REPORT_WAIT};
 
-use super::args::{Cmd, HandoffCmd, JobCmd};
+use super::args::OncallCmd;
+use super::args::{Cmd, HandoffCmd, JobCmd, PersonCmd, TokenCmd};
 use crate::{print_json, read_input};
 
 pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
@@ -58,6 +59,16 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
                 out_raw!("{}", baton::teams::render_table(&stats));
             }
         }
+        Cmd::Person {
+            action: PersonCmd::Token { action },
+        } => token(client, action).await?,
+        Cmd::Oncall {
+            action,
+            at,
+            rotation,
+            known,
+            json,
+        } => oncall(client, action, at, rotation, known, *json).await?,
         Cmd::Review { date, json } => print_job(
             &client.job("daily-review", json!({"date": date})).await?,
             *json,
@@ -74,6 +85,87 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
             unreachable!("handled above")
         }
     }
+    Ok(())
+}
+
+/// `baton oncall …`.
+async fn oncall(
+    client: &Client,
+    action: &Option<OncallCmd>,
+    at: &Option<String>,
+    rotation: &Option<String>,
+    known: &Option<String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let reply = match action {
+        None => {
+            let v = client
+                .command(
+                    "oncall",
+                    json!({"at": at, "rotation": rotation, "known": known}),
+                )
+                .await?;
+            if !as_json {
+                for r in v["oncall"].as_array().into_iter().flatten() {
+                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                    let over = match r["override"]["id"].as_str() {
+                        Some(id) => format!(" (override {id} for {})", s("scheduled")),
+                        None => String::new(),
+                    };
+                    out_raw!(
+                        "{}\t{}{}\tbackup {}\tshift {} – {}\n",
+                        s("rotation"),
+                        s("person"),
+                        over,
+                        s("backup"),
+                        s("shift_start"),
+                        s("shift_end")
+                    );
+                }
+                return Ok(());
+            }
+            v
+        }
+        Some(OncallCmd::Override {
+            rotation,
+            by,
+            replaces,
+            from,
+            until,
+            created_by,
+        }) => {
+            client
+                .command(
+                    "oncall_override",
+                    json!({"rotation": rotation, "by": by, "replaces": replaces,
+                           "from": from, "until": until, "created_by": created_by}),
+                )
+                .await?
+        }
+        Some(OncallCmd::Cancel { id, by, reason }) => {
+            client
+                .command(
+                    "oncall_cancel",
+                    json!({"id": id, "by": by, "reason": reason}),
+                )
+                .await?
+        }
+        Some(OncallCmd::Participants {
+            rotation,
+            participants,
+            effective,
+            by,
+        }) => {
+            client
+                .command(
+                    "oncall_participants",
+                    json!({"rotation": rotation, "participants": participants,
+                           "effective": effective, "by": by}),
+                )
+                .await?
+        }
+    };
+    print_json(&reply);
     Ok(())
 }
 
@@ -145,6 +237,66 @@ pub(crate) async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Res
         ),
     };
     Ok(client.command(verb, body).await?)
+}
+
+/// `baton person token …`.
+async fn token(client: &Client, action: &TokenCmd) -> anyhow::Result<()> {
+    match action {
+        TokenCmd::Create {
+            person,
+            scope,
+            name,
+        } => {
+            let (token, record) = client
+                .create_credential(person, *scope, name.clone())
+                .await?;
+            eprintln!(
+                "credential {} ({} scope) for {}; the token below is shown once and stored only hashed:",
+                record.id,
+                record.scope.as_str(),
+                record.person
+            );
+            out!("{token}");
+        }
+        TokenCmd::Revoke { id } => {
+            let r = client.revoke_credential(id).await?;
+            out!("credential {} of {} revoked", r.id, r.person);
+        }
+        TokenCmd::List { person, json } => {
+            let records = client.list_credentials(person.as_deref()).await?;
+            if *json {
+                let mut out = Vec::new();
+                for r in &records {
+                    let mut j = serde_json::to_value(baton::app::views::CredentialView::from(r))?;
+                    j["person"] = json!(r.person);
+                    out.push(j);
+                }
+                print_json(&Value::Array(out));
+            } else {
+                for r in &records {
+                    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    out!(
+                        "{}  {:<16} {:<6} created {}  last used {}  {}{}",
+                        r.id,
+                        r.person,
+                        r.scope.as_str(),
+                        r.created_at.format("%Y-%m-%d %H:%M"),
+                        fmt(r.last_used),
+                        if r.revoked_at.is_some() {
+                            "REVOKED "
+                        } else {
+                            ""
+                        },
+                        r.name.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints a job run: its Markdown digest, or the record as JSON.

@@ -19,9 +19,12 @@ pub struct HttpConfig {
     /// Address to listen on. Env: `BATON_HTTP_LISTEN`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Bearer tokens accepted on the API (`Authorization: Bearer <token>`).
-    /// Every mutating endpoint needs one; with none configured, mutations
-    /// over HTTP are refused (401) rather than left open. Env:
+    /// Shared bearer tokens accepted on the API (`Authorization: Bearer
+    /// <token>`): the compatibility mode, acting with the body's `by`,
+    /// which they cannot prove (person credentials do: README "People and
+    /// credentials"). Every mutating endpoint needs a token or a person
+    /// credential; with neither, mutations over HTTP are refused (401)
+    /// rather than left open. Env:
     /// `BATON_HTTP_TOKENS` (comma-separated). Never serialized or logged.
     #[serde(default, skip_serializing)]
     pub tokens: Vec<String>,

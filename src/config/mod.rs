@@ -10,7 +10,8 @@
 //! file). An override that does not parse is an error naming the variable.
 //!
 //! One file per section: [`nats`](NatsConfig), [`limits`](Limits),
-//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig), the
+//! [`pages`](PagesConfig), [`http`](HttpConfig), [`jobs`](JobsConfig),
+//! [`heartbeat`](HeartbeatConfig) (`[[heartbeat]]` monitors), the
 //! policy sections ([`severity`](SeverityConfig),
 //! [`ownership`](OwnershipConfig), [`runbook`](RunbookConfig),
 //! [`routes`](RouteConfig)) and the handoff templates ([`TemplateFile`],
@@ -22,7 +23,9 @@
 //! This module imports only the domain: the components' settings are built
 //! from it at the top (`server`), never the other way round.
 
+mod authz;
 mod delivery;
+mod heartbeat;
 mod http;
 mod integrations;
 mod jobs;
@@ -41,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
+pub use authz::AuthzConfig;
 pub use delivery::{DeliveryConfig, SmtpConfig, SmtpSecurity, WebhookDeliveryConfig};
+pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
 pub use jobs::{parse_schedule, AuditConfig, DrillConfig, Job, JobSchedule, JobsConfig};
@@ -53,8 +58,8 @@ pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
 pub use templates::{
-    builtin_templates, load_templates, TemplateEscalationFile, TemplateFile, TemplateKindFile,
-    TemplateSlaFile, AGENT_FAILURE,
+    builtin_templates, load_templates, members_only_templates, TemplateEscalationFile,
+    TemplateFile, TemplateKindFile, TemplateSlaFile, AGENT_FAILURE,
 };
 
 /// Why a configuration could not be used. `check-config` prints it; `serve`
@@ -117,6 +122,10 @@ pub struct Config {
     /// On-call rotations (`[rotations.payments-primary]`).
     #[serde(default)]
     pub rotations: BTreeMap<String, RotationConfig>,
+    /// Who may do what (`[authz]`): roles per action, person credentials
+    /// required or not.
+    #[serde(default)]
+    pub authz: AuthzConfig,
     /// Team for reports that name none and match no ownership rule.
     #[serde(default = "default_team")]
     pub default_team: String,
@@ -139,9 +148,16 @@ pub struct Config {
     /// Page delivery to people: Slack, webhooks, e-mail (`[delivery]`).
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Heartbeat monitors (`[[heartbeat]]`): runners that must ping in time.
+    #[serde(default)]
+    pub heartbeat: Vec<HeartbeatConfig>,
     /// The loaded templates (filled by [`Config::load`], not a config key).
     #[serde(skip)]
     pub templates: BTreeMap<String, Template>,
+    /// The templates whose `members_only = true` (filled with
+    /// `templates`): access, not part of the stored template.
+    #[serde(skip)]
+    pub members_only_templates: std::collections::BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -178,6 +194,7 @@ impl Config {
         };
         if dir.is_dir() {
             cfg.templates = load_templates(&dir)?;
+            cfg.members_only_templates = members_only_templates(&dir)?;
         } else if cfg.templates_dir.is_some() {
             return Err(ConfigError::Invalid(vec![format!(
                 "templates_dir: {} is not a directory",
@@ -252,10 +269,49 @@ impl Config {
         Ok(())
     }
 
+    /// The on-call directory of `[people.*]` and `[rotations.*]`.
+    pub fn directory(&self) -> crate::domain::oncall::Directory {
+        people::directory(&self.people, &self.rotations)
+    }
+
+    /// Targets naming a `rotation:` or `person:` that is not configured:
+    /// in routes (target and fallback), ownership rules and template roles.
+    pub fn target_problems(&self) -> Vec<String> {
+        let dir = self.directory();
+        let mut out = Vec::new();
+        let mut check = |key: String, target: &str| {
+            if let Some(p) = dir.target_problem(target) {
+                out.push(format!("{key}: {p}"));
+            }
+        };
+        for (name, r) in &self.routes {
+            check(format!("routes.{name}.target"), &r.target);
+            if let Some(f) = &r.fallback {
+                if !(f.starts_with("person:") || f.starts_with("rotation:")) {
+                    check(format!("routes.{name}.fallback"), "person:");
+                }
+                check(format!("routes.{name}.fallback"), f);
+            }
+        }
+        for (i, o) in self.ownership.iter().enumerate() {
+            check(format!("ownership[{i}].primary"), &o.primary);
+            if let Some(b) = &o.backup {
+                check(format!("ownership[{i}].backup"), b);
+            }
+        }
+        for (name, t) in &self.templates {
+            for (role, target) in &t.roles {
+                check(format!("templates.{name}.roles.{role}"), target);
+            }
+        }
+        out
+    }
+
     /// Checks everything serde cannot; lists every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.policy().validate();
         problems.extend(self.jobs.validate());
+        problems.extend(heartbeat::validate(&self.heartbeat, &self.templates));
         for t in self.templates.values() {
             problems.extend(t.validate());
         }
@@ -286,6 +342,8 @@ impl Config {
                 }
             }
         }
+        problems.extend(self.authz.problems());
+        problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.
             if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -462,6 +520,63 @@ mod tests {
             err.contains("http.tokens[0]") && !err.contains("short"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn authz_and_members_only_templates_are_read_and_members_only_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if path.file_name().unwrap() == "sales_to_onboarding.toml" {
+                // A top-level key: before the file's first table.
+                text = format!("members_only = true\n{text}");
+            }
+            std::fs::write(templates.join(path.file_name().unwrap()), text).unwrap();
+        }
+        let file = dir.path().join("baton.toml");
+        std::fs::write(
+            &file,
+            "[authz]\noverride = [\"incident_captain\"]\nrequire_person = true\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&file).unwrap();
+        assert_eq!(cfg.authz.override_gate, ["incident_captain"]);
+        assert!(cfg.authz.require_person && cfg.authz.acknowledge.is_empty());
+        assert_eq!(
+            cfg.members_only_templates.iter().collect::<Vec<_>>(),
+            ["sales_to_onboarding"]
+        );
+        // Access, not the stored template: the loaded one is the shipped one.
+        assert_eq!(cfg.templates, builtin_templates());
+        let err = Config::parse("[authz]\noverrid = []\n").unwrap_err();
+        assert!(err.contains("overrid"), "{err}");
+    }
+
+    #[test]
+    fn check_config_names_targets_naming_unknown_rotations_and_people() {
+        let cfg = Config::parse(
+            "[people.alice]\n[rotations.r]\ntime_zone = \"Mars/Base\"\nkind = \"weekly\"\nhandoff = \"x\"\nparticipants = [\"alice\", \"zed\"]\n\
+             [routes.oncall]\ntarget = \"rotation:nope\"\nfallback = \"person:ghost\"\n[routes.legacy]\ntarget = \"rota:primary\"\n",
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = cfg.validate().unwrap_err() else {
+            panic!()
+        };
+        let all = problems.join("\n");
+        for want in [
+            "routes.oncall.target: \"rotation:nope\": no [rotations.nope]",
+            "routes.oncall.fallback: \"person:ghost\": no [people.ghost]",
+            "rotations.r.time_zone",
+            "rotations.r.handoff",
+            "\"zed\" is not in [people]",
+        ] {
+            assert!(all.contains(want), "{want} in {all}");
+        }
+        assert!(!all.contains("legacy"), "labels are not checked: {all}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::oncall::{Directory, Rotation, RotationKind};
+
 /// A person (or a service account, with `service = true`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +108,53 @@ pub(super) fn contact_has_address(c: &ContactConfig) -> bool {
     }
 }
 
+/// `handoff`'s formats: `2026-11-02T09:00:00`, `2026-11-02T09:00`, or with
+/// a space instead of the `T`.
+fn parse_handoff(s: &str) -> Option<chrono::NaiveDateTime> {
+    [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s.trim(), f).ok())
+}
+
+impl RotationConfig {
+    /// The domain's rotation, or `None` when its zone or handoff does not
+    /// parse (validation names which).
+    pub fn to_rotation(&self, id: &str) -> Option<Rotation> {
+        Some(Rotation {
+            id: id.to_string(),
+            tz: self.time_zone.parse::<chrono_tz::Tz>().ok()?,
+            kind: match self.kind {
+                RotationKindConfig::Hourly => RotationKind::Hourly,
+                RotationKindConfig::Daily => RotationKind::Daily,
+                RotationKindConfig::Weekly => RotationKind::Weekly,
+            },
+            shift_length: self.shift_length,
+            anchor: parse_handoff(&self.handoff)?,
+            participants: self.participants.clone(),
+        })
+    }
+}
+
+/// The on-call directory the file describes: its people and the rotations
+/// that parse.
+pub fn directory(
+    people: &BTreeMap<String, PersonConfig>,
+    rotations: &BTreeMap<String, RotationConfig>,
+) -> Directory {
+    Directory::new(
+        people.keys().cloned(),
+        rotations
+            .iter()
+            .filter_map(|(id, r)| r.to_rotation(id))
+            .collect(),
+    )
+}
+
 /// `[people.*]` and `[rotations.*]` together, for validation.
 pub fn problems(
     people: &BTreeMap<String, PersonConfig>,
@@ -128,6 +177,21 @@ pub fn problems(
         }
         if r.participants.is_empty() {
             out.push(format!("rotations.{id}.participants: nobody is on call"));
+        }
+        if r.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            out.push(format!(
+                "rotations.{id}.time_zone: {:?} is not an IANA zone (\"Europe/Berlin\")",
+                r.time_zone
+            ));
+        }
+        if parse_handoff(&r.handoff).is_none() {
+            out.push(format!(
+                "rotations.{id}.handoff: {:?} is not a local date and time (\"2026-11-02T09:00:00\")",
+                r.handoff
+            ));
+        }
+        if r.shift_length > 9000 {
+            out.push(format!("rotations.{id}.shift_length: at most 9000"));
         }
         if r.shift_length == 0 {
             out.push(format!("rotations.{id}.shift_length: must be at least 1"));

@@ -104,6 +104,9 @@ pub struct RunbookConfig {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Who is reached (a rota, a person, a queue); shown in the page as `target`.
+    /// `rotation:<id>`, `person:<id>`, `owner` and `backup` are resolved to
+    /// the person on call when the page is decided; anything else
+    /// (`rota:primary`) is an opaque label.
     pub target: String,
     /// How to reach the route itself when its page names no person, or
     /// when every contact method of the person failed: the same shape as
@@ -111,6 +114,11 @@ pub struct RouteConfig {
     /// tried in order. Used by the delivery worker only; never stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact: Vec<super::ContactConfig>,
+    /// Who is paged when `target` resolves to nobody at run time (everyone
+    /// overridden away, an empty participant list): `person:<id>` or
+    /// `rotation:<id>`. Counted in `baton_unresolved_targets_total{route}`.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 impl From<BelowMinConfig> for BelowMin {
@@ -158,6 +166,7 @@ impl From<&RouteConfig> for Route {
     fn from(c: &RouteConfig) -> Self {
         Route {
             target: c.target.clone(),
+            fallback: c.fallback.clone(),
         }
     }
 }

@@ -68,6 +68,12 @@ pub struct TemplateFile {
     /// names used everywhere).
     #[serde(default = "p3")]
     pub priority: Severity,
+    /// Only members of the receiving team (`[people.<id>].teams` holding
+    /// `to_team`) may `accept`, `complete` and `rate` it, with a person
+    /// credential. Access, not a property of the handoff: it is not stored
+    /// in the `initiated` event, so changing it applies to open handoffs.
+    #[serde(default)]
+    pub members_only: bool,
 }
 
 const fn p3() -> Severity {
@@ -161,9 +167,8 @@ pub fn builtin_templates() -> BTreeMap<String, Template> {
     .collect()
 }
 
-/// Loads every `*.toml` in `dir` as a template; errors name the file.
-pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigError> {
-    let mut out = BTreeMap::new();
+/// Every `*.toml` in `dir`, parsed, in name order; errors name the file.
+fn read_files(dir: &Path) -> Result<Vec<(PathBuf, TemplateFile)>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
         path: dir.to_path_buf(),
         source,
@@ -173,15 +178,27 @@ pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigEr
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let t = parse(&text).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file = toml::from_str::<TemplateFile>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok((path, file))
+        })
+        .collect()
+}
+
+/// Loads every `*.toml` in `dir` as a template; errors name the file.
+pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (path, file) in read_files(dir)? {
+        let t = file.into_template();
         if let Some(prev) = out.insert(t.name.clone(), t) {
             return Err(ConfigError::Invalid(vec![format!(
                 "template {:?} is defined twice ({})",
@@ -191,6 +208,17 @@ pub fn load_templates(dir: &Path) -> Result<BTreeMap<String, Template>, ConfigEr
         }
     }
     Ok(out)
+}
+
+/// The names of the templates in `dir` that say `members_only = true`.
+pub fn members_only_templates(
+    dir: &Path,
+) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+    Ok(read_files(dir)?
+        .into_iter()
+        .filter(|(_, f)| f.members_only)
+        .map(|(_, f)| f.name)
+        .collect())
 }
 
 #[cfg(test)]

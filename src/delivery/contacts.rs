@@ -45,18 +45,19 @@ impl Contact {
     }
 }
 
-/// The person a page is for, if it names one in `[people]`.
-///
-/// Today that is a `person:<id>` target, or a bare id (the `owner` and
-/// `backup` routes target the packet's owner by id). When pages carry the
-/// person a rotation resolved to (the on-call work adds it to the page),
-/// read that field here first: it is the one place delivery learns who is
-/// on call.
+/// The person a page is for, if it names one in `[people]`: the person
+/// its target resolved to when the event was decided (`page.person`: the
+/// on-call person of a `rotation:` target, or the route's fallback), else
+/// a `person:<id>` target, or a bare id (the `owner` and `backup` routes
+/// target the packet's owner by id).
 pub fn target_person<'a>(
     page: &'a Page,
     people: &BTreeMap<String, PersonConfig>,
 ) -> Option<&'a str> {
-    let id = page.target.strip_prefix("person:").unwrap_or(&page.target);
+    let id = match page.person.as_deref() {
+        Some(p) => p,
+        None => page.target.strip_prefix("person:").unwrap_or(&page.target),
+    };
     people.contains_key(id).then_some(id)
 }
 
@@ -136,6 +137,7 @@ mod tests {
             "oncall".to_string(),
             RouteConfig {
                 target: "person:alice".into(),
+                fallback: None,
                 contact: vec![ContactConfig::Webhook {
                     url: "http://ops.internal:8080/hook?token=SECRET".into(),
                 }],
@@ -161,6 +163,16 @@ mod tests {
             ]
         );
         assert!(!format!("{got:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn the_person_a_rotation_resolved_to_is_reached_first() {
+        let mut page = crate::delivery::testpage();
+        page.target = "rotation:payments".into();
+        page.person = Some("alice".into());
+        let c = contacts_for(&page, &people(), &routes());
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].person.as_deref(), Some("alice"));
     }
 
     #[test]

@@ -57,10 +57,40 @@ pub struct Commit {
 }
 
 /// Who a notice reaches on one route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `person`, `backup`, `rotation` and `unresolved` are filled by the engine
+/// after `decide`, from the on-call roster at the decision's instant
+/// (`domain::oncall::Directory::resolve`): who was really paged, kept even
+/// after the rotation changes. Events stored before rotations existed, and
+/// targets that are opaque labels (`rota:primary`), have none of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteTarget {
     pub route: String,
     pub target: String,
+    /// The person `target` resolved to (or the route's fallback's person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// A rotation's backup at that instant: the next participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// The rotation `person` was on call for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// `target` resolved to nobody at that instant: `person` (if any) is
+    /// the route's `fallback`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unresolved: bool,
+}
+
+impl RouteTarget {
+    /// A route and its target, not resolved yet.
+    pub fn new(route: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            route: route.into(),
+            target: target.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// What a page says: enough for a human to act without asking.
@@ -386,6 +416,24 @@ impl EventData {
             EventData::Delivered { .. } => "delivered",
             EventData::DeliveryFailed { .. } => "delivery_failed",
             EventData::Undelivered { .. } => "undelivered",
+        }
+    }
+
+    /// The notice this event sends, to fill in its resolved people.
+    pub fn notice_mut(&mut self) -> Option<&mut Notice> {
+        match self {
+            EventData::Paged { notice, .. }
+            | EventData::Escalated { notice, .. }
+            | EventData::Held {
+                ticket: Some(notice),
+                ..
+            }
+            | EventData::Expired { notice, .. }
+            | EventData::Initiated { notice, .. }
+            | EventData::Resubmitted { notice, .. }
+            | EventData::Returned { notice, .. }
+            | EventData::SlaMissed { notice, .. } => Some(notice),
+            _ => None,
         }
     }
 

@@ -13,6 +13,7 @@ mod handoff;
 mod hcs;
 mod ids;
 pub mod incident;
+pub mod oncall;
 mod packet;
 mod policy;
 pub mod teamwork;

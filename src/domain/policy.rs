@@ -133,7 +133,12 @@ pub struct RunbookRule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Who is reached (a rota, a person, a queue); shown in the page as `target`.
+    /// `rotation:<id>`, `person:<id>`, `owner` and `backup` are resolved to
+    /// a person when the page is decided; anything else is a label.
     pub target: String,
+    /// Paged instead when `target` resolves to nobody at run time
+    /// (`person:<id>` or `rotation:<id>`).
+    pub fallback: Option<String>,
 }
 
 /// Everything `decide` needs to know besides the state and the command.
@@ -392,6 +397,7 @@ mod tests {
             "oncall".into(),
             Route {
                 target: "rota:primary".into(),
+                fallback: None,
             },
         );
         let p = crate::testkit::full_packet();

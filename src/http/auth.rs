@@ -4,9 +4,25 @@
 //! never do (a scraper or a load balancer must not hold a secret), nor the
 //! PagerDuty-compatible endpoints, whose `routing_key` is their credential.
 //!
-//! Tokens are compared in constant time against every configured token, and
-//! neither the presented nor a configured token is ever logged: a refusal
-//! logs only the method, the path and whether a token was missing or wrong.
+//! Two kinds of bearer token are accepted:
+//!
+//! - a **person credential** (`baton_<id>_<secret>`, made with `baton
+//!   person token create`): the request acts as that person
+//!   ([`Actor::Person`]); roles and `by` follow from it;
+//! - a **shared token** (`http.tokens`): the compatibility mode. It acts
+//!   with the body's `by`, which nothing proves, and cannot take an action
+//!   limited to a role ([`Actor::Shared`]).
+//!
+//! Which requests need a token is decided by [`Auth::required`] alone (method
+//! and path), so exempting a path is a change there and nowhere else. The
+//! middleware puts the [`Actor`] in the request's extensions for the
+//! handlers.
+//!
+//! Shared tokens are compared in constant time against every configured
+//! token; a person credential is found by its id and checked with argon2id
+//! (once per token per process). Neither a presented nor a configured token
+//! is ever logged: a refusal logs only the method, the path, whether a
+//! token was missing or wrong, and a person credential's id.
 
 use std::sync::Arc;
 
@@ -18,6 +34,7 @@ use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
 use crate::config::HttpConfig;
+use crate::identity::{Actor, Identity};
 
 /// Paths that are always open.
 pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
@@ -35,6 +52,8 @@ pub const LINK_PREFIX: &str = "/a/";
 pub struct Auth {
     tokens: Arc<[Box<[u8]>]>,
     protect_reads: bool,
+    /// Person credentials; `None`: shared tokens only.
+    identity: Option<Identity>,
 }
 
 impl Auth {
@@ -46,7 +65,14 @@ impl Auth {
                 .map(|t| t.as_bytes().to_vec().into_boxed_slice())
                 .collect(),
             protect_reads: cfg.protect_reads,
+            identity: None,
         }
+    }
+
+    /// Also accepts person credentials, checked by `identity`.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// Whether a request to `path` with `method` needs a token.
@@ -84,20 +110,50 @@ fn bearer(req: &Request) -> Option<&[u8]> {
 }
 
 /// The middleware.
-pub async fn require_token(State(auth): State<Auth>, req: Request, next: Next) -> Response {
+pub async fn require_token(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     if !auth.required(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     let refused = match bearer(&req) {
-        Some(t) if auth.accepts(t) => return next.run(req).await,
-        Some(_) => "wrong",
+        Some(t) if auth.accepts(t) => {
+            req.extensions_mut().insert(Actor::Shared);
+            return next.run(req).await;
+        }
+        Some(t) => match (&auth.identity, std::str::from_utf8(t)) {
+            (Some(identity), Ok(t)) if Identity::is_person_token(t) => {
+                match identity.authenticate(t).await {
+                    Ok(actor) => {
+                        req.extensions_mut().insert(actor);
+                        return next.run(req).await;
+                    }
+                    Err(e) if e.store().is_some() => {
+                        tracing::error!(error = %e, "cannot check a credential");
+                        return Problem::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
+                            "credentials cannot be checked right now; retry",
+                        )
+                        .into_response();
+                    }
+                    Err(e) => {
+                        // The error names the credential id, never the secret.
+                        tracing::info!(method = %req.method(), path = req.uri().path(), reason = %e, "credential refused");
+                        "wrong"
+                    }
+                }
+            }
+            _ => "wrong",
+        },
         None => "missing",
     };
     tracing::info!(method = %req.method(), path = req.uri().path(), token = refused, "request refused");
-    let detail = if auth.tokens.is_empty() {
+    let detail = if auth.tokens.is_empty() && auth.identity.is_none() {
         "this endpoint needs a bearer token and none is configured (http.tokens or BATON_HTTP_TOKENS)"
+    } else if auth.tokens.is_empty() {
+        "this endpoint needs a bearer token: a valid person credential (`baton person token create`), \
+         or a shared token, of which none is configured (http.tokens or BATON_HTTP_TOKENS)"
     } else {
-        "send a valid token as `Authorization: Bearer <token>`"
+        "send a valid person credential (or shared token) as `Authorization: Bearer <token>`"
     };
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response()
 }

@@ -8,7 +8,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::Json;
 use uuid::Uuid;
 
@@ -20,6 +20,7 @@ use crate::app::requests::{
     self, AckBody, ByBody, CancelBody, CheckBody, EnrichBody, OverrideBody, RateBody, ResolveBody,
     ResubmitBody, ReturnBody, StartBody,
 };
+use crate::identity::Actor;
 
 /// List handoffs, newest first, with stable cursor pagination.
 #[utoipa::path(
@@ -88,16 +89,24 @@ pub async fn events(
     Ok(Json(s.app.timeline(parse_id(&id)?).await?))
 }
 
-/// Runs one command: the body must be a JSON object (empty means `{}`).
+/// The actor the auth middleware found; none means the route needed no
+/// token, which only a future exempt path would do: the compatibility mode.
+fn actor_of(actor: Option<Extension<Actor>>) -> Actor {
+    actor.map_or(Actor::Shared, |Extension(a)| a)
+}
+
+/// Runs one command as `actor`: the body must be a JSON object (empty
+/// means `{}`).
 async fn run(
     s: &AppState,
+    actor: &Actor,
     verb: &str,
     id: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CommandReply>, Problem> {
     let id = parse_id(id)?;
     let obj = requests::object(&super::body(body)?)?;
-    Ok(Json(s.app.command(verb, id, obj).await?))
+    Ok(Json(s.app.command_as(actor, verb, id, obj).await?))
 }
 
 macro_rules! command_endpoint {
@@ -113,6 +122,7 @@ macro_rules! command_endpoint {
                 (status = 200, description = "Done; the same reply as `<prefix>.cmd.*`", body = CommandReply),
                 (status = 400, description = "Body is not a JSON object", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
+                (status = 403, description = "`forbidden`: the credential lacks the role, team or scope this needs (named in `detail`); nothing stored", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 404, description = "No such handoff", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 409, description = "Refused by the rules (resolved, already acknowledged, already paged) or contended", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
@@ -124,9 +134,10 @@ macro_rules! command_endpoint {
         pub async fn $name(
             State(s): State<AppState>,
             Path(id): Path<String>,
+            actor: Option<Extension<Actor>>,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<CommandReply>, Problem> {
-            run(&s, $verb, &id, body).await
+            run(&s, &actor_of(actor), $verb, &id, body).await
         }
     };
 }
@@ -198,6 +209,7 @@ command_endpoint!(
         (status = 200, description = "Started (or joined, with the same dedup_key)", body = CommandReply),
         (status = 400, description = "Body is not a JSON object", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: a report-only or service credential, or shared tokens under `authz.require_person`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such template", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "A required field is missing or a value is wrong", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Event store unavailable", body = ProblemDetails, content_type = "application/problem+json"),
@@ -206,9 +218,9 @@ command_endpoint!(
 )]
 pub async fn start(
     State(s): State<AppState>,
+    actor: Option<Extension<Actor>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CommandReply>, Problem> {
     let obj = requests::object(&super::body(body)?)?;
-    let start: StartBody = requests::body("start", obj)?;
-    Ok(Json(s.app.start(start).await?))
+    Ok(Json(s.app.start_as(&actor_of(actor), obj).await?))
 }

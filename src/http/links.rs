@@ -15,7 +15,9 @@ use chrono::Utc;
 use super::AppState;
 use crate::app::AppError;
 use crate::delivery::links::{verify, Action, Capability, LinkError};
-use crate::domain::{Command, DomainError, IncidentCommand};
+use crate::domain::DomainError;
+use crate::identity::{Actor, Principal, Scope};
+use serde_json::json;
 
 /// The confirmation page (acts on nothing).
 #[utoipa::path(get, path = "/a/{token}", tag = "commands",
@@ -78,14 +80,36 @@ pub async fn act(State(s): State<AppState>, Path(token): Path<String>) -> Respon
         action,
         ..
     } = cap;
-    let cmd = match action {
-        Action::Acknowledge => IncidentCommand::Acknowledge { by: person.clone() },
-        Action::Resolve => IncidentCommand::Resolve {
-            by: person.clone(),
-            note: Some("resolved from a one-click link".into()),
-        },
+    // The person the link was sent to acts, under the same access rules as
+    // their credential would (`identity`): the link proves who, not what.
+    let Some(who) = s.identity.person(&person) else {
+        return page(
+            StatusCode::FORBIDDEN,
+            "This link cannot be used",
+            &format!(
+                "<p>{} is no longer a configured person.</p>",
+                escape(&person)
+            ),
+        );
     };
-    match s.app.execute(handoff, Command::Incident(cmd)).await {
+    let actor = Actor::Person(Principal {
+        person: who.id.clone(),
+        credential: "one-click-link".into(),
+        scope: Scope::Person,
+        service: who.service,
+        roles: who.roles.clone(),
+        teams: who.teams.clone(),
+    });
+    let mut body = serde_json::Map::new();
+    body.insert("by".into(), json!(person));
+    let verb = match action {
+        Action::Acknowledge => "ack",
+        Action::Resolve => {
+            body.insert("note".into(), json!("resolved from a one-click link"));
+            "resolve"
+        }
+    };
+    match s.app.command_as(&actor, verb, handoff, body).await {
         Ok(_) => page(
             StatusCode::OK,
             "Done",
@@ -103,6 +127,11 @@ pub async fn act(State(s): State<AppState>, Path(token): Path<String>) -> Respon
         )) => page(
             StatusCode::CONFLICT,
             "This link was used already",
+            &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
+        ),
+        Err(e @ (AppError::Forbidden { .. } | AppError::Unauthorized(_))) => page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
             &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
         ),
         Err(AppError::Domain(e)) => page(

@@ -8,7 +8,8 @@
 //! generated from the handlers themselves and cannot miss one.
 //!
 //! Around every route, outermost first: a request timeout (503 `timeout`),
-//! bearer-token auth ([`auth`]), and a body-size limit (413
+//! bearer-token auth ([`auth`]: shared tokens or person credentials, the
+//! [`crate::identity::Actor`] handed to the handlers), and a body-size limit (413
 //! `body_too_large`). Every error is an RFC 9457 problem ([`problem`]).
 //!
 //! Handlers only translate: path, query and body into the typed requests
@@ -21,18 +22,25 @@
 //! - [`reports`] — `POST /v1/reports/{template}`.
 //! - [`intake`] — `POST /v1/alertmanager/{integration}`, `POST /v2/enqueue`
 //!   (PagerDuty Events API v2, no bearer token: the routing key).
+//! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
+//! - [`people`] — `GET /v1/people/{id}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
 //! - [`links`] — `/a/<token>`: one-click acknowledge and resolve (no
 //!   bearer token: the signed link).
+//! - [`oncall`] — `/v1/oncall` and its overrides.
 
 pub mod auth;
 pub mod handoffs;
+pub mod heartbeats;
 pub mod intake;
 pub mod links;
+pub mod oncall;
+pub mod people;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -80,6 +88,10 @@ pub struct AppState {
     pub intake: Arc<crate::intake::Intake>,
     /// Keys of one-click links (`BATON_ACK_KEYS`, newest first; empty: off).
     pub ack_keys: Arc<Vec<String>>,
+    /// The configured heartbeat monitors' names (`POST /v1/heartbeats/…`).
+    pub heartbeats: Arc<BTreeSet<String>>,
+    /// People, credentials and access rules (auth, `/v1/people`).
+    pub identity: crate::identity::Identity,
 }
 
 #[derive(OpenApi)]
@@ -95,7 +107,10 @@ pub struct AppState {
         (name = "commands", description = "The same commands as `<prefix>.cmd.*`: incidents (ack, override, enrich, resolve) and team handoffs"),
         (name = "reports", description = "Reports in, as on `<prefix>.report.<template>`"),
         (name = "stats", description = "MTTA, SLA and HCS figures"),
+        (name = "heartbeats", description = "Heartbeat pings, as on `<prefix>.heartbeat.<name>`"),
+        (name = "people", description = "People, what they own, their credentials"),
         (name = "operations", description = "Probes, metrics and this document"),
+        (name = "oncall", description = "Who is on call, and overrides (as `<prefix>.cmd.oncall*`)"),
     )
 )]
 struct ApiDoc;
@@ -140,8 +155,15 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(intake::alertmanager))
         .routes(routes!(intake::enqueue))
         .routes(routes!(intake::enqueue_v1))
+        .routes(routes!(heartbeats::ok))
+        .routes(routes!(heartbeats::start))
+        .routes(routes!(heartbeats::fail))
         .routes(routes!(stats_handler))
         .routes(routes!(links::confirm, links::act))
+        .routes(routes!(people::get_person))
+        .routes(routes!(oncall::who))
+        .routes(routes!(oncall::create_override))
+        .routes(routes!(oncall::cancel_override))
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -171,7 +193,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(middleware::from_fn_with_state(
-            auth::Auth::new(&http),
+            auth::Auth::new(&http).with_identity(state.identity.clone()),
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(
@@ -320,8 +342,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     if state.http.tokens.is_empty() {
         tracing::warn!(
-            "no HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
-             every mutating endpoint answers 401"
+            "no shared HTTP tokens configured (http.tokens / BATON_HTTP_TOKENS): \
+             mutating endpoints accept person credentials only"
         );
     }
     axum::serve(listener, router(state))

@@ -12,7 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap as HttpHeaders, StatusCode};
 use axum::Json;
 
@@ -20,6 +20,7 @@ use super::problem::{Problem, ProblemDetails};
 use super::AppState;
 use crate::app::requests;
 pub use crate::app::views::ReportAccepted;
+use crate::identity::{Action, Actor, Facts};
 
 /// The request header whose value becomes the report's `Nats-Msg-Id`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -52,6 +53,7 @@ fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
         (status = 202, description = "Stored; the ingest opens the handoff, or the report joins it (`joins`)", body = ReportAccepted),
         (status = 400, description = "Bad Idempotency-Key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Shared tokens refused (`authz.require_person`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid report: every field error in `errors`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "JetStream unavailable", body = ProblemDetails, content_type = "application/problem+json"),
@@ -61,9 +63,12 @@ fn idempotency_key(headers: &HttpHeaders) -> Result<Option<String>, Problem> {
 pub async fn submit(
     State(s): State<AppState>,
     Path(template): Path<String>,
+    actor: Option<Extension<Actor>>,
     headers: HttpHeaders,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ReportAccepted>), Problem> {
+    let actor = actor.map_or(Actor::Shared, |Extension(a)| a);
+    s.app.authorize(&actor, Action::Report, &Facts::default())?;
     let payload = super::body(body)?;
     let msg_id = idempotency_key(&headers)?;
     let accepted = s

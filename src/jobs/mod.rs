@@ -62,6 +62,8 @@ pub struct JobContext {
     pub metrics: Arc<Metrics>,
     /// Claims, run records, digests and the drill's report.
     pub js: async_nats::jetstream::Context,
+    /// People and credentials, for the audit's people findings.
+    pub identity: crate::identity::Identity,
 }
 
 /// Why a run happened.
@@ -244,6 +246,20 @@ async fn body(
                     audit::ownership_audit(policy, &evidence.picked, now, stale_after)
                 })
                 .await;
+            let mut a = a;
+            let credentials = ctx
+                .identity
+                .credentials()
+                .map(|c| c.list(None))
+                .unwrap_or_default();
+            (a.people_without_contact, a.unused_credentials) =
+                audit::people_findings(ctx.identity.people(), &credentials, now);
+            let policy = ctx.app.policy();
+            (a.short_rotations, a.unresolved_targets) = ctx
+                .app
+                .oncall()
+                .roster()
+                .read(|dir| audit::oncall_findings(dir, policy, now));
             for (kind, n) in a.counts() {
                 ctx.metrics
                     .ownership_audit_findings

@@ -130,6 +130,8 @@ pub struct AuditReport {
     pub pages: usize,
     /// `None` when the daemon was not asked.
     pub daemon_applied_seq: Option<u64>,
+    /// Every page and the person it reached, as stored in its event.
+    pub paged: Vec<super::audit::Paged>,
 }
 
 impl AuditReport {
@@ -180,5 +182,6 @@ pub async fn audit_verify(
         handoffs: state.len(),
         pages: pages.len(),
         daemon_applied_seq,
+        paged: super::audit::who_was_paged(&records),
     })
 }

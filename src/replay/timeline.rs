@@ -33,11 +33,26 @@ pub fn human(ms: i64) -> String {
     format!("{neg}{s}")
 }
 
+/// Who a notice reached, route by route: the person stored in the event
+/// when its target resolved to one ("alice (rotation payments-primary,
+/// route oncall)"), else the route and its label as before rotations.
 fn who(notice: &Notice) -> String {
     notice
         .routes
         .iter()
-        .map(|r| format!("{} ({})", r.route, r.target))
+        .map(|r| match (&r.person, &r.rotation) {
+            (Some(p), _) if r.unresolved => format!(
+                "{p} (fallback of route {}: {} resolved to nobody)",
+                r.route, r.target
+            ),
+            (Some(p), Some(rot)) => format!("{p} (rotation {rot}, route {})", r.route),
+            (Some(p), None) => format!("{p} (route {})", r.route),
+            (None, _) if r.unresolved => format!(
+                "nobody on {} ({} resolved to nobody, no fallback)",
+                r.route, r.target
+            ),
+            (None, _) => format!("{} ({})", r.route, r.target),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -415,12 +430,7 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
         } => format!(
             "The {stage} SLA passed at {}; paged {}.",
             deadline.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
-            notice
-                .routes
-                .iter()
-                .map(|r| format!("{} ({})", r.route, r.target))
-                .collect::<Vec<_>>()
-                .join(", ")
+            who(notice)
         ),
         EventData::Delivered {
             page_id,
@@ -528,6 +538,37 @@ mod tests {
     use crate::domain::{decide, Command, IncidentCommand, Severity};
     use crate::testkit;
     use uuid::Uuid;
+
+    /// The timeline names the person stored in the event, with the
+    /// rotation they were on call for; a fallback says why it was paged.
+    #[test]
+    fn who_names_the_person_paged_and_their_rotation() {
+        use crate::domain::RouteTarget;
+        let mut notice: Notice = serde_json::from_value(serde_json::json!({
+            "routes": [], "team": "payments", "severity": "P1", "template": "agent_failure",
+            "hcs": {"score": 100.0, "context": 100, "ownership": 100, "next_action": 100,
+                    "reproducibility": 100, "missing": []},
+            "packet": {}, "incomplete": false
+        }))
+        .unwrap();
+        let mut rotation = RouteTarget::new("oncall", "rotation:payments-primary");
+        rotation.person = Some("alice".into());
+        rotation.rotation = Some("payments-primary".into());
+        let mut fallback = RouteTarget::new("incident_captain", "rotation:captains");
+        fallback.person = Some("dana".into());
+        fallback.unresolved = true;
+        notice.routes = vec![
+            rotation,
+            fallback,
+            RouteTarget::new("queue", "rota:primary"),
+        ];
+        assert_eq!(
+            who(&notice),
+            "alice (rotation payments-primary, route oncall), \
+             dana (fallback of route incident_captain: rotation:captains resolved to nobody), \
+             queue (rota:primary)"
+        );
+    }
 
     fn run(cmds: &[(i64, Command)]) -> Vec<Event> {
         let policy = testkit::policy();

@@ -24,9 +24,11 @@ use crate::domain::{Commit, EVENT_VERSION};
 use crate::wire::events::DecodeError;
 
 mod names;
+pub mod oncall;
 mod streams;
 
 pub use names::{Names, Stream};
+pub use oncall::OncallLog;
 pub use streams::{ensure_streams, stream_config, StreamSettings};
 
 /// Errors at the JetStream boundary. Callers see: `Conflict` → reload and

@@ -22,12 +22,18 @@ pub enum Stream {
     Digests,
     /// `BATON_SNAPSHOTS`: projector snapshots.
     Snapshots,
+    /// `BATON_HEARTBEATS`: heartbeat monitors' pings.
+    Heartbeats,
+    /// `BATON_CREDENTIALS`: person credentials (hashed), one per subject.
+    Credentials,
+    /// `BATON_ONCALL`: overrides and participant changes of rotations.
+    Oncall,
 }
 
 impl Stream {
     /// Every stream Baton owns, the one list: `ensure_streams` creates or
     /// updates each of them and `/readyz` checks each of them.
-    pub const ALL: [Stream; 7] = [
+    pub const ALL: [Stream; 10] = [
         Stream::Events,
         Stream::Reports,
         Stream::Pages,
@@ -35,6 +41,9 @@ impl Stream {
         Stream::Jobs,
         Stream::Digests,
         Stream::Snapshots,
+        Stream::Heartbeats,
+        Stream::Credentials,
+        Stream::Oncall,
     ];
 }
 
@@ -126,6 +135,9 @@ impl Names {
             Stream::Jobs => self.jobs_stream(),
             Stream::Digests => self.digests_stream(),
             Stream::Snapshots => self.snapshots_stream(),
+            Stream::Heartbeats => self.heartbeats_stream(),
+            Stream::Credentials => self.credentials_stream(),
+            Stream::Oncall => self.oncall_stream(),
         }
     }
     /// Every handoff's events (`<prefix>.events.*`): the events stream's
@@ -207,9 +219,53 @@ impl Names {
     pub fn snapshot_chunk(&self, slot: &str, n: u64) -> String {
         format!("{}.snapshot.{slot}.chunk.{n}", self.prefix)
     }
+    /// `BATON_HEARTBEATS`.
+    pub fn heartbeats_stream(&self) -> String {
+        format!("{}_HEARTBEATS", self.stream_stem)
+    }
+    /// `<prefix>.heartbeat.<name>`: a heartbeat monitor's pings.
+    pub fn heartbeat(&self, name: &str) -> String {
+        format!("{}.heartbeat.{name}", self.prefix)
+    }
+    /// Every heartbeat subject (`<prefix>.heartbeat.*`): one token per
+    /// monitor, as monitor names are subject tokens.
+    pub fn heartbeats_all(&self) -> String {
+        format!("{}.heartbeat.*", self.prefix)
+    }
+    /// The `<name>` token of a heartbeat subject (empty if it is none).
+    pub fn heartbeat_of<'a>(&self, subject: &'a str) -> &'a str {
+        subject
+            .strip_prefix(&self.prefix)
+            .and_then(|s| s.strip_prefix(".heartbeat."))
+            .unwrap_or("")
+    }
+    /// `BATON_ONCALL`.
+    pub fn oncall_stream(&self) -> String {
+        format!("{}_ONCALL", self.stream_stem)
+    }
+    /// `<prefix>.oncall.<rotation>`: one rotation's on-call events.
+    pub fn oncall(&self, rotation: &str) -> String {
+        format!("{}.oncall.{rotation}", self.prefix)
+    }
+    /// Every rotation's on-call events (`<prefix>.oncall.*`).
+    pub fn oncall_all(&self) -> String {
+        format!("{}.oncall.*", self.prefix)
+    }
     /// Every snapshot subject (`<prefix>.snapshot.>`).
     pub fn snapshots_all(&self) -> String {
         format!("{}.snapshot.>", self.prefix)
+    }
+    /// `BATON_CREDENTIALS`.
+    pub fn credentials_stream(&self) -> String {
+        format!("{}_CREDENTIALS", self.stream_stem)
+    }
+    /// `<prefix>.credential.<id>`: one person credential's record.
+    pub fn credential(&self, id: &str) -> String {
+        format!("{}.credential.{id}", self.prefix)
+    }
+    /// Every credential subject (`<prefix>.credential.*`).
+    pub fn credentials_all(&self) -> String {
+        format!("{}.credential.*", self.prefix)
     }
 }
 
@@ -254,7 +310,10 @@ mod tests {
                 "BATON_REJECTED",
                 "BATON_JOBS",
                 "BATON_DIGESTS",
-                "BATON_SNAPSHOTS"
+                "BATON_SNAPSHOTS",
+                "BATON_HEARTBEATS",
+                "BATON_CREDENTIALS",
+                "BATON_ONCALL"
             ]
         );
         let id = Uuid::from_u128(7);
@@ -283,6 +342,16 @@ mod tests {
         assert_eq!(n.snapshot_manifest("a"), "baton.snapshot.a.manifest");
         assert_eq!(n.snapshot_chunk("b", 3), "baton.snapshot.b.chunk.3");
         assert_eq!(n.snapshots_all(), "baton.snapshot.>");
+        assert_eq!(n.heartbeat("nightly-etl"), "baton.heartbeat.nightly-etl");
+        assert_eq!(n.heartbeats_all(), "baton.heartbeat.*");
+        assert_eq!(n.heartbeat_of("baton.heartbeat.nightly-etl"), "nightly-etl");
+        assert_eq!(n.credential("0123"), "baton.credential.0123");
+        assert_eq!(n.credentials_all(), "baton.credential.*");
+        assert_eq!(
+            n.oncall("payments-primary"),
+            "baton.oncall.payments-primary"
+        );
+        assert_eq!(n.oncall_all(), "baton.oncall.*");
     }
 
     #[test]

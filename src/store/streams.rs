@@ -84,8 +84,44 @@ pub fn stream_config(which: Stream, names: &Names, settings: &StreamSettings) ->
             allow_direct: true,
             ..file(vec![names.snapshots_all()])
         },
+        // Monitor state is rebuilt from these on start: the last `ok` must
+        // stay however long the period, so no age limit, only a bounded
+        // history per monitor.
+        Stream::Heartbeats => stream::Config {
+            description: Some("Baton: heartbeat monitors' pings".into()),
+            max_messages_per_subject: HEARTBEAT_HISTORY,
+            max_message_size: HEARTBEAT_MAX_BYTES,
+            ..file(vec![names.heartbeats_all()])
+        },
+        Stream::Credentials => stream::Config {
+            description: Some(
+                "Baton: person credentials, argon2id-hashed (one message per subject)".into(),
+            ),
+            // The latest record of each credential is its state: creation,
+            // last use and revocation replace it.
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            ..file(vec![names.credentials_all()])
+        },
+        // Kept forever: who was on call at any past instant is read from
+        // here. Small (a few records per rotation per week). Every option
+        // used exists on nats-server 2.9.
+        Stream::Oncall => stream::Config {
+            description: Some("Baton: rotation overrides and participant changes".into()),
+            deny_delete: true,
+            deny_purge: true,
+            duplicate_window: Duration::from_secs(120),
+            max_message_size: 64 * 1024,
+            ..file(vec![names.oncall_all()])
+        },
     }
 }
+
+/// Pings kept per heartbeat monitor in `BATON_HEARTBEATS`.
+pub const HEARTBEAT_HISTORY: i64 = 64;
+/// Largest message `BATON_HEARTBEATS` stores: a ping body is at most 4 KiB
+/// (`heartbeat::MAX_PING_BYTES`), plus room for headers.
+pub const HEARTBEAT_MAX_BYTES: i32 = 8 * 1024;
 
 /// Creates or updates every stream Baton owns ([`Stream::ALL`]).
 /// Idempotent: running it on every start is how upgrades adjust limits.
@@ -140,6 +176,9 @@ mod tests {
             ("BATON_JOBS", "baton.jobs.*.*"),
             ("BATON_DIGESTS", "baton.digest.*"),
             ("BATON_SNAPSHOTS", "baton.snapshot.>"),
+            ("BATON_HEARTBEATS", "baton.heartbeat.*"),
+            ("BATON_CREDENTIALS", "baton.credential.*"),
+            ("BATON_ONCALL", "baton.oncall.*"),
         ]
         .map(|(n, s)| (n.to_string(), vec![s.to_string()]));
         assert_eq!(got, want);
@@ -148,5 +187,12 @@ mod tests {
         let snapshots = stream_config(Stream::Snapshots, &names, &settings);
         assert_eq!(snapshots.max_messages_per_subject, 1);
         assert!(snapshots.allow_direct);
+        let heartbeats = stream_config(Stream::Heartbeats, &names, &settings);
+        assert_eq!(heartbeats.max_messages_per_subject, HEARTBEAT_HISTORY);
+        assert_eq!(
+            heartbeats.max_age,
+            Duration::ZERO,
+            "a last ok is never aged out"
+        );
     }
 }

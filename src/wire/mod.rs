@@ -13,14 +13,18 @@
 //! | **Stored template**: the `template` of an `initiated` event (and of team handoffs in snapshots) | `domain::teamwork::Template`, converted from the config's `config::TemplateFile` | that of the event | [`events`]' `the_template_stored_in_a_recorded_initiated_event_round_trips`; `config::templates`' `a_renamed_config_key_does_not_change_the_bytes_stored_in_an_initiated_event` |
 //! | **Pages**: JSON on `<prefix>.page.<route>.<team>` (`BATON_PAGES`), `Nats-Msg-Id` `<event>:<route>` | [`page`]: `Page`, `pages_for`; the publisher task is `pages` | none: it only grows (new optional fields), consumers outside Baton parse it | `tests/fixtures/pages/from_recorded_events.jsonl`, [`page`]'s test |
 //! | **Snapshots**: LZ4 chunks of MessagePack entries and a JSON manifest (`BATON_SNAPSHOTS`) | [`snapshot`]: `Manifest`, `Encoder`, `decode`; the slots and the periodic task are `snapshot` | `FORMAT` = 3 and the manifest's `event_version`; anything else is skipped and replayed from the log, so no golden file | round trip and refusals in `replay/tests.rs` |
+//! | **On-call events**: one JSON `OncallEvent` per message on `<prefix>.oncall.<rotation>` (`BATON_ONCALL`), `Nats-Msg-Id` the event id | [`oncall`]: encode, decode, version refusal; the types are `domain::oncall`'s | `version`, `ONCALL_EVENT_VERSION` = 1; a newer one is refused | `tests/fixtures/oncall/*.json`, one per kind: [`oncall`]'s tests |
 //! | **API bodies**: NATS replies on `<prefix>.cmd.*`, HTTP `/v1/…`, the CLI's output | `views` (`HandoffView`, tagged by `kind`), not moved here while it is reworked | none | `tests/http_api.rs` |
 //!
 //! Also read by other processes, and not (yet) here: the report a runner
 //! sends (`domain::parse_report`), the rejected-report record (`ingest`),
 //! job claims, run records and digests (`jobs`; golden files under
-//! `tests/fixtures/jobs/`), and the subject and stream names themselves
+//! `tests/fixtures/jobs/`), the person credential record on
+//! `<prefix>.credential.<id>` (`identity::record`, `version` 1, pinned by
+//! its golden test there), and the subject and stream names themselves
 //! (`store::Names`, pinned by its tests).
 
 pub mod events;
+pub mod oncall;
 pub mod page;
 pub mod snapshot;

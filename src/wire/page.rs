@@ -43,6 +43,19 @@ pub struct Page {
     pub team: String,
     /// Who this route reaches.
     pub target: String,
+    /// The person `target` resolved to when the event was decided (the
+    /// on-call person of a `rotation:` target, or the route's fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// That rotation's backup at the same instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// The rotation `person` was on call for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// `target` resolved to nobody: `person` is the route's fallback.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unresolved: bool,
     pub template: String,
     pub hcs: Hcs,
     /// Below the severity's HCS gate.
@@ -101,6 +114,10 @@ pub fn pages_for(event: &Event, names: &impl PageSubjects) -> Vec<(String, Strin
                 route: rt.route.clone(),
                 team: notice.team.clone(),
                 target: rt.target.clone(),
+                person: rt.person.clone(),
+                backup: rt.backup.clone(),
+                rotation: rt.rotation.clone(),
+                unresolved: rt.unresolved,
                 template: notice.template.clone(),
                 hcs: notice.hcs.clone(),
                 incomplete: notice.incomplete,

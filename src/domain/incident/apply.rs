@@ -30,6 +30,7 @@ pub fn apply(state: &mut Option<Incident>, event: &Event) {
             h.packet = packet.clone();
             h.drill = *drill;
             h.first_report = super::decide::report_seq(report);
+            h.opened_by = report.clone();
             h.occurrence = occurrence.unwrap_or(1);
             h.recurrence_of = *recurrence_of;
             h.joined_report(report);
@@ -86,10 +87,17 @@ pub fn apply_to(h: &mut Incident, event: &Event) {
             h.held = None;
             h.hold_until = None;
             h.incomplete = notice.incomplete;
+            h.paged(notice);
         }
-        EventData::Escalated { step, level, .. } => {
+        EventData::Escalated {
+            step,
+            level,
+            notice,
+            ..
+        } => {
             h.escalation_steps = h.escalation_steps.max(*step);
             h.escalation_level = h.escalation_level.max(*level);
+            h.paged(notice);
         }
         EventData::Acknowledged { by, mtta_ms, .. } => {
             h.acknowledged = Some(Stamp {

@@ -106,9 +106,11 @@ pub fn decide(
             now,
             policy,
         )),
-        // A redelivered report (its sequence already joined) changes nothing.
+        // A redelivered report (its sequence already joined), or the same
+        // opening decided again (another daemon, a retry), changes nothing.
         (Some(h), IncidentCommand::Open { source, .. } | IncidentCommand::Recur { source, .. })
-            if report_seq(source).is_some_and(|n| h.recent_reports.contains(&n)) =>
+            if report_seq(source).is_some_and(|n| h.recent_reports.contains(&n))
+                || (source.is_some() && *source == h.opened_by) =>
         {
             Ok(vec![])
         }
@@ -190,10 +192,7 @@ fn notice(
     Notice {
         routes: routes
             .iter()
-            .map(|r| RouteTarget {
-                route: r.clone(),
-                target: policy.target(r, &h.team, &h.packet),
-            })
+            .map(|r| RouteTarget::new(r.clone(), policy.target(r, &h.team, &h.packet)))
             .collect(),
         team: h.team.clone(),
         severity: h.severity,

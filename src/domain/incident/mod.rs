@@ -107,12 +107,21 @@ pub struct Incident {
     /// The sequence of the report that opened it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_report: Option<u64>,
+    /// The `source` of the command that opened it (`report:<seq>`,
+    /// `heartbeat:<name>:…`): the same opening decided again (a second
+    /// daemon, a retry) changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
     /// Which occurrence of its dedup key this is (1: the first).
     #[serde(default = "first_occurrence")]
     pub occurrence: u32,
     /// The resolved handoff of the same dedup key before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence_of: Option<Uuid>,
+    /// The people its pages and escalations reached (the persons their
+    /// targets resolved to when decided), in the order first paged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paged_people: Vec<String>,
 }
 
 fn first_occurrence() -> u32 {
@@ -137,6 +146,15 @@ pub enum Seen {
 pub const RECENT_REPORTS: usize = 64;
 
 impl Incident {
+    /// Notes the people a page or an escalation reached.
+    pub(super) fn paged(&mut self, notice: &crate::domain::event::Notice) {
+        for p in notice.routes.iter().filter_map(|r| r.person.as_ref()) {
+            if !self.paged_people.contains(p) {
+                self.paged_people.push(p.clone());
+            }
+        }
+    }
+
     /// Whether the report stored at `seq` in `BATON_REPORTS` was recorded
     /// here (opened it or joined it).
     pub fn has_report(&self, seq: u64) -> Seen {
@@ -200,8 +218,10 @@ impl Incident {
             recent_reports: Vec::new(),
             max_report: 0,
             first_report: None,
+            opened_by: None,
             occurrence: 1,
             recurrence_of: None,
+            paged_people: Vec::new(),
         }
     }
 

@@ -716,3 +716,25 @@ fn delivery_outcomes_are_taken_after_resolve_and_only_delivery_kinds_are() {
         Err(DomainError::NotFound)
     );
 }
+
+#[test]
+fn the_same_opening_decided_again_changes_nothing_whatever_its_source() {
+    let open_from = |source: &str| {
+        Command::Incident(IncidentCommand::Open {
+            template: "agent_failure".into(),
+            report: report(Severity::P1),
+            warnings: vec![],
+            source: Some(source.into()),
+        })
+    };
+    // Another daemon's timer decided the same heartbeat miss.
+    let g = given(&[(open_from("heartbeat:etl:missed:7"), 0)]);
+    assert!(g
+        .run(&open_from("heartbeat:etl:missed:7"), 1)
+        .unwrap()
+        .is_empty());
+    // Another opening of the same outage joins it.
+    given(&[(open_from("heartbeat:etl:missed:7"), 0)])
+        .when(open_from("heartbeat:etl:fail:9"), 1)
+        .then_expect(&["reported_again"]);
+}

@@ -38,13 +38,13 @@ fn notice(
     Notice {
         routes: routes
             .iter()
-            .map(|r| RouteTarget {
-                route: r.clone(),
-                target: t
+            .map(|r| {
+                let target = t
                     .roles
                     .get(r)
                     .cloned()
-                    .unwrap_or_else(|| policy.target(r, team, &Packet::default())),
+                    .unwrap_or_else(|| policy.target(r, team, &Packet::default()));
+                RouteTarget::new(r.clone(), target)
             })
             .collect(),
         team: team.to_string(),

@@ -19,12 +19,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 mod deadlines;
+mod paged;
 mod pages;
 
 use super::{Rebuilt, Record};
 use crate::domain::{Event, EventData, Handoff, Policy};
 use crate::store::Names;
 use deadlines::{check_deadlines, check_team_slas};
+pub use paged::{who_was_paged, Paged};
 use pages::check_pages;
 
 /// What a finding is about. The `snake_case` name is printed and stable.

@@ -1,0 +1,63 @@
+//! The on-call follower: reads `BATON_ONCALL` into the shared
+//! [`Roster`](crate::app::oncall::Roster) at start-up ([`catch_up`]), then
+//! follows it with an ordered consumer ([`run`]) so overrides made on any
+//! daemon reach this one's engine. The roster skips events it has already
+//! applied (this daemon's own writes are applied when stored).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::oncall::Roster;
+use crate::store::{oncall::decode, OncallLog, StoreError};
+
+/// Applies everything stored so far; returns the last sequence read.
+pub async fn catch_up(roster: &Roster, log: &OncallLog) -> Result<u64, StoreError> {
+    let upto = log.last_seq().await?;
+    let events = log.read(0, upto).await?;
+    for (seq, e) in &events {
+        roster.apply(*seq, e);
+    }
+    tracing::info!(events = events.len(), "on-call events replayed");
+    Ok(upto)
+}
+
+/// Follows the stream after `after` until shutdown. A record this build
+/// cannot read stops the follower with an error (the daemon stops: it
+/// must not page from a roster missing an override).
+pub async fn run(
+    roster: Arc<Roster>,
+    log: OncallLog,
+    after: u64,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let mut msgs = log.follow(after).await?;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = msgs.next() => m,
+        };
+        let Some(msg) = next else {
+            return Err(StoreError::nats(
+                "follow on-call events",
+                "the consumer ended",
+            ));
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                // The ordered consumer recreates itself on gaps; other
+                // errors are transient at this level, so keep following.
+                tracing::warn!(error = %e, "on-call follower: message error");
+                continue;
+            }
+        };
+        let seq = msg
+            .info()
+            .map_err(|e| StoreError::nats("message info", e))?
+            .stream_sequence;
+        let event = decode(seq, &msg.payload)?;
+        roster.apply(seq, &event);
+    }
+}
