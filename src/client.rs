@@ -241,11 +241,89 @@ impl Client {
     }
 
     /// Prints pages: the stored ones too with `all`, then new ones while
-    /// `follow`.
+    /// `follow`, across daemon and broker restarts.
     pub async fn pages(&self, follow: bool, all: bool, json_out: bool) -> Result<(), ClientError> {
+        let policy = if all {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::New
+        };
+        self.read_stream(
+            self.names.pages_stream(),
+            String::new(),
+            policy,
+            follow,
+            all,
+            |payload| {
+                let parsed = (!json_out)
+                    .then(|| serde_json::from_slice::<Page>(payload).ok())
+                    .flatten();
+                Some(match parsed {
+                    Some(p) => describe(&p),
+                    None => String::from_utf8_lossy(payload).into_owned(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Prints what delivery recorded for one handoff (`delivered`,
+    /// `delivery_failed`, `undelivered`), read from its events; then new
+    /// ones while `follow`, across restarts.
+    pub async fn deliveries(
+        &self,
+        id: Uuid,
+        follow: bool,
+        json_out: bool,
+    ) -> Result<(), ClientError> {
+        self.read_stream(
+            self.names.events_stream(),
+            self.names.events(id),
+            DeliverPolicy::All,
+            follow,
+            true,
+            |payload| {
+                let commit = store::decode_commit(0, payload).ok()?;
+                let lines: Vec<String> = commit
+                    .events
+                    .iter()
+                    .filter(|e| e.data.is_delivery())
+                    .map(|e| {
+                        if json_out {
+                            serde_json::to_string(e).expect("events serialize")
+                        } else {
+                            describe_delivery(e)
+                        }
+                    })
+                    .collect();
+                (!lines.is_empty()).then(|| lines.join("\n"))
+            },
+        )
+        .await
+    }
+
+    /// Reads `stream` (only `filter` if not empty) from `policy` and prints
+    /// what `line` makes of each message; with `follow`, forever.
+    ///
+    /// Following survives daemon and broker restarts: when the ordered
+    /// consumer fails (`consumer not found` after a broker restart, missed
+    /// heartbeats, a stream that is briefly gone) it is created again from
+    /// the sequence after the last one seen, with a capped backoff, so
+    /// nothing is skipped and nothing printed twice.
+    async fn read_stream(
+        &self,
+        stream_name: String,
+        filter: String,
+        policy: DeliverPolicy,
+        follow: bool,
+        stored: bool,
+        mut line: impl FnMut(&[u8]) -> Option<String>,
+    ) -> Result<(), ClientError> {
+        const FIRST_RETRY: Duration = Duration::from_millis(100);
+        const MAX_RETRY: Duration = Duration::from_secs(5);
         let stream = self
             .js
-            .get_stream(self.names.pages_stream())
+            .get_stream(&stream_name)
             .await
             .map_err(|e| StoreError::nats("get stream", e))?;
         let last = stream
@@ -254,37 +332,86 @@ impl Client {
             .map_err(|e| StoreError::nats("stream info", e))?
             .state
             .last_sequence;
-        if !follow && (!all || last == 0) {
+        if !follow && (!stored || last == 0) {
             return Ok(());
         }
-        let policy = if all {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::New
-        };
-        let mut msgs = store::ordered_messages(&stream, policy, String::new()).await?;
-        while let Some(m) = msgs.next().await {
-            let m = m.map_err(|e| StoreError::nats("consume", e))?;
-            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            let parsed = (!json_out)
-                .then(|| serde_json::from_slice::<Page>(&m.payload).ok())
-                .flatten();
-            let line = match parsed {
-                Some(p) => describe(&p),
-                None => String::from_utf8_lossy(&m.payload).into_owned(),
+        let mut next: Option<u64> = None;
+        let mut wait = FIRST_RETRY;
+        loop {
+            let policy = match next {
+                Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+                None => policy,
             };
-            if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
-                // `baton pages --follow | head`: the reader left; stop quietly.
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(());
-                }
-                return Err(ClientError::Io(format!("cannot write to stdout: {e}")));
+            let opened = match self.js.get_stream(&stream_name).await {
+                Ok(s) => store::ordered_messages(&s, policy, filter.clone()).await,
+                Err(e) => Err(StoreError::nats("get stream", e)),
+            };
+            let failure = match opened {
+                Err(e) => e.to_string(),
+                Ok(mut msgs) => loop {
+                    match msgs.next().await {
+                        Some(Ok(m)) => {
+                            wait = FIRST_RETRY;
+                            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                            next = Some(seq + 1);
+                            if let Some(text) = line(&m.payload) {
+                                if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+                                    // `baton pages --follow | head`: the reader left.
+                                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                                        return Ok(());
+                                    }
+                                    return Err(ClientError::Io(format!(
+                                        "cannot write to stdout: {e}"
+                                    )));
+                                }
+                            }
+                            if !follow && seq >= last {
+                                return Ok(());
+                            }
+                        }
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "the consumer ended".to_string(),
+                    }
+                },
+            };
+            if !follow {
+                return Err(StoreError::nats("consume", failure).into());
             }
-            if !follow && seq >= last {
-                break;
-            }
+            tracing::warn!(error = %failure, retry_in = ?wait, "following again after a restart");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_RETRY);
         }
-        Ok(())
+    }
+}
+
+/// One delivery event as a line: "12:00:01.250 Slack accepted (attempt 2) …".
+pub fn describe_delivery(e: &crate::domain::Event) -> String {
+    use crate::domain::EventData;
+    let at = e.occurred_at.format("%H:%M:%S%.3f");
+    match &e.data {
+        EventData::Delivered {
+            page_id,
+            channel,
+            destination,
+            person,
+            attempts,
+            latency_ms,
+        } => format!(
+            "{at} DELIVERED {page_id} via {channel} to {}{destination} (attempt {attempts}, {latency_ms} ms after the page)",
+            person.as_deref().map(|p| format!("{p} at ")).unwrap_or_default()
+        ),
+        EventData::DeliveryFailed {
+            page_id,
+            channel,
+            destination,
+            reason,
+            attempts,
+            ..
+        } => format!("{at} FAILED {page_id} via {channel} to {destination}: {reason} after {attempts} attempt(s)"),
+        EventData::Undelivered { page_id, reason } => {
+            format!("{at} UNDELIVERED {page_id}: {reason}")
+        }
+        other => format!("{at} {}", other.kind()),
     }
 }
 

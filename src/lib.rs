@@ -27,6 +27,8 @@
 //!   what a ping does) and the edge that follows `BATON_HEARTBEATS`, arms a
 //!   second timer and opens or resolves incidents through the engine.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
+//! - [`delivery`] — pages to people (Slack, webhooks, e-mail), every
+//!   outcome recorded in the log.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
 //! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
 //! - [`replay`] — read-only replay of the log: state as of any moment,
@@ -55,6 +57,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod delivery;
 pub mod dev;
 pub mod domain;
 pub mod heartbeat;

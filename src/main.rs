@@ -119,6 +119,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::spawn(baton::server::shutdown_on_signals(token.clone()));
             baton::server::run(cfg, token).await?;
         }
+        Cmd::Deliver => {
+            let cfg = load_config(&cli, false)?;
+            let token = CancellationToken::new();
+            tokio::spawn(baton::server::shutdown_on_signals(token.clone()));
+            baton::server::deliver(cfg, token).await?;
+        }
         Cmd::Dev { data_dir } => {
             let mut cfg = load_config(&cli, true)?;
             let port = cfg

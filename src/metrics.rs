@@ -57,6 +57,18 @@ pub struct Metrics {
     pub work_completeness: HistogramVec,
     pub work_rating: HistogramVec,
     pub work_sla_missed_total: IntCounterVec,
+    /// `baton_delivery_seconds{channel}`: from a page's event being stored
+    /// to the remote end's 2xx (process-local, fed by the delivery worker).
+    pub delivery_seconds: HistogramVec,
+    /// `baton_delivery_attempts_total{channel}`: every attempt, retries too.
+    pub delivery_attempts_total: IntCounterVec,
+    /// `baton_delivery_failures_total{channel,reason}`: contact methods
+    /// given up on a page (`reason`: `http_<code>`, a Slack code,
+    /// `smtp_<code>`, `retries_exhausted`, …).
+    pub delivery_failures_total: IntCounterVec,
+    /// `baton_delivery_queue_depth`: pages waiting for or in delivery (the
+    /// delivery consumer's pending plus unacknowledged messages).
+    pub delivery_queue_depth: IntGauge,
     /// `baton_heartbeat_pings_total{monitor,status}`: pings this daemon took
     /// live (configured monitors only: a bounded label).
     pub heartbeat_pings_total: IntCounterVec,
@@ -293,6 +305,32 @@ impl Metrics {
                     "Team handoffs whose accept or complete SLA passed."
                 ),
                 &["template", "stage"]
+            )),
+            delivery_seconds: reg!(HistogramVec::new(
+                hist(
+                    "baton_delivery_seconds",
+                    "From a page's event being stored to the remote end accepting it.",
+                    vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
+                ),
+                &["channel"]
+            )),
+            delivery_attempts_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_delivery_attempts_total",
+                    "Delivery attempts, retries included."
+                ),
+                &["channel"]
+            )),
+            delivery_failures_total: reg!(IntCounterVec::new(
+                Opts::new(
+                    "baton_delivery_failures_total",
+                    "Contact methods given up on a page, by reason."
+                ),
+                &["channel", "reason"]
+            )),
+            delivery_queue_depth: reg!(IntGauge::new(
+                "baton_delivery_queue_depth",
+                "Pages waiting for or in delivery."
             )),
             heartbeat_pings_total: reg!(IntCounterVec::new(
                 Opts::new(

@@ -26,7 +26,7 @@ use crate::identity::{Credentials, Identity};
 use crate::metrics::Metrics;
 use crate::projector::{self, Projection};
 use crate::store::{self, EventStore, Names, StoreError};
-use crate::{api, heartbeat, http, ingest, jobs, pages, sla, snapshot};
+use crate::{api, delivery, heartbeat, http, ingest, jobs, pages, sla, snapshot};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,7 @@ impl Shared {
                 self.cfg.alertmanager.clone(),
                 self.cfg.pagerduty.clone(),
             )),
+            ack_keys: Arc::new(self.cfg.delivery.ack_keys.clone()),
             heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
             identity: self.identity.clone(),
         }
@@ -308,6 +309,26 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             )
         });
     }
+    if cfg.delivery.enabled {
+        let worker = delivery::Worker::new(
+            shared.app(),
+            delivery::Settings::from_config(&cfg),
+            metrics.clone(),
+        )
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })?;
+        let (j, n, t) = (js.clone(), event_store.names().clone(), shutdown.clone());
+        tasks.spawn(async move {
+            (
+                "delivery",
+                delivery::run(Arc::new(worker), j, n, t)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        });
+    }
     {
         // After the projector caught up: an `ok` read from history may
         // resolve an incident, which needs the handoffs' state.
@@ -400,6 +421,49 @@ impl Running {
 /// `start` then `wait`.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     start(cfg, shutdown).await?.wait().await
+}
+
+/// `baton deliver`: only the delivery worker, apart from `serve`. It
+/// records outcomes through its own engine, which loads each handoff from
+/// the stream when it first writes to it (no full replay, no SLA timer:
+/// the daemons keep escalating).
+pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let cfg = Arc::new(cfg);
+    let client = store::connect(&cfg.nats).await?;
+    store::check_server(&client.server_info().version, cfg.nats.replicas)?;
+    let js = store::jetstream(client.clone(), &cfg.nats);
+    let names = Names::new(&cfg.nats.prefix);
+    store::ensure_streams(&js, &names, &stream_settings(&cfg)).await?;
+    let metrics = Arc::new(Metrics::new());
+    let policy = Arc::new(cfg.policy());
+    let event_store = EventStore::open(
+        js.clone(),
+        &names,
+        cfg.limits.max_in_flight_appends,
+        Some(append_timer(&metrics)),
+    )
+    .await?;
+    // A timer nobody runs: this process never fires deadlines.
+    let (timer, _queue) = sla::channel();
+    let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
+    let engine = Arc::new(Engine::new(event_store, projection, policy));
+    let limits = ParseLimits {
+        max_report_bytes: cfg.limits.max_report_bytes,
+        max_field_bytes: cfg.limits.max_field_bytes,
+    };
+    let app = Handoffs::new(engine, limits, metrics.clone());
+    let worker = delivery::Worker::new(app, delivery::Settings::from_config(&cfg), metrics)
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })?;
+    tracing::info!(prefix = %cfg.nats.prefix, "baton is delivering pages");
+    delivery::run(Arc::new(worker), js, names, shutdown)
+        .await
+        .map_err(|e| ServeError::Task {
+            task: "delivery",
+            message: e.to_string(),
+        })
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -236,6 +236,8 @@ async fn openapi_lists_every_route_and_every_listed_operation_is_served() {
         "POST /v1/heartbeats/{name}/start",
         "POST /v1/heartbeats/{name}/fail",
         "GET /v1/stats",
+        "GET /a/{token}",
+        "POST /a/{token}",
         "GET /v1/people/{id}",
         "GET /v1/oncall",
         "POST /v1/oncall/overrides",

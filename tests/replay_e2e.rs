@@ -3,6 +3,9 @@
 //! fixtures that every future build must still replay.
 
 mod common;
+#[allow(dead_code)]
+#[path = "common/sinks.rs"]
+mod sinks;
 
 use std::collections::BTreeMap;
 use std::process::Command as Process;
@@ -740,6 +743,106 @@ async fn record_team_and_expiry_fixtures() {
         )
         .unwrap();
     }
+    daemon.stop().await.unwrap();
+}
+
+/// Writes `tests/fixtures/delivery_scenarios.jsonl`: a P1 whose page to
+/// alice fails on one webhook (400) and is delivered by the next, whose
+/// escalation reaches a Slack webhook that answers 429 first (delivered
+/// after the handoff was resolved) and a route with no contact
+/// (`undelivered`). `cargo test --test replay_e2e -- --ignored
+/// record_delivery_fixtures`; never regenerated once recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn record_delivery_fixtures() {
+    let nats = Nats::start();
+    let sink = sinks::HttpSink::start().await;
+    let text = format!(
+        r#"
+[nats]
+url = "{url}"
+[http]
+enabled = false
+[jobs]
+enabled = false
+[delivery]
+enabled = true
+retry_deadline = "5s"
+initial_backoff = "20ms"
+max_backoff = "100ms"
+per_destination_interval = "1ms"
+[severity.P1]
+max_hold = "400ms"
+first_response = "700ms"
+escalation = [ {{ routes = ["incident_captain", "nobody"], delay = "300ms" }} ]
+[[ownership]]
+workflow = "billing-*"
+team = "payments"
+primary = "alice"
+backup = "bob"
+[people.alice]
+contact = [ {{ kind = "webhook", url = "{bad}" }}, {{ kind = "webhook", url = "{ok}" }} ]
+[routes.oncall]
+target = "person:alice"
+[routes.incident_captain]
+target = "captains"
+contact = [ {{ kind = "slack", webhook_url = "{limited}" }} ]
+"#,
+        url = nats.url,
+        bad = sink.url("bad"),
+        ok = sink.url("ok"),
+        limited = sink.url("limited"),
+    );
+    let cfg = baton::config::Config::parse(&text).unwrap();
+    cfg.validate().unwrap();
+    let daemon = Daemon::start(cfg).await;
+    let (client, js) = nats.client().await;
+    publish_report(&js, "agent_failure", &p1("fx-deliver")).await;
+    let id = p1_id("fx-deliver");
+    eventually("escalated, the page delivered", || async {
+        let k = kinds(&events_of(&js, id).await);
+        (k.contains(&"escalated") && k.contains(&"delivered")).then_some(())
+    })
+    .await;
+    // Slack is still waiting out its Retry-After: resolve meanwhile.
+    command(&client, "ack", json!({"id": id, "by": "alice"})).await;
+    command(&client, "resolve", json!({"id": id, "by": "alice"})).await;
+    let events = eventually("both pages delivered, one route undelivered", || async {
+        let events = events_of(&js, id).await;
+        let k = kinds(&events);
+        let n = |x| k.iter().filter(|k| **k == x).count();
+        (n("delivered") == 2 && n("undelivered") == 1).then_some(events)
+    })
+    .await;
+    let k = kinds(&events);
+    let resolved = k.iter().position(|k| *k == "resolved").unwrap();
+    assert!(
+        k[resolved..].contains(&"delivered"),
+        "Slack's delivery lands after the resolve: {k:?}"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (jsonl, facts) = (
+        dir.join("delivery_scenarios.jsonl"),
+        dir.join("delivery_scenarios.expected.json"),
+    );
+    assert!(
+        !jsonl.exists() && !facts.exists(),
+        "delivery_scenarios is recorded already; recorded fixtures are never regenerated"
+    );
+    let mut lines = String::new();
+    for e in &events {
+        lines.push_str(&serde_json::to_string(e).unwrap());
+        lines.push('\n');
+    }
+    let mut h = None;
+    events.iter().for_each(|e| apply(&mut h, e));
+    let expected = BTreeMap::from([(id, facts_of(&h.unwrap()))]);
+    std::fs::write(jsonl, lines).unwrap();
+    std::fs::write(
+        facts,
+        serde_json::to_string_pretty(&expected).unwrap() + "\n",
+    )
+    .unwrap();
     daemon.stop().await.unwrap();
 }
 

@@ -334,6 +334,13 @@ impl Handoffs {
         })
     }
 
+    /// A handoff's stored events, in order (the delivery worker reads what
+    /// it already recorded about a page). Empty for a handoff with none.
+    pub async fn events(&self, id: Uuid) -> Result<Vec<crate::domain::Event>, AppError> {
+        let commits = self.engine.store().read_after(id, 0).await?;
+        Ok(commits.into_iter().flat_map(|(_, c)| c.events).collect())
+    }
+
     /// Runs a read over the projection on a blocking thread: the list,
     /// the stats and the jobs walk the projection's index (work bounded by
     /// the page or the window, review R4), never the runtime's threads.

@@ -89,6 +89,19 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run only the delivery worker (pages to Slack, webhooks, e-mail), apart
+    /// from `serve`; as many as wanted share the work.
+    Deliver,
+    /// What delivery recorded for one handoff: delivered, failed, undelivered.
+    Deliveries {
+        id: uuid::Uuid,
+        /// Keep printing new ones (survives daemon and broker restarts).
+        #[arg(long)]
+        follow: bool,
+        /// Raw events, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Parse and validate the config, print the effective policy, exit non-zero on errors.
     CheckConfig,
     /// Rebuild state as of a moment from BATON_EVENTS (read-only: never appends, never pages).

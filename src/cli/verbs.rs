@@ -39,6 +39,7 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
         ),
         Cmd::Get { id } => print_json(&client.command("get", json!({"id": id})).await?["handoff"]),
         Cmd::Pages { follow, all, json } => client.pages(*follow, *all, *json).await?,
+        Cmd::Deliveries { id, follow, json } => client.deliveries(*id, *follow, *json).await?,
         Cmd::Job {
             action: JobCmd::Run { name, json },
         } => print_job(&client.job(name, json!({})).await?, *json),
@@ -73,6 +74,7 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
             *json,
         ),
         Cmd::Serve
+        | Cmd::Deliver
         | Cmd::Dev { .. }
         | Cmd::CheckConfig
         | Cmd::Report { .. }

@@ -24,6 +24,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod authz;
+mod delivery;
 mod heartbeat;
 mod http;
 mod integrations;
@@ -44,6 +45,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use authz::AuthzConfig;
+pub use delivery::{DeliveryConfig, SmtpConfig, SmtpSecurity, WebhookDeliveryConfig};
 pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
@@ -143,6 +145,9 @@ pub struct Config {
     /// by `routing_key` at `POST /v2/enqueue`.
     #[serde(default)]
     pub pagerduty: BTreeMap<String, PagerDutyConfig>,
+    /// Page delivery to people: Slack, webhooks, e-mail (`[delivery]`).
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Heartbeat monitors (`[[heartbeat]]`): runners that must ping in time.
     #[serde(default)]
     pub heartbeat: Vec<HeartbeatConfig>,
@@ -255,6 +260,7 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        self.delivery.apply_env(&get);
         for (name, pd) in self.pagerduty.iter_mut() {
             if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
                 pd.routing_key = v;
@@ -328,6 +334,14 @@ impl Config {
         }
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
+        problems.extend(self.delivery.problems());
+        for (name, r) in &self.routes {
+            for (i, c) in r.contact.iter().enumerate() {
+                if !people::contact_has_address(c) {
+                    problems.push(format!("routes.{name}.contact[{i}]: no address"));
+                }
+            }
+        }
         problems.extend(self.authz.problems());
         problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {

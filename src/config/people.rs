@@ -99,6 +99,15 @@ fn one() -> u32 {
     1
 }
 
+/// Whether a contact names somewhere to send to (people's and routes').
+pub(super) fn contact_has_address(c: &ContactConfig) -> bool {
+    match c {
+        ContactConfig::Email { to } => to.contains('@'),
+        ContactConfig::Slack { webhook_url, .. } => !webhook_url.is_empty(),
+        ContactConfig::Webhook { url } => !url.is_empty(),
+    }
+}
+
 /// `handoff`'s formats: `2026-11-02T09:00:00`, `2026-11-02T09:00`, or with
 /// a space instead of the `T`.
 fn parse_handoff(s: &str) -> Option<chrono::NaiveDateTime> {
@@ -157,12 +166,7 @@ pub fn problems(
             out.push(format!("people.{id}: person ids are subject tokens"));
         }
         for (i, c) in p.contact.iter().enumerate() {
-            let empty = match c {
-                ContactConfig::Email { to } => !to.contains('@'),
-                ContactConfig::Slack { webhook_url, .. } => webhook_url.is_empty(),
-                ContactConfig::Webhook { url } => url.is_empty(),
-            };
-            if empty {
+            if !contact_has_address(c) {
                 out.push(format!("people.{id}.contact[{i}]: no address"));
             }
         }

@@ -108,6 +108,12 @@ pub struct RouteConfig {
     /// the person on call when the page is decided; anything else
     /// (`rota:primary`) is an opaque label.
     pub target: String,
+    /// How to reach the route itself when its page names no person, or
+    /// when every contact method of the person failed: the same shape as
+    /// `[people.<id>].contact` (`[{ kind = "slack", webhook_url = "env:OPS_SLACK" }]`),
+    /// tried in order. Used by the delivery worker only; never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact: Vec<super::ContactConfig>,
     /// Who is paged when `target` resolves to nobody at run time (everyone
     /// overridden away, an empty participant list): `person:<id>` or
     /// `rotation:<id>`. Counted in `baton_unresolved_targets_total{route}`.

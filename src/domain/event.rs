@@ -299,6 +299,46 @@ pub enum EventData {
         deadline: DateTime<Utc>,
         notice: Notice,
     },
+    /// A page reached someone: the remote end (Slack, a webhook, the SMTP
+    /// relay) accepted it. Recorded by the delivery worker on either kind
+    /// of handoff, resolved ones included; it changes no rule or deadline.
+    Delivered {
+        /// The page's `Nats-Msg-Id` (`<event id>:<route>`).
+        page_id: String,
+        /// `slack`, `webhook` or `email`.
+        channel: String,
+        /// Where it went, redacted: a host, or a masked address. Never a
+        /// webhook URL's path (it is the secret).
+        destination: String,
+        /// The person it was sent to (absent: a route's own contact).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
+        /// Attempts it took (1: the first went through).
+        attempts: u32,
+        /// From the page's event being stored to the remote 2xx.
+        latency_ms: i64,
+    },
+    /// One contact method gave up on a page: a permanent refusal or retries
+    /// exhausted. The worker goes on to the next method.
+    DeliveryFailed {
+        page_id: String,
+        channel: String,
+        /// Redacted, as in `delivered`.
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
+        /// A short code: `http_400`, `channel_not_found`, `timeout`,
+        /// `retries_exhausted`, `smtp_permanent`, …
+        reason: String,
+        attempts: u32,
+    },
+    /// No contact method of the page's target accepted it (or it had none).
+    /// Escalation goes on as the policy says: this never delays it.
+    Undelivered {
+        page_id: String,
+        /// Why in one phrase: `no_contact` or `all_methods_failed`.
+        reason: String,
+    },
 }
 
 impl EventData {
@@ -328,7 +368,26 @@ impl EventData {
             | EventData::Cancelled { .. }
             | EventData::Rated { .. }
             | EventData::SlaMissed { .. } => Kind::Team,
+            // Delivery events are the edge's record about a page and are
+            // stored on either kind (see [`EventData::is_delivery`]); neither
+            // aggregate decides them. They report the incident, the kind that
+            // pages people, only because this method names exactly one.
+            EventData::Delivered { .. }
+            | EventData::DeliveryFailed { .. }
+            | EventData::Undelivered { .. } => Kind::Incident,
         }
+    }
+
+    /// `delivered`, `delivery_failed` or `undelivered`: what the delivery
+    /// worker recorded about a page. Allowed on any handoff at any point
+    /// after it opened (resolved ones too), and inert in both aggregates.
+    pub fn is_delivery(&self) -> bool {
+        matches!(
+            self,
+            EventData::Delivered { .. }
+                | EventData::DeliveryFailed { .. }
+                | EventData::Undelivered { .. }
+        )
     }
 
     /// The stored `type`.
@@ -354,6 +413,9 @@ impl EventData {
             EventData::Cancelled { .. } => "cancelled",
             EventData::Rated { .. } => "rated",
             EventData::SlaMissed { .. } => "sla_missed",
+            EventData::Delivered { .. } => "delivered",
+            EventData::DeliveryFailed { .. } => "delivery_failed",
+            EventData::Undelivered { .. } => "undelivered",
         }
     }
 

@@ -133,6 +133,11 @@ pub enum Command {
     /// The SLA timer's wake-up: fire whatever is due at `now`, whichever
     /// kind the handoff is.
     Tick,
+    /// Record what the delivery worker did with a page: a delivery event
+    /// (`delivered`, `delivery_failed`, `undelivered`; anything else is
+    /// refused as invalid). Taken on either kind, resolved or not; it
+    /// changes no state the rules read, so no deadline moves.
+    Delivery(EventData),
 }
 
 /// The rules, dispatched to the handoff's aggregate. `state` is `None` for a
@@ -144,6 +149,15 @@ pub fn decide(
     policy: &Policy,
 ) -> Result<Vec<NewEvent>, DomainError> {
     match (state, cmd) {
+        (_, Command::Delivery(data)) if !data.is_delivery() => Err(invalid(
+            "type",
+            "only delivered, delivery_failed and undelivered are recorded this way",
+        )),
+        (None, Command::Delivery(_)) => Err(DomainError::NotFound),
+        (Some(_), Command::Delivery(data)) => Ok(vec![NewEvent {
+            actor: "baton".into(),
+            data: data.clone(),
+        }]),
         (None, Command::Tick) => Err(DomainError::NotFound),
         (None, Command::Incident(c)) => incident::decide(None, c, now, policy),
         (None, Command::Team(c)) => teamwork::decide(None, c, now, policy),

@@ -43,6 +43,10 @@ pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.j
 /// `routing_key`, checked by `crate::intake::pagerduty`), as at PagerDuty.
 pub const ROUTING_KEY_PATHS: &[&str] = &["/v2/enqueue", "/v1/pagerduty/enqueue"];
 
+/// One-click links (`/a/<token>`): the signed token is the credential,
+/// checked by `http::links`.
+pub const LINK_PREFIX: &str = "/a/";
+
 /// What the middleware checks against.
 #[derive(Clone)]
 pub struct Auth {
@@ -73,7 +77,10 @@ impl Auth {
 
     /// Whether a request to `path` with `method` needs a token.
     pub fn required(&self, method: &Method, path: &str) -> bool {
-        if OPEN_PATHS.contains(&path) || ROUTING_KEY_PATHS.contains(&path) {
+        if OPEN_PATHS.contains(&path)
+            || ROUTING_KEY_PATHS.contains(&path)
+            || path.starts_with(LINK_PREFIX)
+        {
             return false;
         }
         let read = method == Method::GET || method == Method::HEAD;

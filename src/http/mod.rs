@@ -25,12 +25,15 @@
 //! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
 //! - [`people`] — `GET /v1/people/{id}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
+//! - [`links`] — `/a/<token>`: one-click acknowledge and resolve (no
+//!   bearer token: the signed link).
 //! - [`oncall`] — `/v1/oncall` and its overrides.
 
 pub mod auth;
 pub mod handoffs;
 pub mod heartbeats;
 pub mod intake;
+pub mod links;
 pub mod oncall;
 pub mod people;
 pub mod problem;
@@ -83,6 +86,8 @@ pub struct AppState {
     pub ready: watch::Receiver<bool>,
     /// The Alertmanager and PagerDuty integrations and their rate budgets.
     pub intake: Arc<crate::intake::Intake>,
+    /// Keys of one-click links (`BATON_ACK_KEYS`, newest first; empty: off).
+    pub ack_keys: Arc<Vec<String>>,
     /// The configured heartbeat monitors' names (`POST /v1/heartbeats/…`).
     pub heartbeats: Arc<BTreeSet<String>>,
     /// People, credentials and access rules (auth, `/v1/people`).
@@ -154,6 +159,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeats::start))
         .routes(routes!(heartbeats::fail))
         .routes(routes!(stats_handler))
+        .routes(routes!(links::confirm, links::act))
         .routes(routes!(people::get_person))
         .routes(routes!(oncall::who))
         .routes(routes!(oncall::create_override))

@@ -432,6 +432,39 @@ fn describe(e: &Event, h: Option<&Handoff>, policy: &Policy) -> String {
             deadline.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
             who(notice)
         ),
+        EventData::Delivered {
+            page_id,
+            channel,
+            destination,
+            person,
+            attempts,
+            latency_ms,
+        } => format!(
+            "{} accepted {} (attempt {attempts}): page {} to {}{destination}, {} after the page.",
+            channel_word(channel),
+            e.occurred_at.format("%H:%M:%S%.3f"),
+            page_route(page_id),
+            person.as_deref().map(|p| format!("{p} at ")).unwrap_or_default(),
+            human(*latency_ms),
+        ),
+        EventData::DeliveryFailed {
+            page_id,
+            channel,
+            destination,
+            person,
+            reason,
+            attempts,
+        } => format!(
+            "{} gave up on page {} to {}{destination} after {attempts} attempt(s): {reason}.",
+            channel_word(channel),
+            page_route(page_id),
+            person.as_deref().map(|p| format!("{p} at ")).unwrap_or_default(),
+        ),
+        EventData::Undelivered { page_id, reason } => format!(
+            "Page {} reached nobody ({}); escalation goes on regardless.",
+            page_route(page_id),
+            reason.replace('_', " "),
+        ),
     }
 }
 
@@ -482,6 +515,21 @@ fn deadlines(
     if let Some(o) = &h.overridden {
         let _ = writeln!(out, "  gate overridden by {} at {}", o.by, at(o.at));
     }
+}
+
+/// `slack` → `Slack`, for "Slack accepted …".
+fn channel_word(channel: &str) -> String {
+    match channel {
+        "slack" => "Slack".into(),
+        "email" => "E-mail".into(),
+        "webhook" => "Webhook".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The route of a page id `<event id>:<route>` (the whole id if it has none).
+fn page_route(page_id: &str) -> &str {
+    page_id.split_once(':').map_or(page_id, |(_, r)| r)
 }
 
 #[cfg(test)]

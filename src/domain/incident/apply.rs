@@ -63,6 +63,11 @@ pub fn apply_to(h: &mut Incident, event: &Event) {
         | EventData::Cancelled { .. }
         | EventData::Rated { .. }
         | EventData::SlaMissed { .. } => {}
+        // What reached people is a record for humans and the audit; no rule
+        // or deadline reads it, so escalation is never delayed by delivery.
+        EventData::Delivered { .. }
+        | EventData::DeliveryFailed { .. }
+        | EventData::Undelivered { .. } => {}
         EventData::Enriched { values, team, .. } => {
             h.packet.merge_from(values, false);
             if let Some(t) = team {

@@ -659,6 +659,64 @@ fn has_report_is_exact_above_the_highest_sequence_and_unsure_below_it() {
     assert_eq!((h.occurrence, h.first_report), (1, Some(7)));
 }
 
+fn delivered() -> Command {
+    Command::Delivery(EventData::Delivered {
+        page_id: "e:oncall".into(),
+        channel: "slack".into(),
+        destination: "hooks.slack.com".into(),
+        person: Some("alice".into()),
+        attempts: 2,
+        latency_ms: 1200,
+    })
+}
+
+#[test]
+fn delivery_outcomes_are_recorded_without_moving_any_deadline() {
+    let g = given(&[(open(report(Severity::P1)), 0)]);
+    let before = g.state.as_ref().unwrap().next_deadline(&g.policy);
+    assert!(before.is_some());
+    let then = g.when(delivered(), 1);
+    let events = then.result.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, "baton");
+    assert_eq!(events[0].data.kind(), "delivered");
+    let h = then.state.unwrap();
+    assert_eq!(
+        h.next_deadline(&policy()),
+        before,
+        "escalation is not delayed"
+    );
+    assert_eq!(h.status_str(), "paged");
+}
+
+#[test]
+fn delivery_outcomes_are_taken_after_resolve_and_only_delivery_kinds_are() {
+    let g = given(&[
+        (open(report(Severity::P1)), 0),
+        (
+            Command::Incident(IncidentCommand::Resolve {
+                by: "a".into(),
+                note: None,
+            }),
+            1,
+        ),
+    ]);
+    let undelivered = Command::Delivery(EventData::Undelivered {
+        page_id: "e:oncall".into(),
+        reason: "no_contact".into(),
+    });
+    assert_eq!(g.run(&undelivered, 2).unwrap().len(), 1);
+    let wrong = Command::Delivery(EventData::Resolved {
+        by: "mallory".into(),
+        note: None,
+    });
+    assert!(matches!(g.run(&wrong, 2), Err(DomainError::Invalid { .. })));
+    assert_eq!(
+        decide(None, &delivered(), t(0), &policy()),
+        Err(DomainError::NotFound)
+    );
+}
+
 #[test]
 fn the_same_opening_decided_again_changes_nothing_whatever_its_source() {
     let open_from = |source: &str| {

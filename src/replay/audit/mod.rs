@@ -231,6 +231,9 @@ fn check_lifecycle(id: Uuid, events: &[(u64, &Event)]) -> Vec<Finding> {
                 opened = true;
             }
             (EventData::ReportedAgain { .. }, _, _, true) => {}
+            // A page sent before the resolve may be delivered (or given up
+            // on) after it: the delivery worker records it whenever it ends.
+            (d, _, _, true) if d.is_delivery() => {}
             // A completed team handoff still takes its feedback.
             (EventData::Rated { .. }, _, _, true) => {}
             (_, _, _, true) => out.push(violation(
