@@ -38,8 +38,9 @@ pub struct PersonConfig {
     pub service: bool,
 }
 
-/// One way to reach a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One way to reach a person. `Debug` is written by hand: a Slack webhook
+/// or a webhook URL can carry a secret, so only its host is shown.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ContactConfig {
     /// E-mail over SMTP.
@@ -61,6 +62,42 @@ pub enum ContactConfig {
         /// Where to POST.
         url: String,
     },
+}
+
+impl std::fmt::Debug for ContactConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContactConfig::Email { to } => f.debug_struct("Email").field("to", to).finish(),
+            ContactConfig::Slack {
+                webhook_url,
+                member,
+            } => f
+                .debug_struct("Slack")
+                .field("webhook_url", &redact_url(webhook_url))
+                .field("member", member)
+                .finish(),
+            ContactConfig::Webhook { url } => f
+                .debug_struct("Webhook")
+                .field("url", &redact_url(url))
+                .finish(),
+        }
+    }
+}
+
+/// A URL as logs may show it: `env:VAR` as is, else the scheme and host
+/// with the rest (path, query: where webhook secrets live) redacted.
+fn redact_url(url: &str) -> String {
+    if url.starts_with("env:") {
+        return url.to_string();
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit('@').next().unwrap_or(host);
+            format!("{scheme}://{host}/[redacted]")
+        }
+        None => "[redacted]".into(),
+    }
 }
 
 /// How often a rotation hands over.
@@ -205,4 +242,37 @@ pub fn problems(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_webhook_secret() {
+        let c = ContactConfig::Slack {
+            webhook_url: "https://hooks.slack.com/services/T000/B000/SECRET".into(),
+            member: None,
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("SECRET") && shown.contains("hooks.slack.com"),
+            "{shown}"
+        );
+        let w = ContactConfig::Webhook {
+            url: "https://user:pw@example.com/hook?token=SECRET".into(),
+        };
+        let shown = format!("{w:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("pw"),
+            "{shown}"
+        );
+        assert!(format!(
+            "{:?}",
+            ContactConfig::Webhook {
+                url: "env:HOOK".into()
+            }
+        )
+        .contains("env:HOOK"));
+    }
 }
