@@ -55,6 +55,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod dev;
 pub mod domain;
 pub mod heartbeat;

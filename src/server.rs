@@ -84,6 +84,7 @@ impl Shared {
             )),
             heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
             identity: self.identity.clone(),
+            console: http::console::ConsoleState::new(&self.cfg.console),
         }
     }
 

@@ -331,6 +331,22 @@ impl Handoffs {
         })
     }
 
+    /// A handoff's stored events in log order, straight from the stream
+    /// (the console's timeline and who was paged).
+    pub async fn events(&self, id: Uuid) -> Result<Vec<crate::domain::Event>, AppError> {
+        let commits = self.engine.store().read_after(id, 0).await?;
+        if commits.is_empty() {
+            return Err(DomainError::NotFound.into());
+        }
+        Ok(commits.into_iter().flat_map(|(_, c)| c.events).collect())
+    }
+
+    /// The stream sequence the projection has applied up to: it moves
+    /// whenever any handoff changes (the console's live nudge polls it).
+    pub fn applied_seq(&self) -> u64 {
+        self.engine.projection().applied_seq.load(Ordering::Acquire)
+    }
+
     /// Runs a read over the projection on a blocking thread: the list,
     /// the stats and the jobs walk the projection's index (work bounded by
     /// the page or the window, review R4), never the runtime's threads.

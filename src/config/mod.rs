@@ -6,6 +6,7 @@
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
 //! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API),
+//! `BATON_CONSOLE_SESSION_KEY` (the web console's cookie-signing key),
 //! `BATON_PAGERDUTY_<NAME>_ROUTING_KEY` (for a `[pagerduty.<name>]` in the
 //! file). An override that does not parse is an error naming the variable.
 //!
@@ -24,6 +25,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod authz;
+mod console;
 mod heartbeat;
 mod http;
 mod integrations;
@@ -44,6 +46,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use authz::AuthzConfig;
+pub use console::ConsoleConfig;
 pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
 pub use integrations::{AlertmanagerConfig, PagerDutyConfig, PD_SEVERITIES};
@@ -100,6 +103,9 @@ pub struct Config {
     /// The HTTP API and `/metrics`.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The web console on the HTTP port: session cookies (`[console]`).
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Per-severity gate, SLA and escalation (`[severity.P1]`, `P2`, `P3`);
     /// any field left out keeps the playbook default.
     #[serde(default)]
@@ -255,6 +261,9 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
+        if let Some(v) = get("BATON_CONSOLE_SESSION_KEY") {
+            self.console.session_key = Some(v);
+        }
         for (name, pd) in self.pagerduty.iter_mut() {
             if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
                 pd.routing_key = v;
@@ -329,6 +338,7 @@ impl Config {
         problems.extend(self.limits.problems());
         problems.extend(people::problems(&self.people, &self.rotations));
         problems.extend(self.authz.problems());
+        problems.extend(self.console.problems());
         problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.

@@ -2,7 +2,9 @@
 //! by default: everything except `GET`/`HEAD` needs a token; reads need one
 //! with `http.protect_reads`; the probes, `/metrics` and `/openapi.json`
 //! never do (a scraper or a load balancer must not hold a secret), nor the
-//! PagerDuty-compatible endpoints, whose `routing_key` is their credential.
+//! PagerDuty-compatible endpoints, whose `routing_key` is their credential,
+//! nor the web console's pages, which authenticate by session cookie
+//! (`super::console`).
 //!
 //! Two kinds of bearer token are accepted:
 //!
@@ -74,6 +76,11 @@ impl Auth {
     /// Whether a request to `path` with `method` needs a token.
     pub fn required(&self, method: &Method, path: &str) -> bool {
         if OPEN_PATHS.contains(&path) || ROUTING_KEY_PATHS.contains(&path) {
+            return false;
+        }
+        // The web console authenticates by its session cookie (and checks
+        // each POST's origin) in `super::console`, not by bearer token.
+        if super::console::is_console_path(path) {
             return false;
         }
         let read = method == Method::GET || method == Method::HEAD;
@@ -189,5 +196,7 @@ mod tests {
             assert!(!closed.required(&Method::POST, p));
         }
         assert!(closed.required(&Method::POST, "/v1/alertmanager/prod"));
+        assert!(!closed.required(&Method::POST, "/handoffs/x/ack"));
+        assert!(!closed.required(&Method::GET, "/"));
     }
 }
