@@ -14,6 +14,7 @@
 //! (the words of `baton timeline`, pure), never `http`.
 
 pub mod assets;
+pub mod detail;
 pub mod session;
 pub mod views;
 
