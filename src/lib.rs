@@ -28,6 +28,8 @@
 //!   second timer and opens or resolves incidents through the engine.
 //! - [`pages`] — pages out, derived from stored events, exactly once.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
+//! - [`console`] — the web console's pages as pure functions (maud) and its
+//!   signed session cookie; served by `http::console`.
 //! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
 //! - [`replay`] — read-only replay of the log: state as of any moment,
 //!   timelines, the audit's invariants, exports.
