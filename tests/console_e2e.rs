@@ -494,3 +494,86 @@ async fn the_stream_nudges_when_the_projection_moves_and_reads_can_be_closed() {
     drop(body);
     daemon.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_incident_offers_enrich_to_anyone_and_override_only_to_the_role() {
+    let nats = Nats::start();
+    let text = format!("{TEST_CONFIG}\n{PEOPLE}\n[people.carol]\nroles = [\"incident_captain\"]\n");
+    let mut cfg = Config::parse(&text).expect("parses");
+    cfg.nats.url = nats.url.clone();
+    cfg.validate().expect("valid");
+    let daemon = Daemon::start(cfg).await;
+    let app = router(daemon.shared().app_state());
+    let (_, js) = nats.client().await;
+
+    let mut report: serde_json::Value = serde_json::from_slice(&p1("held-1")).unwrap();
+    report["severity"] = "P2".into();
+    let r = report.as_object_mut().unwrap();
+    r.remove("recommended_action");
+    r.remove("blast_radius");
+    let report = serde_json::to_vec(&report).unwrap();
+    publish_report(&js, "agent_failure", &report).await;
+    let parsed = baton::domain::parse_report(
+        &report,
+        baton::domain::ParseLimits {
+            max_report_bytes: 65536,
+            max_field_bytes: 4096,
+        },
+    )
+    .unwrap();
+    let id = baton::domain::handoff_id_for("agent_failure", &parsed.report).unwrap();
+    let (alice, _) = token(&nats, "alice", Scope::Person).await;
+    let (carol, _) = token(&nats, "carol", Scope::Person).await;
+    let a = sign_in(&app, &alice).await;
+    let c = sign_in(&app, &carol).await;
+    let url = format!("/handoffs/{id}");
+    let page = eventually("the held incident", || {
+        let (app, a, url) = (app.clone(), a.clone(), url.clone());
+        async move {
+            let r = get(&app, &url, Some(&a)).await;
+            r.body.contains(">held<").then_some(r.body)
+        }
+    })
+    .await;
+    assert!(page.contains("name=\"field.recommended_action\""), "{page}");
+    assert!(
+        !page.contains("/override\""),
+        "alice is no incident captain"
+    );
+    let cpage = get(&app, &url, Some(&c)).await;
+    assert!(cpage.body.contains("/override\""), "{}", cpage.body);
+
+    let refused = post(&app, &format!("{url}/override"), Some(&a), "reason=now").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let r = post(
+        &app,
+        &format!("{url}/override"),
+        Some(&c),
+        "reason=checkout+down",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = get(&app, &url, Some(&c)).await;
+    assert!(
+        page.body
+            .contains("Override by carol: &quot;checkout down&quot;"),
+        "{}",
+        page.body
+    );
+    let r = post(
+        &app,
+        &format!("{url}/enrich"),
+        Some(&a),
+        "field.recommended_action=fail+over&field.blast_radius=%7B%22users%22%3A+5%7D",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = get(&app, &url, Some(&a)).await;
+    assert!(page.body.contains("Enriched by alice"), "{}", page.body);
+    let events = events_of(&js, id).await;
+    assert!(events
+        .iter()
+        .any(|e| e.kind() == "enriched" && e.actor == "alice"));
+
+    daemon.stop().await.expect("clean stop");
+}
