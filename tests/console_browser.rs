@@ -3,7 +3,8 @@
 //! fantoccini against a real daemon on a real socket: sign in, see a new P1
 //! appear without a reload, acknowledge it, see the state change and the
 //! countdown stop, see the action in the timeline with the person's name,
-//! and check that the pages asked no other host for anything. A screenshot
+//! check that the pages asked no other host for anything, and see the
+//! board say "stale" when the daemon goes away. A screenshot
 //! of each page lands in `target/console-screenshots/`.
 //!
 //! Skipped, saying so, when `chromedriver` or `chromium` is not installed.
@@ -274,6 +275,26 @@ async fn sign_in_see_a_p1_arrive_live_acknowledge_it_and_read_the_timeline() {
     .await;
     shot(&c, "oncall").await;
 
+    // The daemon goes away under a live board: shutdown does not wait on
+    // the open stream, and the page says it is stale instead of looking live.
+    c.goto(&format!("{base}/")).await.unwrap();
+    until(
+        &c,
+        "the stream is live",
+        "document.getElementById('stale').hidden",
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(20), daemon.stop())
+        .await
+        .expect("shutdown does not wait on open streams")
+        .expect("clean stop");
+    until(
+        &c,
+        "the stale banner",
+        "!document.getElementById('stale').hidden",
+    )
+    .await;
+    shot(&c, "stale").await;
+
     c.close().await.unwrap();
-    daemon.stop().await.expect("clean stop");
 }
