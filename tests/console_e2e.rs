@@ -397,6 +397,34 @@ async fn the_console_renders_signs_in_acts_as_the_person_and_refuses_what_it_mus
     let page = get(&app, &tpage, Some(&a)).await;
     assert!(page.body.contains("☑ done"), "{}", page.body);
     assert!(page.body.contains("alice accepted it"), "{}", page.body);
+    for item in 2..=4 {
+        let r = post(
+            &app,
+            &format!("{tpage}/check"),
+            Some(&a),
+            &format!("item={item}"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let r = post(&app, &format!("{tpage}/complete"), Some(&a), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(get(&app, &tpage, Some(&a)).await.body.contains("/rate\""));
+    let r = post(
+        &app,
+        &format!("{tpage}/rate"),
+        Some(&a),
+        "rating=4&comment=clear+handoff",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = get(&app, &tpage, Some(&a)).await;
+    assert!(
+        page.body.contains("4/5 from alice") && page.body.contains("clear handoff"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("/rate\""), "rated once");
 
     // On call: now, next, and the ?at= lookup (and its refusal).
     let oc = get(&app, "/oncall", Some(&a)).await;
@@ -408,6 +436,29 @@ async fn the_console_renders_signs_in_acts_as_the_person_and_refuses_what_it_mus
         "{}",
         at.body
     );
+    let r = daemon
+        .shared()
+        .app()
+        .oncall()
+        .create_override(
+            serde_json::from_value(serde_json::json!({
+                "rotation": "payments-primary", "by": "dana",
+                "from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z",
+                "created_by": "alice"
+            }))
+            .unwrap(),
+        )
+        .await;
+    r.expect("override stored");
+    let oc = eventually("the override is listed", || {
+        let app = app.clone();
+        async move {
+            let r = get(&app, "/oncall", None).await;
+            r.body.contains("dana instead of").then_some(r.body)
+        }
+    })
+    .await;
+    assert!(oc.contains("Overrides, current and upcoming"), "{oc}");
     let bad = get(&app, "/oncall?at=yesterday", None).await;
     assert!(bad.body.contains("RFC 3339"), "{}", bad.body);
 

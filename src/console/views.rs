@@ -148,6 +148,8 @@ pub struct OncallPage {
     pub at_answer: Vec<OncallView>,
     /// Why `at` could not be answered.
     pub error: Option<String>,
+    /// Overrides in force or still to come, not cancelled, soonest first.
+    pub overrides: Vec<OverrideView>,
 }
 
 /// The page around every body: header, navigation, who is signed in.
@@ -363,6 +365,16 @@ pub fn oncall(p: &OncallPage, viewer: Option<&Viewer>) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        }
+        section aria-labelledby="overrides" {
+            h2 id="overrides" { "Overrides, current and upcoming" }
+            @if p.overrides.is_empty() {
+                p { "None." }
+            } @else {
+                ul {
+                    @for o in &p.overrides { li { (o.rotation) ": " (override_text(o)) } }
                 }
             }
         }

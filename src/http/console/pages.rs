@@ -244,11 +244,22 @@ pub(super) async fn oncall(
             Err(e) => (Vec::new(), Some(e.to_string())),
         },
     };
+    let until_now = Utc::now();
+    let mut overrides: Vec<crate::app::oncall::OverrideView> = service.roster().read(|d| {
+        d.rotations
+            .values()
+            .flat_map(|r| &r.overrides)
+            .filter(|o| o.cancelled_at.is_none() && o.until > until_now)
+            .map(Into::into)
+            .collect()
+    });
+    overrides.sort_by_key(|o| o.from);
     let p = OncallPage {
         rotations,
         at,
         at_answer,
         error,
+        overrides,
     };
     page(
         StatusCode::OK,
