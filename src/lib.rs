@@ -30,6 +30,8 @@
 //! - [`delivery`] — pages to people (Slack, webhooks, e-mail), every
 //!   outcome recorded in the log.
 //! - [`http`] / [`metrics`] — the HTTP face and Prometheus series.
+//! - [`console`] — the web console's pages as pure functions (maud) and its
+//!   signed session cookie; served by `http::console`.
 //! - [`stats`] — the tracker's figures (`/v1/stats`), a pure function of state.
 //! - [`replay`] — read-only replay of the log: state as of any moment,
 //!   timelines, the audit's invariants, exports.
@@ -57,6 +59,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod dev;
 pub mod domain;

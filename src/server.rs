@@ -85,6 +85,7 @@ impl Shared {
             ack_keys: Arc::new(self.cfg.delivery.ack_keys.clone()),
             heartbeats: Arc::new(self.cfg.heartbeat.iter().map(|h| h.name.clone()).collect()),
             identity: self.identity.clone(),
+            console: http::console::ConsoleState::new(&self.cfg.console),
         }
     }
 

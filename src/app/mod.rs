@@ -341,6 +341,12 @@ impl Handoffs {
         Ok(commits.into_iter().flat_map(|(_, c)| c.events).collect())
     }
 
+    /// The stream sequence the projection has applied up to: it moves
+    /// whenever any handoff changes (the console's live nudge polls it).
+    pub fn applied_seq(&self) -> u64 {
+        self.engine.projection().applied_seq.load(Ordering::Acquire)
+    }
+
     /// Runs a read over the projection on a blocking thread: the list,
     /// the stats and the jobs walk the projection's index (work bounded by
     /// the page or the window, review R4), never the runtime's threads.

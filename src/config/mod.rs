@@ -6,6 +6,7 @@
 //! `BATON_NATS_PREFIX`, `BATON_NATS_USER`, `BATON_NATS_PASSWORD`,
 //! `BATON_NATS_TOKEN`, `BATON_NATS_CREDS`, `BATON_HTTP_LISTEN`,
 //! `BATON_HTTP_TOKENS` (comma-separated bearer tokens for the HTTP API),
+//! `BATON_CONSOLE_SESSION_KEY` (the web console's cookie-signing key),
 //! `BATON_PAGERDUTY_<NAME>_ROUTING_KEY` (for a `[pagerduty.<name>]` in the
 //! file). An override that does not parse is an error naming the variable.
 //!
@@ -24,6 +25,7 @@
 //! from it at the top (`server`), never the other way round.
 
 mod authz;
+mod console;
 mod delivery;
 mod heartbeat;
 mod http;
@@ -45,6 +47,7 @@ use crate::domain::teamwork::Template;
 use crate::domain::{is_subject_token, Severity};
 
 pub use authz::AuthzConfig;
+pub use console::ConsoleConfig;
 pub use delivery::{DeliveryConfig, SmtpConfig, SmtpSecurity, WebhookDeliveryConfig};
 pub use heartbeat::HeartbeatConfig;
 pub use http::HttpConfig;
@@ -102,6 +105,9 @@ pub struct Config {
     /// The HTTP API and `/metrics`.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The web console on the HTTP port: session cookies (`[console]`).
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Per-severity gate, SLA and escalation (`[severity.P1]`, `P2`, `P3`);
     /// any field left out keeps the playbook default.
     #[serde(default)]
@@ -261,6 +267,9 @@ impl Config {
                 .collect();
         }
         self.delivery.apply_env(&get);
+        if let Some(v) = get("BATON_CONSOLE_SESSION_KEY") {
+            self.console.session_key = Some(v);
+        }
         for (name, pd) in self.pagerduty.iter_mut() {
             if let Some(v) = get(&PagerDutyConfig::routing_key_env(name)) {
                 pd.routing_key = v;
@@ -343,6 +352,7 @@ impl Config {
             }
         }
         problems.extend(self.authz.problems());
+        problems.extend(self.console.problems());
         problems.extend(self.target_problems());
         for (i, t) in self.http.tokens.iter().enumerate() {
             // Only the position is named: a token must not reach the output.

@@ -2,7 +2,9 @@
 //! by default: everything except `GET`/`HEAD` needs a token; reads need one
 //! with `http.protect_reads`; the probes, `/metrics` and `/openapi.json`
 //! never do (a scraper or a load balancer must not hold a secret), nor the
-//! PagerDuty-compatible endpoints, whose `routing_key` is their credential.
+//! PagerDuty-compatible endpoints, whose `routing_key` is their credential,
+//! nor the web console's pages, which authenticate by session cookie
+//! (`super::console`).
 //!
 //! Two kinds of bearer token are accepted:
 //!
@@ -81,6 +83,11 @@ impl Auth {
             || ROUTING_KEY_PATHS.contains(&path)
             || path.starts_with(LINK_PREFIX)
         {
+            return false;
+        }
+        // The web console authenticates by its session cookie (and checks
+        // each POST's origin) in `super::console`, not by bearer token.
+        if super::console::is_console_path(path) {
             return false;
         }
         let read = method == Method::GET || method == Method::HEAD;
@@ -196,5 +203,7 @@ mod tests {
             assert!(!closed.required(&Method::POST, p));
         }
         assert!(closed.required(&Method::POST, "/v1/alertmanager/prod"));
+        assert!(!closed.required(&Method::POST, "/handoffs/x/ack"));
+        assert!(!closed.required(&Method::GET, "/"));
     }
 }

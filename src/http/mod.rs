@@ -28,8 +28,12 @@
 //! - [`links`] — `/a/<token>`: one-click acknowledge and resolve (no
 //!   bearer token: the signed link).
 //! - [`oncall`] — `/v1/oncall` and its overrides.
+//! - [`console`] — the web console's pages (`/`, `/handoffs/{id}`,
+//!   `/oncall`, `/login`), outside `/v1` and the OpenAPI document: HTML,
+//!   authenticated by a session cookie instead of a bearer token.
 
 pub mod auth;
+pub mod console;
 pub mod handoffs;
 pub mod heartbeats;
 pub mod intake;
@@ -92,6 +96,8 @@ pub struct AppState {
     pub heartbeats: Arc<BTreeSet<String>>,
     /// People, credentials and access rules (auth, `/v1/people`).
     pub identity: crate::identity::Identity,
+    /// The web console's sessions and live streams (`[console]`).
+    pub console: console::ConsoleState,
 }
 
 #[derive(OpenApi)]
@@ -175,7 +181,10 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 /// The application.
 pub fn router(state: AppState) -> Router {
     let http = state.http.clone();
-    let (routes, _) = api().split_for_parts();
+    let (mut routes, _) = api().split_for_parts();
+    if state.console.enabled {
+        routes = routes.merge(console::routes());
+    }
     routes
         .fallback(|| async {
             Problem::new(
@@ -346,6 +355,10 @@ pub async fn serve(
              mutating endpoints accept person credentials only"
         );
     }
+    let mut state = state;
+    // The console's live streams end with the server, or graceful shutdown
+    // would wait on them forever.
+    state.console.shutdown = shutdown.child_token();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -197,6 +197,17 @@ impl Credentials {
         Ok(record)
     }
 
+    /// The active record `id`, without a secret: for a session that
+    /// already proved the token once (the web console's signed cookie), so
+    /// a revocation ends the session at its next request.
+    pub async fn active(&self, id: &str) -> Result<CredentialRecord, VerifyError> {
+        let (_, record) = self.record(id).await?.ok_or(VerifyError::Unknown)?;
+        if !record.is_active() {
+            return Err(VerifyError::Revoked(record.id));
+        }
+        Ok(record)
+    }
+
     /// Writes `last_used` when it is older than [`TOUCH_EVERY`], in the
     /// background; a lost race (another daemon, a revocation) is fine.
     fn touch(&self, seq: u64, record: &CredentialRecord, now: DateTime<Utc>) {

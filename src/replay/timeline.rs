@@ -72,14 +72,10 @@ pub fn timeline(events: &[Event], policy: &Policy, now: DateTime<Utc>) -> String
     let Some(first) = events.first() else {
         return "no events: Baton has no handoff with this id\n".into();
     };
-    let mut state: Option<Handoff> = None;
-    let opened_at = first.occurred_at;
     let _ = writeln!(out, "Handoff {}", first.handoff_id);
-    for e in events {
-        apply(&mut state, e);
-        let off = human((e.occurred_at - opened_at).num_milliseconds());
-        let line = describe(e, state.as_ref(), policy);
-        let _ = writeln!(out, "  {}  (+{off})  {line}", at(e.occurred_at));
+    let (lines, state) = fold(events, policy);
+    for l in &lines {
+        let _ = writeln!(out, "  {}  (+{})  {}", at(l.at), l.offset, l.text);
     }
     match state {
         Some(Handoff::Incident(h)) => incident_ending(&mut out, &h, events, policy, now),
@@ -92,6 +88,47 @@ pub fn timeline(events: &[Event], policy: &Policy, now: DateTime<Utc>) -> String
         }
     }
     out
+}
+
+/// One event of the story: when, how long after the opening (`4.2s`),
+/// and what happened in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// When the event occurred.
+    pub at: DateTime<Utc>,
+    /// Since the handoff was opened, as [`human`] says it.
+    pub offset: String,
+    /// The event in plain words, the same as `baton timeline` prints.
+    pub text: String,
+    /// Who acted (`baton` for the daemon itself).
+    pub actor: String,
+}
+
+/// The story's lines, one per event, as [`timeline`] prints them (the web
+/// console shows the same words). Pure.
+pub fn lines(events: &[Event], policy: &Policy) -> Vec<Line> {
+    fold(events, policy).0
+}
+
+/// The lines and the state after the last event.
+fn fold(events: &[Event], policy: &Policy) -> (Vec<Line>, Option<Handoff>) {
+    let mut state: Option<Handoff> = None;
+    let Some(opened_at) = events.first().map(|e| e.occurred_at) else {
+        return (Vec::new(), None);
+    };
+    let lines = events
+        .iter()
+        .map(|e| {
+            apply(&mut state, e);
+            Line {
+                at: e.occurred_at,
+                offset: human((e.occurred_at - opened_at).num_milliseconds()),
+                text: describe(e, state.as_ref(), policy),
+                actor: e.actor.clone(),
+            }
+        })
+        .collect();
+    (lines, state)
 }
 
 /// An incident's deadlines (from its severity's policy) and outcome.
