@@ -189,8 +189,9 @@ pub async fn run(
     daemon.stop().await?;
     sink_task.abort();
 
-    // What was stored on BATON_PAGES: every page id, and its deadline.
-    let mut stored: HashMap<String, Option<i128>> = HashMap::new();
+    // What was stored on BATON_PAGES: every page id, and for escalation
+    // pages their deadline and stored time (Unix ns).
+    let mut stored: HashMap<String, Option<(i128, i128)>> = HashMap::new();
     let (_, last) = stream_state(&js, &names.pages_stream()).await?;
     let pages_filter = format!("{}.page.>", names.prefix);
     read_all(
@@ -198,12 +199,12 @@ pub async fn run(
         &names.pages_stream(),
         &pages_filter,
         last,
-        |_, _, payload| {
+        |_, at, payload| {
             if let Ok(p) = serde_json::from_slice::<Page>(payload) {
                 let deadline = (p.kind == "escalation")
                     .then_some(p.deadline)
                     .flatten()
-                    .map(|d| d.timestamp_nanos_opt().unwrap_or(0) as i128);
+                    .map(|d| (d.timestamp_nanos_opt().unwrap_or(0) as i128, at));
                 stored.insert(format!("{}:{}", p.event_id, p.route), deadline);
             }
         },
@@ -249,12 +250,14 @@ pub async fn run(
     );
 
     // Escalation pages: lateness, and their arrival rate.
-    let mut late = vec![];
+    let (mut late, mut page_stored, mut after_store) = (vec![], vec![], vec![]);
     let mut escalated: Vec<Instant> = vec![];
     let (mut first_deadline, mut last_deadline) = (i128::MAX, i128::MIN);
     for a in &arrivals {
-        if let Some(Some(d)) = stored.get(&a.page_id) {
+        if let Some(Some((d, at))) = stored.get(&a.page_id) {
             late.push((a.wall_ns - d) as f64 / 1e6);
+            page_stored.push((at - d) as f64 / 1e6);
+            after_store.push((a.wall_ns - at) as f64 / 1e6);
             escalated.push(a.at);
             first_deadline = first_deadline.min(*d);
             last_deadline = last_deadline.max(*d);
@@ -276,6 +279,8 @@ pub async fn run(
     let fire_span = (last_deadline - first_deadline) as f64 / 1e9;
     let fire_rate = n as f64 / fire_span.max(1e-9);
     let late = Spread::of(late);
+    let (page_stored, after_store) = (Spread::of(page_stored), Spread::of(after_store));
+    let ms = |s: &Spread| format!("{:.2} / {:.2} / {:.2} ms", s.p50, s.p99, s.max);
 
     let mut s = Section::new("delivery");
     s.row(
@@ -285,8 +290,18 @@ pub async fn run(
     );
     s.row(
         "lateness deadline → webhook request received, p50 / p99 / max",
-        format!("{:.2} / {:.2} / {:.2} ms", late.p50, late.p99, late.max),
+        ms(&late),
         Target::Met(late.p99 <= 10.0, "p99 ≤ 10 ms"),
+    );
+    s.row(
+        "  (deadline → page stored, p50 / p99 / max)",
+        ms(&page_stored),
+        Target::None,
+    );
+    s.row(
+        "  (page stored → webhook request received, p50 / p99 / max)",
+        ms(&after_store),
+        Target::None,
     );
     s.row(
         "escalation pages delivered to the sink, steady (middle 60 %)",
@@ -303,6 +318,8 @@ pub async fn run(
         "rate": rate,
         "fires_per_s": fire_rate,
         "lateness_webhook_received_ms": late,
+        "lateness_page_stored_ms": page_stored,
+        "page_stored_to_webhook_received_ms": after_store,
         "steady_deliveries_per_s": steady,
         "steady_window_s": window,
         "webhook_requests": arrivals.len(),
