@@ -9,8 +9,8 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake`; `--json
-//! <path>`. Anything else (cargo's own `--bench`) is ignored.
+//! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake,delivery`;
+//! `--json <path>`. Anything else (cargo's own `--bench`) is ignored.
 //!
 //! # Layout
 //! - [`memory`] — RSS per open handoff (runs first, on a clean heap).
@@ -19,12 +19,15 @@
 //! - [`replay`] — raw ordered-consumer rate vs the projector; restart to ready.
 //! - [`intake`] — alerts/s over HTTP: native reports, Alertmanager
 //!   batches, PagerDuty events.
+//! - [`delivery`] — deadline → webhook request received at a local sink,
+//!   with `[delivery]` on; deliveries/s.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
 //! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
 //!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
 
 mod broker;
 mod daemon;
+mod delivery;
 mod escalation;
 mod fixtures;
 mod ingest;
@@ -64,6 +67,10 @@ struct Sizes {
     rate: usize,
     /// Alerts per kind in the intake phase (native, Alertmanager, PagerDuty).
     intake: usize,
+    /// Escalations in the delivery phase (two webhook pages each).
+    delivery: usize,
+    /// Reports (and later deadlines) per second in that phase.
+    delivery_rate: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -74,6 +81,8 @@ const FULL: Sizes = Sizes {
     escalation: 100_000,
     rate: 1_000,
     intake: 20_000,
+    delivery: 10_000,
+    delivery_rate: 1_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -84,12 +93,21 @@ const QUICK: Sizes = Sizes {
     escalation: 2_000,
     rate: 1_000,
     intake: 1_000,
+    delivery: 400,
+    delivery_rate: 200,
 };
 
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 5] = ["memory", "ingest", "replay", "escalation", "intake"];
+const PHASES: [&str; 6] = [
+    "memory",
+    "ingest",
+    "replay",
+    "escalation",
+    "intake",
+    "delivery",
+];
 
 /// A phase, boxed so the four run through one closure.
 type Phase = Pin<Box<dyn Future<Output = anyhow::Result<report::Section>> + Send>>;
@@ -207,6 +225,12 @@ fn main() -> anyhow::Result<()> {
         let d = d.clone();
         sections.push(on_load(Box::pin(async move {
             intake::run(&d, sizes.intake).await
+        }))?);
+    }
+    if runs("delivery") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            delivery::run(&d, sizes.delivery, sizes.delivery_rate).await
         }))?);
     }
     let took = clock.elapsed().as_secs_f64();
