@@ -91,7 +91,7 @@ pub async fn events(
 
 /// The actor the auth middleware found; none means the route needed no
 /// token, which only a future exempt path would do: the compatibility mode.
-fn actor_of(actor: Option<Extension<Actor>>) -> Actor {
+pub(super) fn actor_of(actor: Option<Extension<Actor>>) -> Actor {
     actor.map_or(Actor::Shared, |Extension(a)| a)
 }
 

@@ -8,6 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 
+use super::handoffs::actor_of;
 use super::problem::{Problem, ProblemDetails};
 use super::AppState;
 use crate::app::oncall::{
@@ -96,9 +97,4 @@ pub async fn cancel_override(
         .authorize_oncall(&actor_of(actor), "oncall_cancel", &mut obj)?;
     let b: OverrideCancelBody = requests::body("oncall_cancel", obj)?;
     Ok(Json(s.app.oncall().cancel_override(id, b).await?))
-}
-
-/// The actor the auth middleware found (none: the compatibility mode).
-fn actor_of(actor: Option<Extension<Actor>>) -> Actor {
-    actor.map_or(Actor::Shared, |Extension(a)| a)
 }
