@@ -472,7 +472,10 @@ pub fn describe(p: &Page) -> String {
         what,
         p.route,
         p.team,
-        p.target,
+        match &p.person {
+            Some(person) if *person != p.target => format!("{}: {person}", p.target),
+            _ => p.target.clone(),
+        },
         p.hcs.score,
         if p.incomplete { " INCOMPLETE" } else { "" },
         respond,
