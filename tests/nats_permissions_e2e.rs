@@ -34,7 +34,7 @@ fn password(user: &str) -> String {
 /// A nats-server running the shipped users.
 struct Secured {
     server: NatsServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Secured {
@@ -53,7 +53,7 @@ impl Secured {
         let mut last = None;
         for _ in 0..5 {
             match NatsServer::start_with(dir.path(), free_port(), &extra) {
-                Ok(server) => return Secured { server, _dir: dir },
+                Ok(server) => return Secured { server, dir },
                 Err(e) => last = Some(e),
             }
         }
@@ -80,10 +80,26 @@ impl Secured {
 
     /// A Baton daemon signed in as the `baton` user.
     async fn daemon(&self) -> Daemon {
+        Daemon::start(self.daemon_config()).await
+    }
+
+    /// The server's log lines about permission violations by `user`
+    /// (2.9 writes `User "runner"`, 2.10 and later `"BATON/user:runner"`).
+    fn violations_by(&self, user: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("nats-server.log"))
+            .expect("nats-server.log");
+        let (old, new) = (format!("User \"{user}\""), format!("/user:{user}\""));
+        log.lines()
+            .filter(|l| l.contains("Violation") && (l.contains(&old) || l.contains(&new)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn daemon_config(&self) -> baton::config::Config {
         let mut cfg = config(&self.server.url);
         cfg.nats.user = Some("baton".into());
         cfg.nats.password = Some(password("baton"));
-        Daemon::start(cfg).await
+        cfg
     }
 }
 
@@ -182,6 +198,11 @@ async fn a_runner_reports_and_pings_and_is_refused_everything_else() {
     assert!(events.iter().all(|(_, v)| v.get("events").is_some()));
 
     daemon.stop().await.expect("daemon stops cleanly");
+    assert_eq!(nats.violations_by("baton"), Vec::<String>::new());
+    assert!(
+        !nats.violations_by("runner").is_empty(),
+        "the log names them"
+    );
 }
 
 #[tokio::test]
@@ -247,12 +268,24 @@ async fn a_pager_reads_pages_only() {
     subscribe_refused(&pager, &mut errors, "baton.report.>").await;
 
     daemon.stop().await.expect("daemon stops cleanly");
+    assert_eq!(nats.violations_by("baton"), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn an_operator_commands_but_cannot_write_the_log_or_drop_a_stream() {
     let nats = Secured::start();
-    let daemon = nats.daemon().await;
+    // With the scheduler (claims on BATON_JOBS, records on BATON_DIGESTS),
+    // its schedules a year away: only the on-demand run below happens.
+    let mut cfg = nats.daemon_config();
+    cfg.jobs.enabled = true;
+    for schedule in [
+        &mut cfg.jobs.daily_review.schedule,
+        &mut cfg.jobs.weekly_drill.schedule,
+        &mut cfg.jobs.ownership_audit.schedule,
+    ] {
+        *schedule = "0 0 0 1 1 *".into();
+    }
+    let daemon = Daemon::start(cfg).await;
     let (runner, _) = nats.connect("runner").await;
     let runner_js = jetstream::new(runner);
     let (operator, mut errors) = nats.connect("operator").await;
@@ -279,6 +312,13 @@ async fn an_operator_commands_but_cannot_write_the_log_or_drop_a_stream() {
         }
     })
     .await;
+    // A job on demand: the daemon claims it and stores its record.
+    let reply = operator
+        .request("baton.job.ownership-audit", "{}".into())
+        .await
+        .expect("job reply");
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(reply["ok"], true, "{reply}");
 
     for subject in [
         format!("baton.events.{id}"),
@@ -293,6 +333,9 @@ async fn an_operator_commands_but_cannot_write_the_log_or_drop_a_stream() {
     subscribe_refused(&operator, &mut errors, "baton.cmd.*").await;
 
     daemon.stop().await.expect("daemon stops cleanly");
+    // Everything the daemon did (ingest, pages, commands, the job) it was
+    // allowed to do.
+    assert_eq!(nats.violations_by("baton"), Vec::<String>::new());
 }
 
 #[tokio::test]
