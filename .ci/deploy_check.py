@@ -36,6 +36,17 @@ check(nats_vars == {"BATON_NATS_PASSWORD", "BATON_RUNNER_PASSWORD",
                     "BATON_PAGER_PASSWORD", "BATON_OPERATOR_PASSWORD"},
       f"accounts.conf password variables: {sorted(nats_vars)}")
 
+# --- Dockerfile: what the runtime stage copies exists and is not ignored --
+ignored = [l.strip().rstrip("/") for l in Path(".dockerignore").read_text().splitlines()
+           if l.strip() and not l.startswith("#")]
+for line in Path("Dockerfile").read_text().splitlines():
+    if line.startswith("COPY ") and "--from=" not in line:
+        for src in line.split()[1:-1]:
+            check(Path(src).exists(), f"Dockerfile: COPY {src} missing")
+            check(not any(src == i or src.startswith(i + "/") for i in ignored),
+                  f"Dockerfile: COPY {src} is in .dockerignore")
+check("\nUSER 10001:10001\n" in Path("Dockerfile").read_text(), "Dockerfile: non-root USER")
+
 # --- compose -------------------------------------------------------------
 compose = load(DEPLOY / "compose.yaml")
 services = compose["services"]

@@ -102,6 +102,24 @@ fn the_image_serves_and_probes_the_port_the_configs_listen_on() {
     assert!(dockerfile.contains("BATON_HTTP_LISTEN=0.0.0.0:9464"));
     assert!(dockerfile.contains("/dev/tcp/127.0.0.1/9464"));
     assert!(dockerfile.contains("GET /readyz"));
+    // The builder's Rust is at least the crate's rust-version.
+    let version = |s: &str| -> Vec<u32> { s.split('.').map(|n| n.parse().unwrap()).collect() };
+    let builder = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|l| l.split('-').next())
+        .expect("FROM rust:<version>-…");
+    let manifest = read("Cargo.toml");
+    let needed = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .expect("rust-version")
+        .trim_matches('"');
+    assert!(
+        version(builder) >= version(needed),
+        "rust:{builder} < {needed}"
+    );
+    assert!(dockerfile.contains("cargo build --release --locked"));
     let deployment = read("deploy/k8s/deployment.yaml");
     assert!(deployment.contains("containerPort: 9464"));
 }
