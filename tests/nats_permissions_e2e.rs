@@ -323,6 +323,9 @@ async fn an_operator_commands_but_cannot_write_the_log_or_drop_a_stream() {
     for subject in [
         format!("baton.events.{id}"),
         "baton.page.oncall.payments".to_string(),
+        // Minting a credential is the administrator's, as the daemon's user.
+        "baton.credential.0123456789abcdef".to_string(),
+        "baton.oncall.payments-primary".to_string(),
         "$JS.API.STREAM.DELETE.BATON_EVENTS".to_string(),
         "$JS.API.STREAM.PURGE.BATON_EVENTS".to_string(),
         "$JS.API.STREAM.UPDATE.BATON_EVENTS".to_string(),
