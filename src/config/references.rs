@@ -1,7 +1,9 @@
-//! The stricter checks of `baton check-config`: every route a severity or a
-//! template names must be one Baton knows, and the templates folder must
-//! exist. `serve` does not require them (an unnamed route still pages as
-//! `<route>:<team>`), but in a file they are almost always typos.
+//! The stricter checks of `baton check-config`: a route named in the file
+//! that is neither built in nor under `[routes]` but a small edit away from
+//! a route that is (or that the config names elsewhere) is reported as the
+//! typo it almost always is; and the templates folder must exist. A route
+//! far from every other name stays what the README promises: an unnamed
+//! route, paged as `<route>:<team>`. `serve` does not run these checks.
 
 use std::path::Path;
 
@@ -14,29 +16,50 @@ use crate::domain::{ROUTE_BACKUP, ROUTE_OWNER, ROUTE_QUEUE};
 pub const BUILTIN_ROUTES: [&str; 4] = [ROUTE_OWNER, ROUTE_BACKUP, ROUTE_QUEUE, ROUTE_TEAM];
 
 impl Config {
-    /// Routes named in the file that are neither built in nor under
-    /// `[routes]` (a template's escalation may also name one of its
-    /// `roles`), one line per problem with the closest known name. The
-    /// playbook defaults of keys left out are not checked.
+    /// Route names in the file that look like typos of a known or named
+    /// route, one line each, naming the key and the route meant. A
+    /// template's escalation may also name one of its `roles`. The playbook
+    /// defaults of keys left out are not checked.
     pub fn reference_problems(&self) -> Vec<String> {
-        let known: Vec<&str> = BUILTIN_ROUTES
+        let policy = self.policy();
+        let mut named: Vec<&str> = BUILTIN_ROUTES
+            .into_iter()
+            .chain(self.routes.keys().map(String::as_str))
+            .collect();
+        for p in policy.severities.values() {
+            named.extend(p.page_routes.iter().map(String::as_str));
+            named.extend(
+                p.escalation
+                    .iter()
+                    .flat_map(|l| l.routes.iter().map(String::as_str)),
+            );
+        }
+        for t in self.templates.values() {
+            named.extend(t.escalation.accept.iter().map(String::as_str));
+            named.extend(t.escalation.complete.iter().map(String::as_str));
+        }
+        named.sort_unstable();
+        named.dedup();
+        let defined: Vec<&str> = BUILTIN_ROUTES
             .into_iter()
             .chain(self.routes.keys().map(String::as_str))
             .collect();
         let mut out = Vec::new();
-        let mut check = |key: String, route: &str, also: &[&str]| {
-            if known.contains(&route) || also.contains(&route) {
+        let mut check = |key: String, route: &str, roles: &[&str]| {
+            if defined.contains(&route) || roles.contains(&route) {
                 return;
             }
-            let mut candidates: Vec<&str> = known.iter().chain(also).copied().collect();
-            candidates.sort_unstable();
-            let hint = match closest(route, &candidates) {
-                Some(c) => format!("did you mean {c:?}?"),
-                None => format!("known: {}", candidates.join(", ")),
-            };
-            out.push(format!(
-                "{key}: route {route:?} is not built in (owner, backup, queue, team) nor under [routes]; {hint}"
-            ));
+            let others: Vec<&str> = named
+                .iter()
+                .chain(roles)
+                .copied()
+                .filter(|c| *c != route)
+                .collect();
+            if let Some(meant) = closest(route, &others) {
+                out.push(format!(
+                    "{key}: route {route:?} is not built in (owner, backup, queue, team) nor under [routes]; did you mean {meant:?}?"
+                ));
+            }
         };
         for (sev, s) in &self.severity {
             for r in s.page_routes.iter().flatten() {
@@ -111,27 +134,44 @@ mod tests {
 
     #[test]
     fn a_route_name_typo_is_named_with_the_route_meant() {
-        let cfg = Config::parse(
-            "[severity.P1]\npage_routes = [\"oncal\"]\n[routes.oncall]\ntarget = \"person:alice\"\n",
-        )
-        .unwrap();
-        let problems = cfg.reference_problems();
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].starts_with("severity.P1.page_routes: route \"oncal\"")
-                && problems[0].ends_with("did you mean \"oncall\"?"),
-            "{problems:?}"
-        );
+        // Meant: the route the escalation names, or the one under [routes].
+        for text in [
+            "[severity.P1]\npage_routes = [\"oncal\"]\n",
+            "[severity.P1]\npage_routes = [\"oncal\"]\nescalation = []\n[routes.oncall]\ntarget = \"person:a\"\n",
+        ] {
+            let cfg = Config::parse(text).unwrap();
+            let problems = cfg.reference_problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with("severity.P1.page_routes: route \"oncal\"")
+                    && problems[0].ends_with("did you mean \"oncall\"?"),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]
-    fn defaults_builtins_and_template_roles_are_known_routes() {
-        let mut cfg =
-            Config::parse("[severity.P2]\npage_routes = [\"owner\", \"queue\"]\n").unwrap();
+    fn an_unnamed_route_far_from_every_other_is_no_problem() {
+        let cfg = Config::parse("[severity.P3]\npage_routes = [\"night_desk\"]\n").unwrap();
         assert_eq!(cfg.reference_problems(), Vec::<String>::new());
-        let t = cfg.templates.values_mut().next().unwrap();
-        t.escalation.accept = vec!["nobody_here".into()];
-        assert_eq!(cfg.reference_problems().len(), 1);
+    }
+
+    #[test]
+    fn a_template_escalation_may_name_its_roles() {
+        let mut cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.reference_problems(), Vec::<String>::new());
+        let t = cfg
+            .templates
+            .values_mut()
+            .find(|t| t.roles.contains_key("team_lead"))
+            .unwrap();
+        t.escalation.accept = vec!["team_leed".into()];
+        let problems = cfg.reference_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].ends_with("did you mean \"team_lead\"?"),
+            "{problems:?}"
+        );
     }
 
     #[test]
