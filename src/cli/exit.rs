@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use baton::client::ClientError;
 use baton::config::ConfigError;
+use baton::server::ServeError;
 use baton::store::StoreError;
 
 // 0: done.
@@ -52,15 +53,28 @@ pub fn message(e: &anyhow::Error) -> String {
 
 /// Where to look next, for errors a newcomer hits first.
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain()
-        .find_map(|cause| match cause.downcast_ref::<StoreError>() {
-            Some(StoreError::Connect { .. }) => Some(
-                "the NATS URL comes from [nats] url in the config file (--config or BATON_CONFIG; \
+    // `StoreError` also hides inside the transparent variants of the
+    // daemon's and the client's errors (the chain does not list it).
+    fn store<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StoreError> {
+        cause
+            .downcast_ref::<StoreError>()
+            .or(match cause.downcast_ref::<ServeError>() {
+                Some(ServeError::Store(s)) => Some(s),
+                _ => None,
+            })
+            .or(match cause.downcast_ref::<ClientError>() {
+                Some(ClientError::Store(s)) => Some(s),
+                _ => None,
+            })
+    }
+    e.chain().find_map(|cause| match store(cause) {
+        Some(StoreError::Connect { .. }) => Some(
+            "the NATS URL comes from [nats] url in the config file (--config or BATON_CONFIG; \
              default config/baton.toml if present) or BATON_NATS_URL; for `baton dev` use \
              BATON_CONFIG=config/dev.toml",
-            ),
-            _ => None,
-        })
+        ),
+        _ => None,
+    })
 }
 
 /// Prints the error to stderr and gives its exit status.
@@ -102,6 +116,21 @@ mod tests {
             message(&wrapped),
             "loading config: cannot read x: disk on fire"
         );
+    }
+
+    #[test]
+    fn a_connect_error_hints_where_the_url_comes_from() {
+        let connect = || StoreError::Connect {
+            url: "nats://127.0.0.1:1".into(),
+            message: "refused".into(),
+        };
+        for e in [
+            anyhow::Error::new(ServeError::Store(connect())),
+            anyhow::Error::new(ClientError::Store(connect())),
+        ] {
+            assert!(hint(&e).is_some_and(|h| h.contains("BATON_CONFIG")), "{e}");
+        }
+        assert_eq!(hint(&anyhow::anyhow!("other")), None);
     }
 
     #[test]
