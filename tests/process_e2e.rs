@@ -371,3 +371,34 @@ fn a_second_baton_dev_is_refused_and_sighup_stops_its_nats_server() {
     again.kill().unwrap();
     again.wait().unwrap();
 }
+
+/// Issue #16: a nats-server that could not start said only "did not become
+/// ready within 10s"; `serve` without NATS gave no hint where the URL comes
+/// from.
+#[test]
+fn dev_names_why_its_nats_server_failed_and_serve_names_the_url_it_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = write_config(dir.path(), &format!("nats://127.0.0.1:{port}"));
+    let data = dir.path().join("data");
+    let out = baton(&cfg, &["dev", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(err.contains("nats-server.log"), "{err}");
+
+    // Nothing listens on a port just freed: serve names it and hints.
+    drop(taken);
+    let out = baton(&cfg, &["serve"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("nats://127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("BATON_CONFIG"),
+        "{err}"
+    );
+}
