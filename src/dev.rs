@@ -216,6 +216,28 @@ impl NatsServer {
         self.child.id()
     }
 
+    /// Stops the server as an operator would: SIGTERM (it flushes and
+    /// closes its store), SIGKILL if it is still up after 5 s. `baton dev`
+    /// ends this way; a drop kills at once.
+    pub fn stop(mut self) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's pid, not yet reaped (the
+            // `Child` still owns it), so the pid cannot name another process.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+
     /// Kills the server at once (no flush), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -158,7 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::spawn(baton::server::shutdown_on_signals(token.clone()));
             let result = baton::server::run(cfg, token).await;
             // Before the lock: the store is closed when the lock is free.
-            drop(server);
+            server.stop();
             drop(lock);
             result?;
         }
