@@ -9,7 +9,7 @@ use clap::Parser;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use baton::client::{Client, ClientError};
+use baton::client::Client;
 use baton::config::Config;
 
 /// mimalloc, not glibc's malloc: the daemon allocates and frees on every
@@ -56,8 +56,10 @@ use cli::args::{Cli, Cmd, LogFormat};
 use cli::replay::replay_command;
 use cli::verbs::{client_command, report};
 
-fn load_config(cli: &Cli, dev: bool) -> anyhow::Result<Config> {
-    let path = cli.config.clone().or_else(|| {
+/// The config file a command reads: `--config`/`BATON_CONFIG`, else
+/// `config/baton.toml` (`config/dev.toml` for `baton dev`) if present.
+fn config_path(cli: &Cli, dev: bool) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
         let name = if dev {
             "config/dev.toml"
         } else {
@@ -65,18 +67,25 @@ fn load_config(cli: &Cli, dev: bool) -> anyhow::Result<Config> {
         };
         let p = PathBuf::from(name);
         p.exists().then_some(p)
-    });
-    Ok(match path {
+    })
+}
+
+fn load_config(cli: &Cli, dev: bool) -> anyhow::Result<Config> {
+    Ok(match config_path(cli, dev) {
         Some(p) => Config::load(&p)?,
         None => Config::from_env()?,
     })
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,async_nats=warn,tokio_cron_scheduler=warn")
+    });
+    // Colour only for a person at a terminal: a log file or journald
+    // gets no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -100,14 +109,7 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format);
     match run(cli).await {
         Ok(code) => code,
-        Err(e) => {
-            if let Some(ClientError::Refused { code, message }) = e.downcast_ref::<ClientError>() {
-                eprintln!("refused ({code}): {message}");
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::FAILURE
-        }
+        Err(e) => cli::exit::report(&e),
     }
 }
 
@@ -134,7 +136,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .next()
                 .and_then(|p| p.trim_matches('/').parse().ok())
                 .unwrap_or(4223);
-            let server = baton::dev::NatsServer::start(data_dir, port)?;
+            // The lock first: a second `baton dev` must never start a
+            // nats-server on a store another one has open.
+            let mut lock = baton::dev::DevLock::acquire(data_dir)?;
+            let server = baton::dev::NatsServer::start_locked(data_dir, port, &lock)?;
+            lock.record(&format!(
+                "pid {}, its nats-server pid {} on {}",
+                std::process::id(),
+                server.pid(),
+                server.url
+            ))?;
             cfg.nats.url = server.url.clone();
             eprintln!(
                 "dev nats-server (JetStream) on {} with its store in {}\n\
@@ -146,46 +157,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = CancellationToken::new();
             tokio::spawn(baton::server::shutdown_on_signals(token.clone()));
             let result = baton::server::run(cfg, token).await;
-            drop(server);
+            // Before the lock: the store is closed when the lock is free.
+            server.stop();
+            drop(lock);
             result?;
         }
         Cmd::Diagram { format } => {
             let cfg = load_config(&cli, false)?;
             out_raw!("{}", baton::teams::diagram::render(&cfg.policy(), *format));
         }
-        Cmd::CheckConfig => {
-            let cfg = load_config(&cli, false)?;
-            let policy = cfg.policy();
-            out!("configuration is valid");
-            out!("nats: {} (prefix {})", cfg.nats.url, cfg.nats.prefix);
-            for (sev, p) in &policy.severities {
-                let levels: Vec<String> = p
-                    .escalation
-                    .iter()
-                    .map(|l| {
-                        format!(
-                            "[{}] every {} x{}",
-                            l.routes.join("+"),
-                            humantime::format_duration(l.delay),
-                            l.repeat + 1
-                        )
-                    })
-                    .collect();
-                out!(
-                    "{sev}: min HCS {} ({:?}), first response {}, page {}, then {}",
-                    p.min_hcs,
-                    p.below_min,
-                    humantime::format_duration(p.first_response),
-                    p.page_routes.join("+"),
-                    levels.join(" → ")
-                );
-            }
-            out!(
-                "{} ownership rules, {} runbook rules",
-                policy.ownership.len(),
-                policy.runbook.len()
-            );
-        }
+        Cmd::CheckConfig => return check_config(&cli),
         Cmd::Report { file, template } => {
             // Refuse an invalid report before needing a server.
             let cfg = load_config(&cli, false)?;
@@ -210,4 +191,79 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `baton check-config`: every problem on its own line and exit 3, or the
+/// effective policy.
+fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let path = config_path(cli, false);
+    let cfg = match load_config(cli, false) {
+        Ok(cfg) => cfg,
+        Err(e) => match e.downcast_ref::<baton::config::ConfigError>() {
+            Some(baton::config::ConfigError::Invalid(problems)) => {
+                return Ok(config_problems(&path, problems))
+            }
+            _ => return Err(e),
+        },
+    };
+    let mut problems = cfg.reference_problems();
+    if let Some(p) = &path {
+        let dir = cfg.templates_dir_for(p);
+        if !dir.is_dir() {
+            problems.push(format!(
+                "templates_dir: {} does not exist (built-in templates are used); \
+                 create it or set templates_dir",
+                dir.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(config_problems(&path, &problems));
+    }
+    let policy = cfg.policy();
+    out!("configuration is valid");
+    out!("nats: {} (prefix {})", cfg.nats.url, cfg.nats.prefix);
+    for (sev, p) in &policy.severities {
+        let levels: Vec<String> = p
+            .escalation
+            .iter()
+            .map(|l| {
+                format!(
+                    "[{}] every {} x{}",
+                    l.routes.join("+"),
+                    humantime::format_duration(l.delay),
+                    l.repeat + 1
+                )
+            })
+            .collect();
+        out!(
+            "{sev}: min HCS {} ({:?}), first response {}, page {}, then {}",
+            p.min_hcs,
+            p.below_min,
+            humantime::format_duration(p.first_response),
+            p.page_routes.join("+"),
+            levels.join(" → ")
+        );
+    }
+    out!(
+        "{} ownership rules, {} runbook rules",
+        policy.ownership.len(),
+        policy.runbook.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per problem on stderr, each naming the file; exit 3.
+fn config_problems(path: &Option<PathBuf>, problems: &[String]) -> ExitCode {
+    let file = path
+        .as_ref()
+        .map_or("built-in defaults".into(), |p| p.display().to_string());
+    for p in problems {
+        eprintln!("{file}: {p}");
+    }
+    eprintln!(
+        "{} problem(s): the configuration is invalid",
+        problems.len()
+    );
+    ExitCode::from(cli::exit::CONFIG)
 }

@@ -467,20 +467,43 @@ pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), Ser
         })
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
+/// Cancels `token` on SIGINT, SIGTERM or SIGHUP (the last unless ignored).
 pub async fn shutdown_on_signals(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        // The terminal closing (SIGHUP) stops cleanly too, unless SIGHUP is
+        // ignored (`nohup baton serve`): a handler would undo that.
+        let mut hup = (!sighup_ignored())
+            .then(|| signal(SignalKind::hangup()).expect("SIGHUP handler installs"));
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = hangup => {}
         }
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested");
     token.cancel();
+}
+
+/// Whether this process was started with SIGHUP ignored (`nohup`).
+#[cfg(unix)]
+fn sighup_ignored() -> bool {
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter, and a null
+    // new action only reads the current disposition.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
 }

@@ -2,14 +2,23 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use baton::replay::{Format, Position};
+
+/// `baton --version`: the crate version and the git commit it was built
+/// from ("unknown" outside a git checkout; see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BATON_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "baton",
-    version,
+    version = VERSION,
     about = "Event-sourced handoff and incident escalation on NATS JetStream"
 )]
 pub struct Cli {
@@ -26,8 +35,27 @@ pub struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines (coloured only on a terminal).
     Text,
+    /// One JSON object per line.
     Json,
+}
+
+/// `--json`: the daemon's reply as it comes, for scripts; without it a
+/// person gets a few readable lines.
+#[derive(Args, Clone, Copy)]
+pub struct Output {
+    /// Print the daemon's raw JSON reply instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--json` for a verb with subcommands (`baton handoff accept … --json`).
+#[derive(Args, Clone, Copy)]
+pub struct GlobalOutput {
+    /// Print the daemon's raw JSON reply instead of readable lines.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -42,7 +70,9 @@ pub enum Cmd {
     },
     /// Publish a report (JSON file, or - for stdin) and show what Baton made of it.
     Report {
+        /// The report: a JSON file, or - for stdin.
         file: PathBuf,
+        /// The incident template the report follows.
         #[arg(long, default_value = "agent_failure")]
         template: String,
     },
@@ -50,39 +80,94 @@ pub enum Cmd {
     /// With BATON_TOKEN (a person credential) `--by` may be left out: the
     /// credential's person acts.
     Ack {
+        /// The handoff id.
         id: String,
+        /// Who acknowledges (a person id); default: BATON_TOKEN's person.
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Page a held handoff at once despite the HCS gate.
     Override {
+        /// The handoff id.
         id: String,
+        /// Who overrides the gate (a person id); default: BATON_TOKEN's person.
         #[arg(long)]
         by: Option<String>,
+        /// Why it must page now (kept in the event).
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Fill packet fields (a JSON object file, or - for stdin); re-scores and may release a hold.
     Enrich {
+        /// The handoff id.
         id: String,
+        /// Who fills the fields (a person id); default: BATON_TOKEN's person.
         #[arg(long)]
         by: Option<String>,
+        /// A JSON object of packet fields, or - for stdin.
         file: PathBuf,
+        #[command(flatten)]
+        output: Output,
     },
     /// Close a handoff.
     Resolve {
+        /// The handoff id.
         id: String,
+        /// Who resolves it (a person id); default: BATON_TOKEN's person.
         #[arg(long)]
         by: Option<String>,
+        /// A closing note (kept in the event).
         #[arg(long)]
         note: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
-    /// Show a handoff's current state (JSON).
-    Get { id: String },
+    /// Show a handoff's current state (status, severity, owners, deadlines, HCS).
+    Get {
+        /// The handoff id.
+        id: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List handoffs, newest first: open ones by default (the filters of
+    /// `GET /v1/handoffs`).
+    List {
+        /// A status (held, paged, escalated, acknowledged, resolved,
+        /// initiated, accepted, returned, completed, cancelled), `open`, or
+        /// `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// P1, P2 or P3 (incidents only).
+        #[arg(long)]
+        severity: Option<String>,
+        /// An incident's team, or either team of a team handoff.
+        #[arg(long)]
+        team: Option<String>,
+        /// `incident` or `team` (default: both).
+        #[arg(long)]
+        kind: Option<String>,
+        /// A template name.
+        #[arg(long)]
+        template: Option<String>,
+        /// How many, 1-500.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Continue after a previous page (`next_cursor`).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Print pages: new ones as they arrive with --follow; stored ones too with --all.
     Pages {
+        /// Keep printing new pages as they arrive.
         #[arg(long)]
         follow: bool,
+        /// Print the stored pages too, from the first.
         #[arg(long)]
         all: bool,
         /// Raw page JSON, one per line.
@@ -94,6 +179,7 @@ pub enum Cmd {
     Deliver,
     /// What delivery recorded for one handoff: delivered, failed, undelivered.
     Deliveries {
+        /// The handoff id.
         id: uuid::Uuid,
         /// Keep printing new ones (survives daemon and broker restarts).
         #[arg(long)]
@@ -112,6 +198,7 @@ pub enum Cmd {
         /// Only handoffs with events from this time or sequence on.
         #[arg(long)]
         since: Option<Position>,
+        /// Only this handoff.
         #[arg(long)]
         handoff: Option<uuid::Uuid>,
         /// P1, P2 or P3.
@@ -122,7 +209,10 @@ pub enum Cmd {
         format: Format,
     },
     /// Tell one handoff's story in plain words, from its events.
-    Timeline { id: uuid::Uuid },
+    Timeline {
+        /// The handoff id.
+        id: uuid::Uuid,
+    },
     /// Audit the event log and the pages against the daemon.
     Audit {
         #[command(subcommand)]
@@ -130,10 +220,13 @@ pub enum Cmd {
     },
     /// Export raw events (jsonl) or one row per handoff (csv).
     Export {
+        /// From this RFC 3339 time or stream sequence.
         #[arg(long)]
         since: Option<Position>,
+        /// Up to this RFC 3339 time or stream sequence.
         #[arg(long)]
         until: Option<Position>,
+        /// Only this handoff.
         #[arg(long)]
         handoff: Option<uuid::Uuid>,
         /// jsonl (events) or csv (one row per handoff).
@@ -144,6 +237,8 @@ pub enum Cmd {
     Handoff {
         #[command(subcommand)]
         action: HandoffCmd,
+        #[command(flatten)]
+        output: GlobalOutput,
     },
     /// Per template and sending team: completion rate, acceptance and completion
     /// hours, returns, completeness, rating; over the team handoffs started in
@@ -152,11 +247,13 @@ pub enum Cmd {
         /// Window in days, 1-365.
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// The figures as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Draw every template and the incident escalation chains.
     Diagram {
+        /// Output format.
         #[arg(long, value_enum, default_value = "mermaid")]
         format: baton::teams::diagram::Format,
     },
@@ -185,8 +282,8 @@ pub enum Cmd {
         /// overrides recorded later.
         #[arg(long)]
         known: Option<String>,
-        /// The reply as JSON.
-        #[arg(long)]
+        /// The reply as JSON (also for `override`, `cancel`, `participants`).
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Print the daily review (the 24 h before today's review time, or --date's).
@@ -204,7 +301,9 @@ pub enum Cmd {
 pub enum HandoffCmd {
     /// Start a team handoff from a template; fields as --field key=value and/or --fields FILE.json.
     Start {
+        /// The team-handoff template (a file in the templates folder).
         template: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
         /// key=value (repeatable); the value is JSON if it parses, else text.
@@ -219,62 +318,99 @@ pub enum HandoffCmd {
     },
     /// The receiving team takes it.
     Accept {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
     },
     /// Check off an exit criterion by number (1-based) or text.
     Check {
+        /// The handoff id.
         id: String,
+        /// The exit criterion: its number (1-based) or its text.
         item: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
     },
     /// Complete it (refused while any checklist item is unchecked).
     Complete {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
     },
     /// Send it back to the sender, naming what is missing.
     Return {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
         /// Missing field names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         missing: Vec<String>,
+        /// Why it goes back.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Fill in what was missing and send a returned handoff again.
     Resubmit {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
+        /// key=value (repeatable); the value is JSON if it parses, else text.
         #[arg(long = "field", value_name = "KEY=VALUE")]
         field: Vec<String>,
+        /// A JSON object of fields (or - for stdin).
         #[arg(long)]
         fields: Option<PathBuf>,
     },
     /// Call it off.
     Cancel {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
+        /// Why it is called off.
         #[arg(long)]
         reason: String,
     },
     /// Rate a completed handoff's quality, 1-5.
     Rate {
+        /// The handoff id.
         id: String,
+        /// Who acts (a person id).
         #[arg(long)]
         by: String,
+        /// 1 (poor) to 5 (excellent).
         #[arg(long)]
         rating: u8,
+        /// A remark kept with the rating.
         #[arg(long)]
         comment: Option<String>,
     },
+}
+
+impl HandoffCmd {
+    /// The NATS verb it sends (`baton.cmd.<verb>`).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            HandoffCmd::Start { .. } => "start",
+            HandoffCmd::Accept { .. } => "accept",
+            HandoffCmd::Check { .. } => "check",
+            HandoffCmd::Complete { .. } => "complete",
+            HandoffCmd::Return { .. } => "return",
+            HandoffCmd::Resubmit { .. } => "resubmit",
+            HandoffCmd::Cancel { .. } => "cancel",
+            HandoffCmd::Rate { .. } => "rate",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -300,10 +436,15 @@ pub enum TokenCmd {
         name: Option<String>,
     },
     /// Revoke a credential by id: it never authenticates again.
-    Revoke { id: String },
+    Revoke {
+        /// The credential id (from `token list`).
+        id: String,
+    },
     /// List credentials (ids, scopes, last use; never secrets).
     List {
+        /// Only this person's credentials.
         person: Option<String>,
+        /// The list as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -313,6 +454,7 @@ pub enum TokenCmd {
 pub enum OncallCmd {
     /// `--by` takes `--rotation` from `--from` until `--until`.
     Override {
+        /// The rotation (`[rotations.<id>]`).
         #[arg(long)]
         rotation: String,
         /// Who is on call instead (a person id).
@@ -333,21 +475,27 @@ pub enum OncallCmd {
     },
     /// Withdraw an override from now on.
     Cancel {
+        /// The override id.
         id: String,
+        /// Who withdraws it (a person id).
         #[arg(long)]
         by: Option<String>,
+        /// Why (kept in the event).
         #[arg(long)]
         reason: Option<String>,
     },
     /// Change a rotation's participants from `--effective` (now or later).
     Participants {
+        /// The rotation (`[rotations.<id>]`).
         #[arg(long)]
         rotation: String,
         /// Person ids in turn order, comma-separated.
         #[arg(long, value_delimiter = ',')]
         participants: Vec<String>,
+        /// From when: RFC 3339 or `now`.
         #[arg(long, default_value = "now")]
         effective: String,
+        /// Who records the change (a person id).
         #[arg(long)]
         by: String,
     },
@@ -357,6 +505,7 @@ pub enum OncallCmd {
 pub enum JobCmd {
     /// Run a job now through the daemon and print its outcome.
     Run {
+        /// daily-review, weekly-drill or ownership-audit.
         name: String,
         /// The run record as JSON instead of Markdown.
         #[arg(long)]
@@ -383,4 +532,42 @@ pub enum AuditCmd {
 
 pub fn parse_severity(s: &str) -> Result<baton::domain::Severity, String> {
     s.parse().map_err(|_| format!("{s:?} is not P1, P2 or P3"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every argument and subcommand a user can reach says what it is in
+    /// `--help` (a bare `<ID>` or `--by <BY>` told a newcomer nothing).
+    #[test]
+    fn every_argument_and_subcommand_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{sub_path} (subcommand)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        walk(&cli, "baton", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -3,5 +3,7 @@
 //! over the log ([`replay`]). The daemon never imports any of it.
 
 pub mod args;
+pub mod exit;
 pub mod replay;
+pub mod show;
 pub mod verbs;

@@ -86,7 +86,7 @@ pub(crate) async fn replay_command(cfg: &Config, cmd: &Cmd) -> anyhow::Result<Ex
             return Ok(if violations == 0 {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(2)
+                ExitCode::from(super::exit::USAGE)
             });
         }
         _ => unreachable!("only the replay commands come here"),

@@ -11,39 +11,119 @@ use baton::client::{Client, ClientError, REPORT_WAIT};
 
 use super::args::OncallCmd;
 use super::args::{Cmd, HandoffCmd, JobCmd, PersonCmd, TokenCmd};
+use super::show;
 use crate::{print_json, read_input};
+
+/// A command's reply: raw with `--json`, else a few lines.
+fn show_reply(verb: &str, reply: &Value, as_json: bool) {
+    if as_json {
+        print_json(reply);
+    } else {
+        for line in show::command_reply(verb, reply) {
+            out!("{line}");
+        }
+    }
+}
 
 pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Ack { id, by } => {
-            print_json(&client.command("ack", json!({"id": id, "by": by})).await?)
-        }
-        Cmd::Override { id, by, reason } => print_json(
+        Cmd::Ack { id, by, output } => show_reply(
+            "ack",
+            &client.command("ack", json!({"id": id, "by": by})).await?,
+            output.json,
+        ),
+        Cmd::Override {
+            id,
+            by,
+            reason,
+            output,
+        } => show_reply(
+            "override",
             &client
                 .command("override", json!({"id": id, "by": by, "reason": reason}))
                 .await?,
+            output.json,
         ),
-        Cmd::Enrich { id, by, file } => {
+        Cmd::Enrich {
+            id,
+            by,
+            file,
+            output,
+        } => {
             let fields: Value =
                 serde_json::from_slice(&read_input(file)?).context("fields file is not JSON")?;
-            print_json(
+            show_reply(
+                "enrich",
                 &client
                     .command("enrich", json!({"id": id, "by": by, "fields": fields}))
                     .await?,
+                output.json,
             )
         }
-        Cmd::Resolve { id, by, note } => print_json(
+        Cmd::Resolve {
+            id,
+            by,
+            note,
+            output,
+        } => show_reply(
+            "resolve",
             &client
                 .command("resolve", json!({"id": id, "by": by, "note": note}))
                 .await?,
+            output.json,
         ),
-        Cmd::Get { id } => print_json(&client.command("get", json!({"id": id})).await?["handoff"]),
+        Cmd::Get { id, output } => {
+            let handoff = &client.command("get", json!({"id": id})).await?["handoff"];
+            if output.json {
+                print_json(handoff)
+            } else {
+                for line in show::handoff(handoff) {
+                    out!("{line}");
+                }
+            }
+        }
+        Cmd::List {
+            status,
+            severity,
+            team,
+            kind,
+            template,
+            limit,
+            cursor,
+            output,
+        } => {
+            // `all` is no filter; the daemon knows `open` and each status.
+            let status = (status != "all").then_some(status);
+            let reply = client
+                .command(
+                    "list",
+                    json!({"status": status, "severity": severity, "team": team,
+                           "kind": kind, "template": template, "limit": limit,
+                           "cursor": cursor}),
+                )
+                .await?;
+            let page = &reply["page"];
+            if output.json {
+                print_json(page);
+            } else {
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                for h in &items {
+                    out!("{}", show::list_line(h));
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => out!("{} shown; more with --cursor {c}", items.len()),
+                    None => out!("{} handoff(s)", items.len()),
+                }
+            }
+        }
         Cmd::Pages { follow, all, json } => client.pages(*follow, *all, *json).await?,
         Cmd::Deliveries { id, follow, json } => client.deliveries(*id, *follow, *json).await?,
         Cmd::Job {
             action: JobCmd::Run { name, json },
         } => print_job(&client.job(name, json!({})).await?, *json),
-        Cmd::Handoff { action } => print_json(&handoff(client, action).await?),
+        Cmd::Handoff { action, output } => {
+            show_reply(action.verb(), &handoff(client, action).await?, output.json)
+        }
         Cmd::Stats {
             days,
             json: as_json,
@@ -165,7 +245,13 @@ async fn oncall(
                 .await?
         }
     };
-    print_json(&reply);
+    if as_json {
+        print_json(&reply);
+    } else {
+        for line in show::fields(&reply) {
+            out!("{line}");
+        }
+    }
     Ok(())
 }
 
@@ -191,52 +277,40 @@ pub(crate) fn fields_arg(pairs: &[String], file: &Option<PathBuf>) -> anyhow::Re
 }
 
 pub(crate) async fn handoff(client: &Client, action: &HandoffCmd) -> anyhow::Result<Value> {
-    let (verb, body) = match action {
+    let body = match action {
         HandoffCmd::Start {
             template,
             by,
             field,
             fields,
             dedup_key,
-        } => (
-            "start",
-            json!({"template": template, "by": by, "fields": fields_arg(field, fields)?, "dedup_key": dedup_key}),
-        ),
-        HandoffCmd::Accept { id, by } => ("accept", json!({"id": id, "by": by})),
-        HandoffCmd::Check { id, item, by } => ("check", json!({"id": id, "item": item, "by": by})),
-        HandoffCmd::Complete { id, by } => ("complete", json!({"id": id, "by": by})),
+        } => json!({"template": template, "by": by,
+                    "fields": fields_arg(field, fields)?, "dedup_key": dedup_key}),
+        HandoffCmd::Accept { id, by } | HandoffCmd::Complete { id, by } => {
+            json!({"id": id, "by": by})
+        }
+        HandoffCmd::Check { id, item, by } => json!({"id": id, "item": item, "by": by}),
         HandoffCmd::Return {
             id,
             by,
             missing,
             reason,
-        } => (
-            "return",
-            json!({"id": id, "by": by, "missing": missing, "reason": reason}),
-        ),
+        } => json!({"id": id, "by": by, "missing": missing, "reason": reason}),
         HandoffCmd::Resubmit {
             id,
             by,
             field,
             fields,
-        } => (
-            "resubmit",
-            json!({"id": id, "by": by, "fields": fields_arg(field, fields)?}),
-        ),
-        HandoffCmd::Cancel { id, by, reason } => {
-            ("cancel", json!({"id": id, "by": by, "reason": reason}))
-        }
+        } => json!({"id": id, "by": by, "fields": fields_arg(field, fields)?}),
+        HandoffCmd::Cancel { id, by, reason } => json!({"id": id, "by": by, "reason": reason}),
         HandoffCmd::Rate {
             id,
             by,
             rating,
             comment,
-        } => (
-            "rate",
-            json!({"id": id, "by": by, "rating": rating, "comment": comment}),
-        ),
+        } => json!({"id": id, "by": by, "rating": rating, "comment": comment}),
     };
-    Ok(client.command(verb, body).await?)
+    Ok(client.command(action.verb(), body).await?)
 }
 
 /// `baton person token …`.

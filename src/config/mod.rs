@@ -36,6 +36,7 @@ mod nats;
 mod pages;
 mod people;
 mod policy;
+mod references;
 mod templates;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub use people::{ContactConfig, PersonConfig, RotationConfig, RotationKindConfig
 pub use policy::{
     BelowMinConfig, LevelConfig, OwnershipConfig, RouteConfig, RunbookConfig, SeverityConfig,
 };
+pub use references::BUILTIN_ROUTES;
 pub use templates::{
     builtin_templates, load_templates, members_only_templates, TemplateEscalationFile,
     TemplateFile, TemplateKindFile, TemplateSlaFile, AGENT_FAILURE,
