@@ -10,7 +10,11 @@
 //! or rejects work, or a phase does not complete.
 //!
 //! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake,delivery`;
-//! `--json <path>`. Anything else (cargo's own `--bench`) is ignored.
+//! `--servers <nats-server>[,<nats-server>…]` runs every phase on each
+//! server binary in turn, in the same run, and prints one column per server
+//! (default: `$BATON_NATS_SERVER`, else `nats-server` from `PATH`; `memory`
+//! runs once, on the first, while the heap is clean); `--json <path>`.
+//! Anything else (cargo's own `--bench`) is ignored.
 //!
 //! # Layout
 //! - [`memory`] — RSS per open handoff (runs first, on a clean heap).
@@ -116,6 +120,8 @@ struct Args {
     quick: bool,
     only: Vec<String>,
     json: Option<PathBuf>,
+    /// nats-server binaries to run every phase on, in order.
+    servers: Vec<std::ffi::OsString>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -123,6 +129,7 @@ fn args() -> anyhow::Result<Args> {
         quick: false,
         only: PHASES.map(String::from).to_vec(),
         json: None,
+        servers: vec![baton::dev::server_binary()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -139,6 +146,17 @@ fn args() -> anyhow::Result<Args> {
                 }
             }
             "--json" => out.json = it.next().map(PathBuf::from),
+            "--servers" => {
+                let list = it.next().unwrap_or_default();
+                out.servers = list.split(',').map(Into::into).collect();
+                if let Some(bad) = out
+                    .servers
+                    .iter()
+                    .find(|s| sys::server_version(s).is_none())
+                {
+                    anyhow::bail!("--servers: {bad:?} does not run (`--version` failed)");
+                }
+            }
             // cargo bench passes `--bench`, and maybe a name filter.
             _ => {}
         }
@@ -194,8 +212,57 @@ fn main() -> anyhow::Result<()> {
     // Each phase runs as a task on the load runtime, not on this thread, so
     // all of the load side's CPU shows up under its thread name.
     let on_load = |phase: Phase| load_rt.block_on(load_rt.spawn(phase))?;
-    let runs = |p: &str| args.only.iter().any(|o| o == p);
     let clock = Instant::now();
+    let mut columns = vec![];
+    for (i, server) in args.servers.iter().enumerate() {
+        // Every phase starts its brokers with `dev::server_binary()`.
+        std::env::set_var(baton::dev::SERVER_ENV, server);
+        let label = sys::server_version(server).unwrap_or_default();
+        eprintln!("[e2e] phases on {label}");
+        let runs = |p: &str| args.only.iter().any(|o| o == p) && (p != "memory" || i == 0);
+        let sections = run_phases(&runs, &on_load, &d, sizes)?;
+        columns.push(report::Column {
+            server: label,
+            sections,
+        });
+    }
+    let took = clock.elapsed().as_secs_f64();
+
+    println!(
+        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}\n",
+        started_at.format("%Y-%m-%d %H:%M UTC"),
+        machine.nproc,
+        machine.cpu,
+        machine.ram_gib,
+        machine.nats_server
+    );
+    report::print_table(&columns);
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let meta = json!({
+        "mode": mode,
+        "started_at": started_at,
+        "seconds": took,
+        "commit": commit,
+        "machine": machine,
+        "sizes": sizes,
+    });
+    report::write_json(&json_path, meta, &columns)?;
+    println!("\nfigures: {}", json_path.display());
+    Ok(())
+}
+
+/// Every selected phase, in order, on the broker binary set for this run.
+fn run_phases(
+    runs: &dyn Fn(&str) -> bool,
+    on_load: &dyn Fn(Phase) -> anyhow::Result<report::Section>,
+    d: &tokio::runtime::Handle,
+    sizes: Sizes,
+) -> anyhow::Result<Vec<report::Section>> {
     let mut sections = vec![];
     if runs("memory") {
         sections.push(on_load(Box::pin(memory::run(
@@ -233,32 +300,5 @@ fn main() -> anyhow::Result<()> {
             delivery::run(&d, sizes.delivery, sizes.delivery_rate).await
         }))?);
     }
-    let took = clock.elapsed().as_secs_f64();
-
-    println!(
-        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}\n",
-        started_at.format("%Y-%m-%d %H:%M UTC"),
-        machine.nproc,
-        machine.cpu,
-        machine.ram_gib,
-        machine.nats_server
-    );
-    report::print_table(&sections);
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let meta = json!({
-        "mode": mode,
-        "started_at": started_at,
-        "seconds": took,
-        "commit": commit,
-        "machine": machine,
-        "sizes": sizes,
-    });
-    report::write_json(&json_path, meta, &sections)?;
-    println!("\nfigures: {}", json_path.display());
-    Ok(())
+    Ok(sections)
 }

@@ -55,54 +55,109 @@ impl Section {
     }
 }
 
-/// Prints the table as Markdown (it goes into the README as is).
-pub fn print_table(sections: &[Section]) {
-    let header = ["phase", "measure", "value", "target", "met"];
-    let mut lines: Vec<[String; 5]> = vec![];
-    for s in sections {
-        for r in &s.rows {
-            lines.push([
-                s.name.to_string(),
-                r.name.clone(),
-                r.value.clone(),
-                r.target.clone(),
-                r.met.clone(),
-            ]);
+/// One server's sections: a column of the table.
+pub struct Column {
+    /// `nats-server --version`'s answer.
+    pub server: String,
+    pub sections: Vec<Section>,
+}
+
+/// Prints the table as Markdown (it goes into the README as is): one value
+/// column per server, rows matched by phase and measure, a target's verdict
+/// per server (`yes / NO`).
+pub fn print_table(columns: &[Column]) {
+    let short = |c: &Column| c.server.trim_start_matches("nats-server: ").to_string();
+    let mut header = vec!["phase".to_string(), "measure".to_string()];
+    header.extend(columns.iter().map(short));
+    header.extend(["target".to_string(), "met".to_string()]);
+    // Rows in the order they first appear, across every column.
+    let mut keys: Vec<(&str, &str)> = vec![];
+    for c in columns {
+        for s in &c.sections {
+            for r in &s.rows {
+                if !keys.contains(&(s.name, r.name.as_str())) {
+                    keys.push((s.name, r.name.as_str()));
+                }
+            }
         }
     }
-    let mut width = header.map(|h| h.chars().count());
+    fn find<'c>(c: &'c Column, (phase, measure): (&str, &str)) -> Option<&'c Row> {
+        c.sections
+            .iter()
+            .filter(|s| s.name == phase)
+            .flat_map(|s| &s.rows)
+            .find(|r| r.name == measure)
+    }
+    let mut lines: Vec<Vec<String>> = vec![];
+    for key in keys {
+        let rows: Vec<Option<&Row>> = columns.iter().map(|c| find(c, key)).collect();
+        let mut line = vec![key.0.to_string(), key.1.to_string()];
+        line.extend(
+            rows.iter()
+                .map(|r| r.map_or("–".into(), |r| r.value.clone())),
+        );
+        line.push(
+            rows.iter()
+                .flatten()
+                .map(|r| r.target.clone())
+                .next()
+                .unwrap_or_default(),
+        );
+        let verdicts: Vec<String> = rows
+            .iter()
+            .map(|r| r.map_or(String::new(), |r| r.met.clone()))
+            .collect();
+        let met = if verdicts.iter().all(|v| v.is_empty()) {
+            String::new()
+        } else {
+            verdicts.join(" / ")
+        };
+        line.push(met);
+        lines.push(line);
+    }
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for l in &lines {
         for (w, cell) in width.iter_mut().zip(l) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let fmt = |cells: &[String; 5]| {
+    let fmt = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
-            .zip(width)
+            .zip(&width)
             .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
             .collect();
         format!("| {} |", padded.join(" | "))
     };
-    println!("{}", fmt(&header.map(String::from)));
-    println!("{}", fmt(&width.map(|w| "-".repeat(w))));
+    println!("{}", fmt(&header));
+    let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+    println!("{}", fmt(&rule));
     for l in &lines {
         println!("{}", fmt(l));
     }
 }
 
-/// Writes every figure to `path` as JSON.
-pub fn write_json(path: &Path, meta: Value, sections: &[Section]) -> anyhow::Result<()> {
-    let mut figures = serde_json::Map::new();
-    for s in sections {
-        let rows: Vec<Value> = s
-            .rows
-            .iter()
-            .map(|r| json!({"measure": r.name, "value": r.value, "target": r.target, "met": r.met}))
-            .collect();
-        figures.insert(s.name.to_string(), json!({"figures": s.json, "rows": rows}));
-    }
-    let doc = json!({"run": meta, "phases": figures});
+/// Writes every figure to `path` as JSON: `phases` for the first server (the
+/// shape of single-server runs), and `servers`, one entry per server.
+pub fn write_json(path: &Path, meta: Value, columns: &[Column]) -> anyhow::Result<()> {
+    let phases = |sections: &[Section]| {
+        let mut figures = serde_json::Map::new();
+        for s in sections {
+            let rows: Vec<Value> = s
+                .rows
+                .iter()
+                .map(|r| json!({"measure": r.name, "value": r.value, "target": r.target, "met": r.met}))
+                .collect();
+            figures.insert(s.name.to_string(), json!({"figures": s.json, "rows": rows}));
+        }
+        Value::Object(figures)
+    };
+    let servers: Vec<Value> = columns
+        .iter()
+        .map(|c| json!({"nats_server": c.server, "phases": phases(&c.sections)}))
+        .collect();
+    let first = columns.first().map_or(Value::Null, |c| phases(&c.sections));
+    let doc = json!({"run": meta, "phases": first, "servers": servers});
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

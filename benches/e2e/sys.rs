@@ -95,11 +95,7 @@ pub fn machine() -> Machine {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let nats_server = std::process::Command::new(baton::dev::server_binary())
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let nats_server = server_version(&baton::dev::server_binary()).unwrap_or_default();
     Machine {
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu,
@@ -136,4 +132,14 @@ impl Spread {
             max: at(1.0),
         }
     }
+}
+
+/// What `<binary> --version` prints (`nats-server: v2.15.1`), if it runs.
+pub fn server_version(binary: &std::ffi::OsStr) -> Option<String> {
+    std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
