@@ -337,6 +337,7 @@ impl Client {
         }
         let mut next: Option<u64> = None;
         let mut wait = FIRST_RETRY;
+        let mut announced = false;
         loop {
             let policy = match next {
                 Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
@@ -349,6 +350,12 @@ impl Client {
             let failure = match opened {
                 Err(e) => e.to_string(),
                 Ok(mut msgs) => loop {
+                    // Said once the consumer exists, so whatever is stored
+                    // from now on is shown (a script can wait for this line).
+                    if follow && !announced {
+                        announced = true;
+                        eprintln!("following {stream_name} (Ctrl-C to stop)");
+                    }
                     match msgs.next().await {
                         Some(Ok(m)) => {
                             wait = FIRST_RETRY;
