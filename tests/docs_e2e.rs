@@ -172,3 +172,88 @@ async fn runner_snippets_report_as_documented() {
     assert!(!pages_of(&js, id).await.is_empty(), "the report paged");
     daemon.stop().await.unwrap();
 }
+
+/// The fenced blocks that follow a line starting with `marker`.
+fn marked_blocks(text: &str, marker: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if !line.trim_start().starts_with(marker) {
+            continue;
+        }
+        let fence = lines.next().unwrap_or_default();
+        assert!(fence.starts_with("```"), "a code fence follows {marker}");
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        out.push(body.join("\n"));
+    }
+    out
+}
+
+#[test]
+fn marked_config_blocks_parse_and_validate() {
+    let mut seen = 0;
+    for file in doc_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for block in marked_blocks(&text, "<!-- config") {
+            let cfg = baton::config::Config::parse(&block)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{block}", file.display()));
+            cfg.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}\n{block}", file.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "the README's delivery example is marked");
+}
+
+/// Every relative link in the README and `docs/` names a file that exists
+/// and, with `#anchor`, a heading of that file.
+#[test]
+fn relative_links_resolve() {
+    fn anchors(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with('#'))
+            .map(|l| {
+                l.trim_start_matches('#')
+                    .trim()
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect()
+            })
+            .collect()
+    }
+    let mut broken = vec![];
+    for file in doc_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let dir = file.parent().unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let link = &rest[..end];
+            if link.contains("://") || link.starts_with("mailto:") || link.contains(' ') {
+                continue;
+            }
+            let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path)
+            };
+            if !target.exists() {
+                broken.push(format!("{}: {link}: no such file", file.display()));
+                continue;
+            }
+            if !anchor.is_empty() && target.extension().is_some_and(|x| x == "md") {
+                let t = std::fs::read_to_string(&target).unwrap();
+                if !anchors(&t).iter().any(|a| a == anchor) {
+                    broken.push(format!("{}: {link}: no such heading", file.display()));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
