@@ -1120,6 +1120,15 @@ async fn regression_a_snapshot_survives_broker_restarts() {
         nats.server.kill();
         nats.server = baton::dev::NatsServer::start(nats.dir.path(), port).expect("restarts");
         let (_c, js) = nats.client().await;
+        // A restarted server answers before its JetStream has recovered
+        // every stream; under load a daemon started at once would find the
+        // snapshot stream unavailable and (rightly) replay in full.
+        let store = eventually("the snapshot stream is back", || async {
+            SnapshotStore::open(js.clone(), &Names::new("baton"))
+                .await
+                .ok()
+        })
+        .await;
         if restart > 1 {
             // A daemon in between: it restores from the snapshot (its
             // start updates the streams, which on 2.9.10 changed their
@@ -1132,12 +1141,6 @@ async fn regression_a_snapshot_survives_broker_restarts() {
             );
             d.stop().await.unwrap();
         }
-        let store = eventually("the snapshot stream is back", || async {
-            SnapshotStore::open(js.clone(), &Names::new("baton"))
-                .await
-                .ok()
-        })
-        .await;
         let snap = store.load().await;
         assert!(
             snap.is_some_and(|s| s.entries.len() == 2),
