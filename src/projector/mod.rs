@@ -532,4 +532,6 @@ impl Gauged {
 }
 
 #[cfg(test)]
+mod eviction_tests;
+#[cfg(test)]
 mod tests;
