@@ -656,6 +656,64 @@ mod tests {
         assert_eq!(h.as_incident().unwrap().status(), Status::Resolved);
     }
 
+    /// A key that flaps: each report's walk starts at the key's hint (the
+    /// last occurrence and the highest report before it) instead of at
+    /// occurrence 1, and an old report redelivered after several
+    /// recurrences is still found on the occurrence that recorded it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flapping_key_walks_from_its_hint_and_still_recognises_an_old_report() {
+        let d = daemons().await;
+        let mut r = report(Severity::P1);
+        r.dedup_key = Some("flap".into());
+        let template = "agent_failure";
+        let first = occurrence_id(template, "flap", 1);
+        let at = |seq| ReportSource {
+            seq,
+            published_ms: 1,
+        };
+        let resolve = Command::Incident(IncidentCommand::Resolve {
+            by: "al".into(),
+            note: None,
+        });
+        for (seq, n) in [(10, 1), (20, 2), (30, 3)] {
+            let done = d
+                .engine
+                .report(template, r.clone(), vec![], at(seq))
+                .await
+                .unwrap();
+            let id = done.outcome.handoff_id;
+            assert_eq!(id, occurrence_id(template, "flap", n));
+            assert!(done.opened);
+            let hint = d.projection.occurrence_hint(first).expect("hinted");
+            assert_eq!((hint.n, hint.id), (n, id));
+            assert_eq!(hint.before, if n == 1 { 0 } else { seq - 10 });
+            if n < 3 {
+                d.engine.execute(id, resolve.clone()).await.unwrap();
+            }
+        }
+        // Report 20 again (a redelivery): recorded on occurrence 2, which
+        // the hint's walk would skip, so the walk starts at 1.
+        let again = d
+            .engine
+            .report(template, r.clone(), vec![], at(20))
+            .await
+            .unwrap();
+        assert_eq!(again.outcome.handoff_id, occurrence_id(template, "flap", 2));
+        assert!(again.outcome.events.is_empty(), "nothing stored again");
+        // A new report joins occurrence 3; the current one is 3.
+        let joined = d.engine.report(template, r, vec![], at(40)).await.unwrap();
+        assert_eq!(
+            joined.outcome.handoff_id,
+            occurrence_id(template, "flap", 3)
+        );
+        assert_eq!(joined.outcome.events[0].kind(), "reported_again");
+        let current = d.engine.current_occurrence(template, "flap").await.unwrap();
+        assert_eq!(
+            current.map(|h| h.id()),
+            Some(occurrence_id(template, "flap", 3))
+        );
+    }
+
     /// A msg-id the stream already holds under another subject makes every
     /// append a duplicate that no reload can explain: the loop gives up
     /// after `MAX_ATTEMPTS` instead of spinning, and stores nothing.

@@ -67,8 +67,7 @@ const A: Uuid = Uuid::from_u128(0xa);
 const B: Uuid = Uuid::from_u128(0xb);
 
 #[test]
-fn a_closed_handoff_leaves_memory_and_the_list_once_the_retention_passes_and_an_open_one_stays()
-{
+fn a_closed_handoff_leaves_memory_and_the_list_once_the_retention_passes_and_an_open_one_stays() {
     let (p, metrics) = projection();
     run(&p, 1, A, 0, open());
     run(&p, 2, B, 0, open());
@@ -109,6 +108,13 @@ fn a_commit_for_an_evicted_handoff_opens_nothing_and_leaves_no_slot() {
     assert!(p.get(A).is_none());
     assert_eq!(p.len(), 0, "no empty slot left behind");
     assert!(listed(&p).is_empty());
+    // The same while a command holds the slot it made to load the handoff:
+    // the slot stays at sequence 0, so the command's read of the log still
+    // starts at the opening.
+    let held = p.slot(A);
+    p.apply_stored(A, 10, &resolved);
+    let entry = held.entry.lock().unwrap();
+    assert_eq!((entry.state.is_none(), entry.last_seq), (true, 0));
 }
 
 #[test]
@@ -150,11 +156,7 @@ fn an_occurrence_hint_lives_only_as_long_as_its_occurrence_is_held() {
 #[test]
 fn without_a_retention_nothing_is_queued_or_evicted() {
     let (timer, _queue) = crate::sla::channel();
-    let p = Projection::new(
-        Arc::new(testkit::policy()),
-        timer,
-        Arc::new(Metrics::new()),
-    );
+    let p = Projection::new(Arc::new(testkit::policy()), timer, Arc::new(Metrics::new()));
     run(&p, 1, A, 0, open());
     run(&p, 2, A, 0, resolve());
     assert!(!p.eviction_due());

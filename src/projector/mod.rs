@@ -323,7 +323,12 @@ impl Projection {
                     self.metrics.observe(e, entry.state.as_ref(), opening);
                 }
             }
-            entry.last_seq = seq;
+            // A commit that opened nothing (the handoff was evicted) leaves
+            // an empty slot at sequence 0, so a later read of the log from
+            // the slot's sequence still starts at the opening.
+            if entry.state.is_some() {
+                entry.last_seq = seq;
+            }
             let after = entry.state.as_ref().map(Gauged::of);
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
