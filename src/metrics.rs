@@ -12,8 +12,8 @@
 //! where the report was refused), pages published and job runs.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::{Event, EventData, Handoff};
@@ -42,6 +42,13 @@ pub struct Metrics {
     /// `baton_snapshot_restored_seq`: the events-stream sequence the last
     /// start restored from a snapshot (0: it replayed the whole stream).
     pub snapshot_restored_seq: IntGauge,
+    /// `baton_handoffs_in_memory`: handoffs the projection holds (open,
+    /// and closed within `limits.closed_retention`), as of the last
+    /// eviction tick.
+    pub handoffs_in_memory: IntGauge,
+    /// `baton_handoffs_evicted_total`: closed handoffs dropped from memory
+    /// after the retention (still read from the log).
+    pub handoffs_evicted_total: IntCounter,
     pub event_append_seconds: Histogram,
     pub pages_published_total: IntCounterVec,
     /// `baton_undecodable_commits_total{reason}`: commits the page publisher
@@ -211,6 +218,14 @@ impl Metrics {
             snapshot_restored_seq: reg!(IntGauge::new(
                 "baton_snapshot_restored_seq",
                 "Events-stream sequence this process restored from a snapshot at start; 0 = full replay."
+            )),
+            handoffs_in_memory: reg!(IntGauge::new(
+                "baton_handoffs_in_memory",
+                "Handoffs held in memory: open ones and those closed within the retention."
+            )),
+            handoffs_evicted_total: reg!(IntCounter::new(
+                "baton_handoffs_evicted_total",
+                "Closed handoffs evicted from memory after limits.closed_retention (read from the log since)."
             )),
             event_append_seconds: reg!(Histogram::with_opts(hist(
                 "baton_event_append_seconds",

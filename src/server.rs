@@ -151,7 +151,10 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     )
     .await?;
     let (timer, queue) = sla::channel();
-    let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
+    let projection = Arc::new(
+        Projection::new(policy.clone(), timer, metrics.clone())
+            .with_retention(cfg.limits.closed_retention),
+    );
     // Who is on call: the config's rotations plus every stored override,
     // read before anything can page so no decision misses one.
     let roster = Arc::new(crate::app::oncall::Roster::new(cfg.directory()));
@@ -219,6 +222,15 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         tasks.spawn(async move {
             snapshot::run(snapshots, p, snapshot::INTERVAL, after, t).await;
             ("snapshots", Ok(()))
+        });
+    }
+    {
+        // Closed handoffs past `limits.closed_retention` leave memory,
+        // those the snapshot or the replay brought back included.
+        let (p, t) = (projection.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            projector::evict::run(p, t).await;
+            ("evictions", Ok(()))
         });
     }
     {

@@ -9,15 +9,17 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake,delivery`;
+//! Flags: `--quick`; `--only memory,lifetime,ingest,replay,escalation,intake,delivery`;
 //! `--servers <nats-server>[,<nats-server>…]` runs every phase on each
 //! server binary in turn, in the same run, and prints one column per server
-//! (default: `$BATON_NATS_SERVER`, else `nats-server` from `PATH`; `memory`
-//! runs once, on the first, while the heap is clean); `--json <path>`.
+//! (default: `$BATON_NATS_SERVER`, else `nats-server` from `PATH`; `memory` and
+//! `lifetime` run once, on the first, while the heap is clean); `--json <path>`.
 //! Anything else (cargo's own `--bench`) is ignored.
 //!
 //! # Layout
 //! - [`memory`] — RSS per open handoff (runs first, on a clean heap).
+//! - [`lifetime`] — RSS while many handoffs open and close with a fixed
+//!   number open, closed ones evicted (`--only lifetime` for a clean heap).
 //! - [`ingest`] — raw publish rate, a bare client doing Baton's JetStream
 //!   operations ([`pipeline`]), and Baton's reports/s to page stored.
 //! - [`replay`] — raw ordered-consumer rate vs the projector; restart to ready.
@@ -36,6 +38,7 @@ mod escalation;
 mod fixtures;
 mod ingest;
 mod intake;
+mod lifetime;
 mod memory;
 mod pipeline;
 mod replay;
@@ -59,6 +62,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Sizes {
     /// Open handoffs at the two memory readings.
     memory: (usize, usize),
+    /// Handoffs opened and resolved over the lifetime run, and open at once.
+    lifetime: (usize, usize),
     /// Messages for the raw publish rate.
     raw_publish: usize,
     /// Reports through the full ingest path.
@@ -79,6 +84,7 @@ struct Sizes {
 
 const FULL: Sizes = Sizes {
     memory: (100_000, 1_000_000),
+    lifetime: (10_000_000, 100_000),
     raw_publish: 200_000,
     ingest: 100_000,
     replay: 1_000_000,
@@ -91,6 +97,7 @@ const FULL: Sizes = Sizes {
 
 const QUICK: Sizes = Sizes {
     memory: (10_000, 50_000),
+    lifetime: (200_000, 10_000),
     raw_publish: 20_000,
     ingest: 5_000,
     replay: 20_000,
@@ -104,8 +111,9 @@ const QUICK: Sizes = Sizes {
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 7] = [
     "memory",
+    "lifetime",
     "ingest",
     "replay",
     "escalation",
@@ -219,7 +227,8 @@ fn main() -> anyhow::Result<()> {
         std::env::set_var(baton::dev::SERVER_ENV, server);
         let label = sys::server_version(server).unwrap_or_default();
         eprintln!("[e2e] phases on {label}");
-        let runs = |p: &str| args.only.iter().any(|o| o == p) && (p != "memory" || i == 0);
+        let once = |p: &str| p == "memory" || p == "lifetime";
+        let runs = |p: &str| args.only.iter().any(|o| o == p) && (!once(p) || i == 0);
         let sections = run_phases(&runs, &on_load, &d, sizes)?;
         columns.push(report::Column {
             server: label,
@@ -268,6 +277,12 @@ fn run_phases(
         sections.push(on_load(Box::pin(memory::run(
             sizes.memory.0,
             sizes.memory.1,
+        )))?);
+    }
+    if runs("lifetime") {
+        sections.push(on_load(Box::pin(lifetime::run(
+            sizes.lifetime.0,
+            sizes.lifetime.1,
         )))?);
     }
     if runs("ingest") {

@@ -20,10 +20,10 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, keyless_handoff_id, occurrence_id, Command, Commit, DomainError, Event, EventData,
-    Handoff, Incident, IncidentCommand, Policy, Report, Seen,
+    apply, decide, keyless_handoff_id, occurrence_id, Command, Commit, DomainError, Event,
+    EventData, Handoff, Incident, IncidentCommand, Policy, Report, Seen,
 };
-use crate::projector::{Projection, Slot};
+use crate::projector::{Hint, Projection, Slot};
 use crate::store::{EventStore, StoreError};
 
 /// Why a command did not complete.
@@ -185,52 +185,123 @@ impl Engine {
         source: ReportSource,
     ) -> Result<Option<Reported>, EngineError> {
         let origin = Some(format!("report:{}", source.seq));
-        let mut previous: Option<Uuid> = None;
-        for n in 1.. {
+        let walk = self.walk_key(template, key, Some(source.seq)).await?;
+        if walk.recorded {
+            let outcome = Outcome {
+                handoff_id: walk.id,
+                handoff: walk.state,
+                events: vec![],
+                seq: None,
+            };
+            return Ok(Some(Reported::new(outcome, source.seq)));
+        }
+        let (template, report, warnings) =
+            (template.to_string(), report.clone(), warnings.to_vec());
+        // A team handoff under the same key: decide refuses the report.
+        let incident = walk.state.as_ref().and_then(Handoff::as_incident);
+        let cmd = match (incident, walk.previous) {
+            (None, Some(of)) => IncidentCommand::Recur {
+                template,
+                report,
+                warnings,
+                source: origin,
+                of,
+                occurrence: walk.n,
+            },
+            _ => IncidentCommand::Open {
+                template,
+                report,
+                warnings,
+                source: origin,
+            },
+        };
+        match self.execute(walk.id, Command::Incident(cmd)).await {
+            Ok(outcome) => {
+                // The next report of this key starts where this one landed.
+                let hint = Hint {
+                    n: walk.n,
+                    id: walk.id,
+                    before: walk.before,
+                };
+                self.projection.note_occurrence(walk.first, hint);
+                Ok(Some(Reported::new(outcome, source.seq)))
+            }
+            Err(EngineError::Domain(DomainError::Resolved)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Walks a key's occurrences ([`occurrence_id`] 1, 2, …) to the one
+    /// reports join now: the open one, or the next after the last resolved
+    /// one. With `seq` (a report's), stops early at an occurrence that
+    /// already recorded it. Serves reports and [`Self::current_occurrence`]
+    /// alike.
+    ///
+    /// The walk starts at the key's hint (the last occurrence this process
+    /// knows, see `projector::Hint`) when it has one and the report is newer
+    /// than every report on the occurrences before it, which therefore
+    /// cannot hold it; otherwise at occurrence 1. Occurrences evicted from
+    /// memory are read from the log by [`Self::load`].
+    async fn walk_key(
+        &self,
+        template: &str,
+        key: &str,
+        seq: Option<u64>,
+    ) -> Result<KeyWalk, StoreError> {
+        let first = occurrence_id(template, key, 1);
+        let hint = self
+            .projection
+            .occurrence_hint(first)
+            .filter(|h| seq.is_none_or(|s| s > h.before));
+        let (mut n, mut before) = hint.map_or((1, 0), |h| (h.n, h.before));
+        // The last occurrence passed (resolved) and the hint it makes.
+        let mut last: Option<(Handoff, Hint)> = None;
+        loop {
             let id = occurrence_id(template, key, n);
-            let existing = self.load(id).await?;
-            // A team handoff under the same key: decide refuses the report.
-            let incident = existing.as_ref().and_then(Handoff::as_incident);
-            if let Some(i) = incident {
-                if self.recorded(i, source.seq).await? {
-                    let outcome = Outcome {
-                        handoff_id: id,
-                        handoff: existing.clone(),
-                        events: vec![],
-                        seq: None,
-                    };
-                    return Ok(Some(Reported::new(outcome, source.seq)));
-                }
-                if i.resolved.is_some() {
-                    previous = Some(id);
-                    continue;
+            let state = self.load(id).await?;
+            let incident = state.as_ref().and_then(Handoff::as_incident);
+            if let (Some(i), Some(seq)) = (incident, seq) {
+                if self.recorded(i, seq).await? {
+                    return Ok(KeyWalk {
+                        first,
+                        n,
+                        id,
+                        state,
+                        previous: None,
+                        before,
+                        last: None,
+                        recorded: true,
+                    });
                 }
             }
-            let (template, report, warnings) =
-                (template.to_string(), report.clone(), warnings.to_vec());
-            let cmd = match (incident, previous) {
-                (None, Some(of)) => IncidentCommand::Recur {
-                    template,
-                    report,
-                    warnings,
-                    source: origin,
-                    of,
-                    occurrence: n,
-                },
-                _ => IncidentCommand::Open {
-                    template,
-                    report,
-                    warnings,
-                    source: origin,
-                },
+            if let Some(i) = incident.filter(|i| i.resolved.is_some()) {
+                let highest = i.highest_report();
+                let hint = Hint { n, id, before };
+                last = state.map(|h| (h, hint));
+                before = before.max(highest);
+                n += 1;
+                continue;
+            }
+            let hint = match (&state, &last) {
+                (Some(_), _) => Some(Hint { n, id, before }),
+                (None, Some((_, h))) => Some(*h),
+                (None, None) => None,
             };
-            return match self.execute(id, Command::Incident(cmd)).await {
-                Ok(outcome) => Ok(Some(Reported::new(outcome, source.seq))),
-                Err(EngineError::Domain(DomainError::Resolved)) => Ok(None),
-                Err(e) => Err(e),
-            };
+            if let Some(h) = hint {
+                self.projection.note_occurrence(first, h);
+            }
+            let previous = (n > 1).then(|| occurrence_id(template, key, n - 1));
+            return Ok(KeyWalk {
+                first,
+                n,
+                id,
+                state,
+                previous,
+                before,
+                last: last.map(|(h, _)| h),
+                recorded: false,
+            });
         }
-        unreachable!("a key has finitely many occurrences")
     }
 
     /// Whether the report at `seq` is recorded on `i`: from the state when
@@ -259,20 +330,8 @@ impl Engine {
         template: &str,
         key: &str,
     ) -> Result<Option<Handoff>, StoreError> {
-        let mut last = None;
-        for n in 1.. {
-            match self.load(occurrence_id(template, key, n)).await? {
-                Some(h) => {
-                    let resolved = h.as_incident().is_some_and(|i| i.resolved.is_some());
-                    last = Some(h);
-                    if !resolved {
-                        break;
-                    }
-                }
-                None => break,
-            }
-        }
-        Ok(last)
+        let walk = self.walk_key(template, key, None).await?;
+        Ok(walk.state.or(walk.last))
     }
 
     /// Runs one command on one handoff.
@@ -373,19 +432,41 @@ impl Engine {
         self.projection.get(id)
     }
 
-    /// Reads the handoff from the stream if this process has not seen it yet.
+    /// The handoff's state: the projection's, or folded from its subject
+    /// in the log when the projection does not hold it (not seen yet, or
+    /// evicted after its retention). A read leaves nothing in memory: an
+    /// evicted handoff answers exactly as before, and stays evicted.
     pub async fn load(&self, id: Uuid) -> Result<Option<Handoff>, StoreError> {
         if let Some(h) = self.projection.get(id) {
             return Ok(Some(h));
         }
-        let slot = self.projection.slot(id);
-        let read = self.refresh(&slot, id).await;
-        let h = slot.entry.lock().expect("not poisoned").state.clone();
-        if h.is_none() {
-            self.projection.forget_if_empty(id, slot);
+        let mut state = None;
+        for (_, commit) in self.store.read_after(id, 0).await? {
+            for e in &commit.events {
+                apply(&mut state, e);
+            }
         }
-        read.map(|()| h)
+        Ok(state)
     }
+}
+
+/// Where a walk over a key's occurrences ended ([`Engine::walk_key`]).
+struct KeyWalk {
+    /// The key's first occurrence id (its hint's key).
+    first: Uuid,
+    /// The occurrence reports join now, or the next to open.
+    n: u32,
+    id: Uuid,
+    /// Its state; `None` when it is still to open.
+    state: Option<Handoff>,
+    /// The resolved occurrence before it, which a new one recurs.
+    previous: Option<Uuid>,
+    /// The highest report sequence on the occurrences before it.
+    before: u64,
+    /// The last resolved occurrence passed, if any.
+    last: Option<Handoff>,
+    /// `state` already recorded the report walked for.
+    recorded: bool,
 }
 
 /// Where a report sits in `BATON_REPORTS`.
@@ -573,6 +654,64 @@ mod tests {
         let h = outcome.handoff.unwrap();
         assert_eq!(acknowledged_by(&h), Some("alice"));
         assert_eq!(h.as_incident().unwrap().status(), Status::Resolved);
+    }
+
+    /// A key that flaps: each report's walk starts at the key's hint (the
+    /// last occurrence and the highest report before it) instead of at
+    /// occurrence 1, and an old report redelivered after several
+    /// recurrences is still found on the occurrence that recorded it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flapping_key_walks_from_its_hint_and_still_recognises_an_old_report() {
+        let d = daemons().await;
+        let mut r = report(Severity::P1);
+        r.dedup_key = Some("flap".into());
+        let template = "agent_failure";
+        let first = occurrence_id(template, "flap", 1);
+        let at = |seq| ReportSource {
+            seq,
+            published_ms: 1,
+        };
+        let resolve = Command::Incident(IncidentCommand::Resolve {
+            by: "al".into(),
+            note: None,
+        });
+        for (seq, n) in [(10, 1), (20, 2), (30, 3)] {
+            let done = d
+                .engine
+                .report(template, r.clone(), vec![], at(seq))
+                .await
+                .unwrap();
+            let id = done.outcome.handoff_id;
+            assert_eq!(id, occurrence_id(template, "flap", n));
+            assert!(done.opened);
+            let hint = d.projection.occurrence_hint(first).expect("hinted");
+            assert_eq!((hint.n, hint.id), (n, id));
+            assert_eq!(hint.before, if n == 1 { 0 } else { seq - 10 });
+            if n < 3 {
+                d.engine.execute(id, resolve.clone()).await.unwrap();
+            }
+        }
+        // Report 20 again (a redelivery): recorded on occurrence 2, which
+        // the hint's walk would skip, so the walk starts at 1.
+        let again = d
+            .engine
+            .report(template, r.clone(), vec![], at(20))
+            .await
+            .unwrap();
+        assert_eq!(again.outcome.handoff_id, occurrence_id(template, "flap", 2));
+        assert!(again.outcome.events.is_empty(), "nothing stored again");
+        // A new report joins occurrence 3; the current one is 3.
+        let joined = d.engine.report(template, r, vec![], at(40)).await.unwrap();
+        assert_eq!(
+            joined.outcome.handoff_id,
+            occurrence_id(template, "flap", 3)
+        );
+        assert_eq!(joined.outcome.events[0].kind(), "reported_again");
+        let current = d.engine.current_occurrence(template, "flap").await.unwrap();
+        assert_eq!(
+            current.map(|h| h.id()),
+            Some(occurrence_id(template, "flap", 3))
+        );
     }
 
     /// A msg-id the stream already holds under another subject makes every

@@ -401,10 +401,15 @@ impl Handoffs {
                     .iter()
                     .map(|b| bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
                     .collect();
+                let evicted_before = projection
+                    .retention()
+                    .and_then(|r| chrono::TimeDelta::from_std(r).ok())
+                    .and_then(|r| chrono::Utc::now().checked_sub_signed(r));
                 Digests::Buckets {
                     applied_seq,
                     handoffs,
                     buckets,
+                    evicted_before,
                 }
             }
             Some(b) => {

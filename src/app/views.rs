@@ -506,6 +506,11 @@ pub enum Digests {
         handoffs: usize,
         /// The 256 bucket digests, in bucket order.
         buckets: Vec<String>,
+        /// Handoffs closed before this moment may have been evicted from
+        /// memory (`limits.closed_retention`) and are then in no bucket;
+        /// absent when nothing is evicted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evicted_before: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// `{"applied_seq", "digests": {id: {"seq", "digest"}}}`.
     Bucket {

@@ -53,6 +53,15 @@ pub struct Limits {
     /// The longest wait between two deliveries of a report.
     #[serde(default = "default_report_retry_backoff_max", with = "humantime_serde")]
     pub report_retry_backoff_max: Duration,
+    /// How long a closed handoff (resolved, completed, cancelled) stays in
+    /// memory after it closed; then it leaves the projection, the list and
+    /// the snapshots, and is read from the log when asked for (`get`,
+    /// timeline, commands, recurrences of its dedup key). Lists and stats
+    /// show what is held, so a stats window longer than this (plus the
+    /// handoff's open time) misses the handoffs evicted from it.
+    /// Default `7d`; at least 1 ms.
+    #[serde(default = "default_closed_retention", with = "humantime_serde")]
+    pub closed_retention: Duration,
 }
 
 const fn default_max_report_bytes() -> usize {
@@ -79,6 +88,9 @@ const fn default_report_retry_backoff() -> Duration {
 const fn default_report_retry_backoff_max() -> Duration {
     Duration::from_secs(60)
 }
+const fn default_closed_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -91,6 +103,7 @@ impl Default for Limits {
             max_report_attempts: default_max_report_attempts(),
             report_retry_backoff: default_report_retry_backoff(),
             report_retry_backoff_max: default_report_retry_backoff_max(),
+            closed_retention: default_closed_retention(),
         }
     }
 }
@@ -113,6 +126,9 @@ impl Limits {
         }
         if self.ingest_concurrency == 0 || self.tick_concurrency == 0 {
             problems.push("limits: concurrency values must be > 0".into());
+        }
+        if self.closed_retention < Duration::from_millis(1) {
+            problems.push("limits.closed_retention: must be at least 1ms".into());
         }
         if self.max_field_bytes < 16 {
             problems.push("limits.max_field_bytes: must be at least 16".into());

@@ -80,6 +80,18 @@ impl Handoff {
         }
     }
 
+    /// When it closed (resolved, completed or cancelled); `None` while open.
+    /// A team handoff is finished by exactly one of the two.
+    pub fn closed_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Handoff::Incident(h) => h.resolved.as_ref().map(|s| s.at),
+            Handoff::Team(t) if t.status.is_finished() => {
+                t.completed.as_ref().or(t.cancelled.as_ref()).map(|s| s.at)
+            }
+            Handoff::Team(_) => None,
+        }
+    }
+
     /// Resolved (incident), completed or cancelled (team handoff).
     pub fn is_closed(&self) -> bool {
         match self {

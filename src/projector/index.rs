@@ -328,6 +328,14 @@ impl Index {
         into.insert(key.into(), meta);
     }
 
+    /// Unlists the handoff listed under `key` (evicted).
+    pub fn remove(&mut self, key: Key) {
+        let ix = Ix::from(key);
+        if self.closed.remove(&ix).is_none() {
+            self.open.remove(&ix);
+        }
+    }
+
     /// Lists many handoffs into an empty index at once; of two for one
     /// key, the later wins.
     pub fn fill(&mut self, entries: impl Iterator<Item = (Key, Meta)>) {

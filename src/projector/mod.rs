@@ -14,6 +14,11 @@
 //! which lists, stats and jobs read pages and windows without copying
 //! every state.
 //!
+//! Closed handoffs leave it once closed for longer than the retention
+//! (`evict`); a commit for a handoff it no longer holds is not a handoff on
+//! its own (`apply` ignores what nothing opened), so the slot it would make
+//! is dropped again and the log stays the place to read it from.
+//!
 //! `applied_seq` never moves past a commit this build could not apply, and
 //! snapshots are taken at `applied_seq`, so no skip becomes permanent. A
 //! commit from a newer Baton (`StoreError::NewerVersion`, a rolling upgrade)
@@ -26,8 +31,10 @@
 //! and `baton audit verify` reports it.
 
 pub mod digest;
+pub mod evict;
 mod index;
 mod listing;
+mod occurrences;
 mod reader;
 
 use std::collections::HashMap;
@@ -42,6 +49,7 @@ use crate::sla::TimerHandle;
 
 pub use index::{Key, Select, StatusFilter};
 pub use listing::{off_runtime, Listing, Page, SETTLE_AT};
+pub use occurrences::Hint;
 pub use reader::run;
 
 /// A handoff's state and the sequence it reflects.
@@ -87,7 +95,18 @@ pub struct Projection {
     changed: Mutex<Vec<listing::Changed>>,
     /// Held while settling the index; the names its entries number.
     settling: Mutex<index::Names>,
+    /// How long a closed handoff stays after it closed; `None`: forever.
+    retention: Option<chrono::TimeDelta>,
+    /// Closed handoffs by close time, to evict (`evict`); empty without a
+    /// retention.
+    evictions: Mutex<evict::Queue>,
+    /// Where each dedup key's occurrence walk may start (`occurrences`).
+    hints: Mutex<occurrences::Hints>,
 }
+
+/// Handoffs evicted per lock hold of the settler (a walk waits for at most
+/// one such batch).
+const EVICT_BATCH: usize = 1024;
 
 const SEVERITIES: usize = crate::domain::Severity::ALL.len();
 /// `Status` has this many variants (held … resolved); a state past them
@@ -106,7 +125,23 @@ impl Projection {
             index: RwLock::default(),
             changed: Mutex::default(),
             settling: Mutex::default(),
+            retention: None,
+            evictions: Mutex::default(),
+            hints: Mutex::default(),
         }
+    }
+
+    /// The same projection evicting closed handoffs `retention` after they
+    /// closed (see `evict`); without, it keeps every handoff.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention =
+            Some(chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX));
+        self
+    }
+
+    /// How long a closed handoff is held after it closed, if it is evicted.
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.retention.and_then(|r| r.to_std().ok())
     }
 
     fn shard(&self, id: &Uuid) -> &Shard {
@@ -242,6 +277,8 @@ impl Projection {
             }
             let meta = index::Meta::numbered(&h, &mut names);
             listed.push((entry.state.as_ref().map(Key::of), Key::of(&h), meta));
+            let was_closed = entry.state.as_ref().is_some_and(Handoff::is_closed);
+            self.queue_if_closing(was_closed, &h);
             entry.state = Some(h);
             entry.last_seq = seq;
         }
@@ -254,6 +291,22 @@ impl Projection {
     /// `observe`, feeds the metrics (the projector task does; the engine
     /// does not, so every commit is counted once).
     pub fn apply_commit(&self, slot: &Slot, seq: u64, commit: &Commit, observe: bool) -> bool {
+        self.apply_in(slot, seq, commit, observe).0
+    }
+
+    /// Applies a commit read from the stream to the handoff `id` and feeds
+    /// the metrics (the projector's path). A commit that opens nothing for
+    /// a handoff not held (one evicted) leaves no slot behind.
+    pub fn apply_stored(&self, id: Uuid, seq: u64, commit: &Commit) {
+        let slot = self.slot(id);
+        if !self.apply_in(&slot, seq, commit, true).1 {
+            self.forget_if_empty(id, slot);
+        }
+    }
+
+    /// [`Self::apply_commit`], also telling whether the slot holds a
+    /// handoff afterwards.
+    fn apply_in(&self, slot: &Slot, seq: u64, commit: &Commit, observe: bool) -> (bool, bool) {
         let mut entry = slot.entry.lock().expect("not poisoned");
         let opening = matches!(
             commit.events.first().map(|e| &e.data),
@@ -263,13 +316,19 @@ impl Projection {
         if fresh {
             let before = entry.state.as_ref().map(Gauged::of);
             let listed = entry.state.as_ref().map(Key::of);
+            let was_closed = entry.state.as_ref().is_some_and(Handoff::is_closed);
             for e in &commit.events {
                 apply(&mut entry.state, e);
                 if observe {
                     self.metrics.observe(e, entry.state.as_ref(), opening);
                 }
             }
-            entry.last_seq = seq;
+            // A commit that opened nothing (the handoff was evicted) leaves
+            // an empty slot at sequence 0, so a later read of the log from
+            // the slot's sequence still starts at the opening.
+            if entry.state.is_some() {
+                entry.last_seq = seq;
+            }
             let after = entry.state.as_ref().map(Gauged::of);
             self.move_gauge(before, after);
             if let Some(h) = &entry.state {
@@ -277,6 +336,7 @@ impl Projection {
                 if !entry.noted {
                     self.note_changed(h.id(), listed);
                 }
+                self.queue_if_closing(was_closed, h);
             }
             entry.noted |= entry.state.is_some();
         } else if observe {
@@ -284,7 +344,140 @@ impl Projection {
                 self.metrics.observe(e, entry.state.as_ref(), opening);
             }
         }
-        fresh
+        (fresh, entry.state.is_some())
+    }
+
+    /// Queues `h` for eviction if it is closed now and was not before
+    /// (called under its slot lock, so the queue lock comes after it).
+    fn queue_if_closing(&self, was_closed: bool, h: &Handoff) {
+        if was_closed || self.retention.is_none() {
+            return;
+        }
+        if let Some(at) = h.closed_at() {
+            self.evictions
+                .lock()
+                .expect("not poisoned")
+                .push(at, h.id());
+        }
+    }
+
+    /// Evicts every closed handoff whose close is older than the retention
+    /// at `now`: out of the map, the list index and the occurrence hints.
+    /// Returns how many went. Without a retention it does nothing.
+    ///
+    /// A handoff is evicted only while nobody else holds its slot (a
+    /// command running on it) and the index has read its last change;
+    /// otherwise it waits for the next call. The gauges are untouched (a
+    /// closed handoff is not counted open) and so are the event-derived
+    /// counters: they were fed when its events were applied.
+    pub fn evict_due(&self, now: chrono::DateTime<chrono::Utc>) -> usize {
+        let Some(cutoff) = self.retention.and_then(|r| now.checked_sub_signed(r)) else {
+            return 0;
+        };
+        let mut evicted = 0;
+        loop {
+            let due = self
+                .evictions
+                .lock()
+                .expect("not poisoned")
+                .due(cutoff, EVICT_BATCH);
+            if due.is_empty() {
+                break;
+            }
+            let full = due.len() == EVICT_BATCH;
+            let (gone, later) = self.evict(due, cutoff);
+            evicted += gone;
+            if !later.is_empty() {
+                let mut queue = self.evictions.lock().expect("not poisoned");
+                for (at, id) in later {
+                    queue.push(at, id);
+                }
+                // Pushed back entries are due again: the next call retries.
+                break;
+            }
+            if !full {
+                break;
+            }
+        }
+        self.metrics.handoffs_evicted_total.inc_by(evicted as u64);
+        self.metrics
+            .handoffs_in_memory
+            .set(i64::try_from(self.len()).unwrap_or(i64::MAX));
+        evicted
+    }
+
+    /// Evicts the `due` handoffs that are still closed by `cutoff`; returns
+    /// how many went and those to try again later.
+    fn evict(
+        &self,
+        due: Vec<(chrono::DateTime<chrono::Utc>, Uuid)>,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> (usize, Vec<(chrono::DateTime<chrono::Utc>, Uuid)>) {
+        // Held throughout, so no settle lists an evicted handoff again from
+        // a note taken before it went (see `listing` for the lock order).
+        let names = self.settle();
+        let mut unlisted = Vec::new();
+        let mut later = Vec::new();
+        for (at, id) in due {
+            let mut shard = self.shard(&id).write().expect("not poisoned");
+            let Some(slot) = shard.get(&id) else {
+                continue;
+            };
+            let entry = slot.entry.lock().expect("not poisoned");
+            let Some(h) = entry.state.as_ref() else {
+                continue;
+            };
+            match h.closed_at() {
+                // Closed since the entry was queued (reopened and closed
+                // again): its later entry decides.
+                Some(closed) if closed > cutoff => continue,
+                None => continue,
+                Some(_) => {}
+            }
+            // The map's reference is the only one: no command holds it.
+            if entry.noted || Arc::strong_count(slot) > 1 {
+                later.push((at, id));
+                continue;
+            }
+            unlisted.push(Key::of(h));
+            drop(entry);
+            shard.remove(&id);
+        }
+        if !unlisted.is_empty() {
+            let mut index = self.index.write().expect("not poisoned");
+            for key in &unlisted {
+                index.remove(*key);
+            }
+        }
+        drop(names);
+        let mut hints = self.hints.lock().expect("not poisoned");
+        for key in &unlisted {
+            hints.forget(key.1);
+        }
+        (unlisted.len(), later)
+    }
+
+    /// Whether [`Self::evict_due`] would evict anything now (one
+    /// comparison): the projector asks after each batch it applies.
+    pub fn eviction_due(&self) -> bool {
+        self.retention
+            .and_then(|r| chrono::Utc::now().checked_sub_signed(r))
+            .is_some_and(|cutoff| self.evictions.lock().expect("not poisoned").any_due(cutoff))
+    }
+
+    /// Where the occurrence walk of the key whose first occurrence is
+    /// `first` may start (see `occurrences`).
+    pub fn occurrence_hint(&self, first: Uuid) -> Option<Hint> {
+        self.hints.lock().expect("not poisoned").get(first)
+    }
+
+    /// Notes where the key whose first occurrence is `first` stands, if
+    /// the hinted occurrence is held (a hint never outlives its handoff).
+    pub fn note_occurrence(&self, first: Uuid, hint: Hint) {
+        let mut hints = self.hints.lock().expect("not poisoned");
+        if self.find(hint.id).is_some() {
+            hints.note(first, hint);
+        }
     }
 
     fn move_gauge(&self, before: Option<Gauged>, after: Option<Gauged>) {
@@ -343,5 +536,7 @@ impl Gauged {
     }
 }
 
+#[cfg(test)]
+mod eviction_tests;
 #[cfg(test)]
 mod tests;

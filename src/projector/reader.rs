@@ -183,10 +183,7 @@ impl Applier {
                 // subject too); a commit whose events name another handoff
                 // is misfiled and must not move that handoff's sequence.
                 Ok(commit) => match filed_under(&raw.subject, &self.names, &commit) {
-                    Some(id) => {
-                        let slot = projection.slot(id);
-                        projection.apply_commit(&slot, seq, &commit, true);
-                    }
+                    Some(id) => projection.apply_stored(id, seq, &commit),
                     None => {
                         tracing::error!(seq, subject = %raw.subject, "misfiled or empty event commit skipped")
                     }
@@ -210,6 +207,11 @@ impl Applier {
             }
         }
         projection.settle_when_due();
+        // While replaying, handoffs closed long ago go as soon as they
+        // close, so memory stays bounded during a catch-up too.
+        if projection.eviction_due() {
+            projection.evict_due(chrono::Utc::now());
+        }
         Ok(())
     }
 }

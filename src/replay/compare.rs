@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use uuid::Uuid;
 
 use super::audit::{violation, Finding, FindingKind};
@@ -19,10 +21,25 @@ use super::read::DaemonDigests;
 use super::Rebuilt;
 use crate::projector::digest::{bucket_digest, bucket_of, digest};
 
-/// The local bucket digests (see [`bucket_digest`]).
-pub fn local_buckets(state: &BTreeMap<Uuid, Rebuilt>) -> Vec<String> {
+/// Whether the daemon may have evicted `rb` from memory: closed before
+/// its eviction cutoff.
+fn evictable(rb: &Rebuilt, evicted_before: Option<DateTime<Utc>>) -> bool {
+    evicted_before
+        .zip(rb.handoff.closed_at())
+        .is_some_and(|(cutoff, closed)| closed < cutoff)
+}
+
+/// The local bucket digests (see [`bucket_digest`]) of the handoffs a
+/// daemon evicting those closed before `evicted_before` holds.
+pub fn local_buckets(
+    state: &BTreeMap<Uuid, Rebuilt>,
+    evicted_before: Option<DateTime<Utc>>,
+) -> Vec<String> {
     let mut buckets: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); 256];
-    for (id, rb) in state {
+    for (id, rb) in state
+        .iter()
+        .filter(|(_, rb)| !evictable(rb, evicted_before))
+    {
         buckets[bucket_of(id) as usize].push((*id, digest(&rb.handoff, rb.last_seq)));
     }
     buckets
@@ -79,6 +96,8 @@ pub fn compare(state: &BTreeMap<Uuid, Rebuilt>, upto: u64, daemon: &DaemonDigest
                     rb.last_seq
                 ),
             )),
+            // Evicted after its retention: the log is where it lives now.
+            None if evictable(rb, daemon.evicted_before) => {}
             None if daemon.applied_seq < rb.last_seq => out.push(notice(
                 *id,
                 format!(

@@ -220,6 +220,9 @@ pub struct DaemonDigests {
     pub handoffs: BTreeMap<Uuid, (u64, String)>,
     /// Buckets whose per-handoff digests were fetched.
     pub fetched: Vec<u8>,
+    /// Handoffs closed before this may be evicted from the daemon's memory
+    /// (its `evicted_before`): their absence is no divergence.
+    pub evicted_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 async fn ask(
@@ -250,18 +253,21 @@ async fn ask(
 }
 
 /// Asks the daemon for its bucket digests, then fetches the per-handoff
-/// digests of every bucket that differs from `local_buckets`.
+/// digests of every bucket that differs from `local_buckets(evicted_before)`
+/// (the local digests of what the daemon holds, given its eviction cutoff).
 pub async fn daemon_digests(
     client: &async_nats::Client,
     names: &Names,
-    local_buckets: &[String],
+    local_buckets: impl FnOnce(Option<chrono::DateTime<chrono::Utc>>) -> Vec<String>,
     timeout: Duration,
 ) -> Result<DaemonDigests, ReplayError> {
     let top = ask(client, names, json!({}), timeout).await?;
     let mut out = DaemonDigests {
         applied_seq: top["applied_seq"].as_u64().unwrap_or(0),
+        evicted_before: serde_json::from_value(top["evicted_before"].clone()).unwrap_or(None),
         ..Default::default()
     };
+    let local_buckets = local_buckets(out.evicted_before);
     let theirs: Vec<&str> = top["buckets"]
         .as_array()
         .map(|a| a.iter().map(|b| b.as_str().unwrap_or("")).collect())

@@ -168,7 +168,7 @@ pub async fn audit_verify(
         let theirs = daemon_digests(
             &client,
             &names,
-            &local_buckets(&state),
+            |evicted_before| local_buckets(&state, evicted_before),
             cfg.nats.request_timeout,
         )
         .await?;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{verify, Audit, FindingKind};
-use super::compare::compare;
+use super::compare::{compare, local_buckets};
 use super::read::{DaemonDigests, PageRecord};
 use super::*;
 use crate::domain::{decide, Command, Commit, EventData, IncidentCommand, Policy};
@@ -489,6 +489,7 @@ fn digest_comparison_tells_divergence_from_lag() {
             .map(|(i, r)| (*i, (r.last_seq, digest(&r.handoff, r.last_seq))))
             .collect(),
         fetched: (0..=255).collect(),
+        evicted_before: None,
     };
     assert!(compare(&state, upto, &all(upto)).is_empty());
 
@@ -512,6 +513,53 @@ fn digest_comparison_tells_divergence_from_lag() {
     assert!(found
         .iter()
         .any(|f| f.violation && f.handoff == Some(other)));
+}
+
+/// A daemon evicts closed handoffs after its retention: their absence is
+/// no divergence, while a handoff closed after its cutoff must be there.
+#[test]
+fn digest_comparison_accepts_handoffs_the_daemon_evicted_after_its_retention() {
+    let (mut log, id) = healthy();
+    log.run(
+        id,
+        500_000,
+        Command::Incident(IncidentCommand::Resolve {
+            by: "alice".into(),
+            note: None,
+        }),
+    );
+    let state = rebuild(&log.records, &Filter::default());
+    let upto = log.records.len() as u64;
+    let closed = state[&id].handoff.closed_at().expect("resolved");
+    let without = |cutoff| DaemonDigests {
+        applied_seq: upto,
+        handoffs: state
+            .iter()
+            .filter(|(i, _)| **i != id)
+            .map(|(i, r)| (*i, (r.last_seq, digest(&r.handoff, r.last_seq))))
+            .collect(),
+        fetched: (0..=255).collect(),
+        evicted_before: Some(cutoff),
+    };
+    let after = closed + Duration::milliseconds(1);
+    assert!(compare(&state, upto, &without(after)).is_empty());
+    assert_eq!(
+        local_buckets(&state, Some(after)),
+        local_buckets(
+            &state
+                .iter()
+                .filter(|(i, _)| **i != id)
+                .map(|(i, r)| (*i, r.clone()))
+                .collect(),
+            None
+        ),
+        "the local buckets leave out what the daemon may have evicted"
+    );
+    let found = compare(&state, upto, &without(closed));
+    assert!(
+        found.iter().any(|f| f.violation && f.handoff == Some(id)),
+        "closed at the cutoff, not before it: {found:?}"
+    );
 }
 
 #[test]

@@ -155,16 +155,19 @@ impl Incident {
         }
     }
 
+    /// The highest `BATON_REPORTS` sequence recorded here: no report above
+    /// it ever was.
+    pub fn highest_report(&self) -> u64 {
+        self.max_report
+            .max(self.recent_reports.iter().copied().max().unwrap_or(0))
+    }
+
     /// Whether the report stored at `seq` in `BATON_REPORTS` was recorded
     /// here (opened it or joined it).
     pub fn has_report(&self, seq: u64) -> Seen {
         if self.recent_reports.contains(&seq) {
             Seen::Yes
-        } else if seq
-            > self
-                .max_report
-                .max(self.recent_reports.iter().copied().max().unwrap_or(0))
-        {
+        } else if seq > self.highest_report() {
             Seen::No
         } else {
             Seen::Unsure
