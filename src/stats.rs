@@ -15,6 +15,9 @@
 //!   the breach rate divides by the handoffs whose outcome is settled
 //!   (responded, or past due), so a handoff opened a minute ago counts as
 //!   neither;
+//! - handoffs closed longer ago than `limits.closed_retention` have left
+//!   memory: a window longer than the retention says so in
+//!   `closed_evicted_before` (Prometheus' replayed series stay complete);
 //! - HCS figures use the current score (after any enrichment), so they show
 //!   how complete the packets people work with are; the `baton_hcs`
 //!   histogram keeps the score at open.
@@ -55,6 +58,11 @@ pub struct Stats {
     /// (completion rate, acceptance and completion hours, returns,
     /// completeness, rating). They are not in the incident figures above.
     pub work: Vec<crate::teams::WorkStats>,
+    /// Set when the figures are incomplete: handoffs closed before this
+    /// moment have left memory (`limits.closed_retention`) and are not
+    /// counted. Absent when the window is within the retention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_evicted_before: Option<DateTime<Utc>>,
 }
 
 /// Figures for one severity.
@@ -170,6 +178,7 @@ pub fn compute(handoffs: &[Handoff], policy: &Policy, now: DateTime<Utc>, days: 
         by_team,
         missing_fields,
         work: crate::teams::work_stats(handoffs.iter().filter(|h| h.opened_at() >= since)),
+        closed_evicted_before: None,
     }
 }
 

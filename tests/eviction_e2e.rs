@@ -119,6 +119,12 @@ async fn a_resolved_incident_is_evicted_answers_as_before_recurs_and_stays_evict
         !list.to_string().contains(&first.to_string()),
         "the list shows what is held: {list}"
     );
+    // Stats over a window longer than the retention say they are cut.
+    let stats = ok(&client, "stats", json!({"days": 1})).await;
+    assert!(
+        stats["stats"]["closed_evicted_before"].is_string(),
+        "{stats}"
+    );
     // A command on it loads it through the write path: the same refusal.
     let refused = command(&client, "ack", json!({"id": first, "by": "bob"})).await;
     assert_eq!(refused["error"], refused_before["error"]);

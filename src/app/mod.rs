@@ -375,7 +375,12 @@ impl Handoffs {
             .read(move |projection, policy| {
                 let since = crate::stats::window_start(now, days);
                 let window = projection.opened_in(&Select::all(), Some(since), None);
-                crate::stats::compute(&window, policy, now, days)
+                let mut stats = crate::stats::compute(&window, policy, now, days);
+                // Handoffs opened in the window but closed before the
+                // retention's start are no longer held: say so.
+                stats.closed_evicted_before =
+                    evicted_before(projection, now).filter(|e| *e > since);
+                stats
             })
             .await)
     }
@@ -401,10 +406,7 @@ impl Handoffs {
                     .iter()
                     .map(|b| bucket_digest(b.iter().map(|(i, d)| (i, d.as_str()))))
                     .collect();
-                let evicted_before = projection
-                    .retention()
-                    .and_then(|r| chrono::TimeDelta::from_std(r).ok())
-                    .and_then(|r| chrono::Utc::now().checked_sub_signed(r));
+                let evicted_before = evicted_before(projection, chrono::Utc::now());
                 Digests::Buckets {
                     applied_seq,
                     handoffs,
@@ -431,4 +433,16 @@ impl Handoffs {
             }
         }
     }
+}
+
+/// Closed handoffs before this moment may have left the projection
+/// (`limits.closed_retention`); `None` when nothing is evicted.
+fn evicted_before(
+    projection: &crate::projector::Projection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    projection
+        .retention()
+        .and_then(|r| chrono::TimeDelta::from_std(r).ok())
+        .and_then(|r| now.checked_sub_signed(r))
 }

@@ -137,6 +137,12 @@ pub(crate) async fn client_command(client: &Client, cmd: &Cmd) -> anyhow::Result
             } else {
                 let stats: Vec<baton::teams::WorkStats> = serde_json::from_value(work.clone())?;
                 out_raw!("{}", baton::teams::render_table(&stats));
+                if let Some(before) = v["stats"]["closed_evicted_before"].as_str() {
+                    eprintln!(
+                        "note: handoffs closed before {before} have left memory \
+                         (limits.closed_retention) and are not counted"
+                    );
+                }
             }
         }
         Cmd::Person {
