@@ -127,8 +127,19 @@ fn the_image_serves_and_probes_the_port_the_configs_listen_on() {
 #[test]
 fn check_config_accepts_every_deployed_config() {
     for path in DEPLOYED {
+        // Where the image puts it: /etc/baton/baton.toml beside the
+        // templates the Dockerfile copies to /etc/baton/templates.
+        let etc = tempfile::tempdir().unwrap();
+        std::fs::copy(repo(path), etc.path().join("baton.toml")).unwrap();
+        std::fs::create_dir(etc.path().join("templates")).unwrap();
+        for t in std::fs::read_dir(repo("config/templates")).unwrap() {
+            let t = t.unwrap();
+            std::fs::copy(t.path(), etc.path().join("templates").join(t.file_name())).unwrap();
+        }
+        assert!(read("Dockerfile").contains("COPY config/templates/ /etc/baton/templates/"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.args(["check-config", "--config"]).arg(repo(path));
+        cmd.args(["check-config", "--config"])
+            .arg(etc.path().join("baton.toml"));
         // The file and the deployment's secrets decide, no BATON_* of the
         // caller's.
         for (k, _) in std::env::vars() {
