@@ -198,7 +198,7 @@ fn refused(e: &LinkError) -> Response {
         status,
         "This link cannot be used",
         &format!(
-            "<p>{}.</p><p>Acknowledge from the page's other instructions (<code>baton ack</code>, the API) instead.</p>",
+            "<p>{}.</p><p>Use the page's other instructions (<code>baton ack</code>, <code>baton handoff accept</code>, the API) instead.</p>",
             escape(&e.to_string())
         ),
     )
