@@ -70,7 +70,9 @@ pub struct Metrics {
     /// `channel="slack"|"webhook"|"email"`: pages this process has taken
     /// from `BATON_PAGES` and not yet finished (outcome stored and acked),
     /// under the channel of the contact method being tried (its retries
-    /// included; before the first attempt, the first method's), kept live.
+    /// included; before the first attempt, the first method's), kept live
+    /// from when its contacts are known (a redelivery's log read before
+    /// that, and a page with no contact at all, count as `pending`).
     /// `channel="pending"`: the rest of the `baton-delivery` consumer's
     /// backlog as this process sees it every 5 s (stored and not yet
     /// fetched, plus fetched and unacknowledged, minus this process's
