@@ -73,9 +73,19 @@ pub struct Metrics {
     /// given up on a page (`reason`: `http_<code>`, a Slack code,
     /// `smtp_<code>`, `retries_exhausted`, …).
     pub delivery_failures_total: IntCounterVec,
-    /// `baton_delivery_queue_depth`: pages waiting for or in delivery (the
-    /// delivery consumer's pending plus unacknowledged messages).
-    pub delivery_queue_depth: IntGauge,
+    /// `baton_delivery_queue_depth{channel}`: pages not yet finished.
+    /// `channel="slack"|"webhook"|"email"`: pages this process has taken
+    /// from `BATON_PAGES` and not yet finished (outcome stored and acked),
+    /// under the channel of the contact method being tried (its retries
+    /// included; before the first attempt, the first method's), kept live
+    /// from when its contacts are known (a redelivery's log read before
+    /// that, and a page with no contact at all, count as `pending`).
+    /// `channel="pending"`: the rest of the `baton-delivery` consumer's
+    /// backlog as this process sees it every 5 s (stored and not yet
+    /// fetched, plus fetched and unacknowledged, minus this process's
+    /// pages above): waiting, or in another daemon's hands. One process:
+    /// the channels and `pending` add up to the consumer's backlog.
+    pub delivery_queue_depth: IntGaugeVec,
     /// `baton_heartbeat_pings_total{monitor,status}`: pings this daemon took
     /// live (configured monitors only: a bounded label).
     pub heartbeat_pings_total: IntCounterVec,
@@ -343,9 +353,13 @@ impl Metrics {
                 ),
                 &["channel", "reason"]
             )),
-            delivery_queue_depth: reg!(IntGauge::new(
-                "baton_delivery_queue_depth",
-                "Pages waiting for or in delivery."
+            delivery_queue_depth: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "baton_delivery_queue_depth",
+                    "Pages not yet delivered: this process's in delivery by channel, the \
+                     consumer's other pages as pending."
+                ),
+                &["channel"]
             )),
             heartbeat_pings_total: reg!(IntCounterVec::new(
                 Opts::new(

@@ -439,7 +439,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeEr
 /// `baton deliver`: only the delivery worker, apart from `serve`. It
 /// records outcomes through its own engine, which loads each handoff from
 /// the stream when it first writes to it (no full replay, no SLA timer:
-/// the daemons keep escalating).
+/// the daemons keep escalating). With `[delivery] listen` it serves
+/// `/metrics`, `/healthz` and `/readyz` there (`http::probes`).
 pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg);
     let client = store::connect(&cfg.nats).await?;
@@ -465,18 +466,50 @@ pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), Ser
         max_field_bytes: cfg.limits.max_field_bytes,
     };
     let app = Handoffs::new(engine, limits, metrics.clone());
-    let worker = delivery::Worker::new(app, delivery::Settings::from_config(&cfg), metrics)
+    let worker = delivery::Worker::new(app, delivery::Settings::from_config(&cfg), metrics.clone())
         .map_err(|e| ServeError::Task {
             task: "delivery",
             message: e.to_string(),
         })?;
+    let (ready_tx, ready) = watch::channel(false);
+    let mut probes = None;
+    if let Some(addr) = cfg.delivery.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Listen { addr, source })?;
+        let state = http::probes::Probes {
+            metrics,
+            client: client.clone(),
+            ready,
+        };
+        tracing::info!(listen = ?listener.local_addr().ok(), "serving /metrics, /healthz and /readyz");
+        probes = Some(tokio::spawn(http::probes::serve(
+            listener,
+            state,
+            shutdown.clone(),
+        )));
+    }
     tracing::info!(prefix = %cfg.nats.prefix, "baton is delivering pages");
-    delivery::run(Arc::new(worker), js, names, shutdown)
-        .await
-        .map_err(|e| ServeError::Task {
-            task: "delivery",
-            message: e.to_string(),
-        })
+    let result = delivery::run_ready(
+        Arc::new(worker),
+        js,
+        names,
+        shutdown.clone(),
+        Some(ready_tx),
+    )
+    .await
+    .map_err(|e| ServeError::Task {
+        task: "delivery",
+        message: e.to_string(),
+    });
+    // The probes stop with the worker, whichever way it ended.
+    shutdown.cancel();
+    if let Some(p) = probes {
+        if let Ok(Err(e)) = p.await {
+            tracing::warn!(error = %e, "probe listener ended with an error");
+        }
+    }
+    result
 }
 
 /// Cancels `token` on SIGINT, SIGTERM or SIGHUP (the last unless ignored).

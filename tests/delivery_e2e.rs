@@ -374,21 +374,13 @@ async fn a_crash_before_the_record_sends_again_under_the_same_key_and_two_daemon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_click_links_get_shows_a_form_post_acts_as_the_person_and_bad_links_are_refused() {
-    let nats = Nats::start();
-    let sink = HttpSink::start().await;
-    let smtp = SmtpSink::start().await;
-    let closing = closing_listener().await;
-    let port = baton::dev::free_port();
-    let mut cfg = config(&nats.url, &sink, closing, &smtp);
-    cfg.http.enabled = true;
-    cfg.http.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    cfg.delivery.public_url = Some(format!("http://127.0.0.1:{port}"));
-    cfg.delivery.ack_keys = vec!["key-new".into(), "key-old".into()];
-    cfg.people.get_mut("alice").unwrap().contact = vec![baton::config::ContactConfig::Slack {
-        webhook_url: sink.url("ok"),
-        member: Some("U012AB3CD".into()),
-    }];
-    let daemon = Daemon::start(cfg).await;
+    let (nats, sink, _smtp, daemon, port) = with_links("", |cfg, sink| {
+        cfg.people.get_mut("alice").unwrap().contact = vec![baton::config::ContactConfig::Slack {
+            webhook_url: sink.url("ok"),
+            member: Some("U012AB3CD".into()),
+        }];
+    })
+    .await;
     let (_client, js) = nats.client().await;
     publish_report(&js, "agent_failure", &p1("links-1")).await;
     let id = p1_id("links-1");
@@ -419,12 +411,7 @@ async fn one_click_links_get_shows_a_form_post_acts_as_the_person_and_bad_links_
     assert!(!kinds(&events_of(&js, id).await).contains(&"acknowledged"));
 
     // Tampered and expired links are refused, with a page saying so.
-    let mut tampered = ack.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == '0' { '1' } else { '0' });
-    let r = http.post(&tampered).send().await.unwrap();
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("not valid"));
+    altered_is_refused(&http, &ack).await;
     let expired = baton::delivery::links::sign(
         &baton::delivery::links::Capability {
             handoff: id,
@@ -465,6 +452,164 @@ async fn one_click_links_get_shows_a_form_post_acts_as_the_person_and_bad_links_
     daemon.stop().await.unwrap();
 }
 
+/// A daemon with HTTP and one-click links on (signed with `key-new`, also
+/// accepting `key-old`): this file's config plus `extra` (`SINK_OK` in it
+/// becomes the sink's `ok` URL), then `tweak`. Returns the nats-server, the
+/// sinks, the daemon and its HTTP port.
+async fn with_links(
+    extra: &str,
+    tweak: impl FnOnce(&mut Config, &HttpSink),
+) -> (Nats, HttpSink, SmtpSink, Daemon, u16) {
+    let nats = Nats::start();
+    let sink = HttpSink::start().await;
+    let smtp = SmtpSink::start().await;
+    let closing = closing_listener().await;
+    let port = baton::dev::free_port();
+    let text =
+        config_text(&nats.url, &sink, closing, &smtp) + &extra.replace("SINK_OK", &sink.url("ok"));
+    let mut cfg = Config::parse(&text).expect("config parses");
+    cfg.validate().expect("config is valid");
+    cfg.http.enabled = true;
+    cfg.http.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.delivery.public_url = Some(format!("http://127.0.0.1:{port}"));
+    cfg.delivery.ack_keys = vec!["key-new".into(), "key-old".into()];
+    tweak(&mut cfg, &sink);
+    (nats, sink, smtp, Daemon::start(cfg).await, port)
+}
+
+/// A copy of `link` with its last character changed is refused (400) with
+/// a page saying so.
+async fn altered_is_refused(http: &reqwest::Client, link: &str) {
+    let mut tampered = link.to_string();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let r = http.post(&tampered).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not valid"));
+}
+
+/// POSTing `link` acts (200) and stores an event `done` recognises; a
+/// second POST changes nothing and says the link was used already (409).
+async fn acts_once(
+    http: &reqwest::Client,
+    link: &str,
+    js: &async_nats::jetstream::Context,
+    id: Uuid,
+    done: impl Fn(&EventData) -> bool,
+) {
+    let r = http.post(link).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let events = events_of(js, id).await;
+    assert!(events.iter().any(|e| done(&e.data)), "{:?}", kinds(&events));
+    let r = http.post(link).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("used already"));
+}
+
+/// The Slack message's link buttons: (label, url).
+fn buttons(body: &serde_json::Value) -> Vec<(String, String)> {
+    body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons")["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["text"]["text"].as_str().unwrap().to_string(),
+                b["url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_handoff_pages_carry_accept_and_complete_links_that_act_as_the_person() {
+    // The team route reaches olga, whose only contact is Slack (the
+    // sink's `ok` path, filled in by `with_links`).
+    let olga = "\n[people.olga]\ncontact = [ { kind = \"slack\", webhook_url = \"SINK_OK\" } ]\n\
+                \n[routes.team]\ntarget = \"person:olga\"\n";
+    let (nats, sink, _smtp, daemon, _port) = with_links(olga, |_, _| {}).await;
+    let (client, js) = nats.client().await;
+    let r = command(
+        &client,
+        "start",
+        serde_json::json!({"template": "sales_to_onboarding", "by": "sam", "fields": {
+            "client_name": "Acme", "contract_value": 120000, "start_date": "2026-12-01",
+            "key_contacts": ["ann@acme.test"], "special_requirements": "SSO", "goals": "Live in Q1"
+        }}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let id: Uuid = r["handoff"]["id"].as_str().unwrap().parse().unwrap();
+    let body: serde_json::Value = eventually("olga's Slack message", || async {
+        let r = sink.on("ok");
+        r.first().map(|r| serde_json::from_slice(&r.body).unwrap())
+    })
+    .await;
+    let links = buttons(&body);
+    let labels: Vec<&str> = links.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["Accept", "Complete"], "{body}");
+    let (accept, complete) = (links[0].1.clone(), links[1].1.clone());
+    let http = reqwest::Client::new();
+
+    // GET only shows the form; nothing is accepted.
+    let r = http.get(&accept).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"")
+            && html.contains("Accept as olga?")
+            && html.contains("sales_to_onboarding from sales to onboarding, now initiated"),
+        "{html}"
+    );
+    assert!(!kinds(&events_of(&js, id).await).contains(&"accepted"));
+
+    // Complete before accepting: refused as not done, not as used.
+    let r = http.post(&complete).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Not done") && html.contains("accepted"),
+        "{html}"
+    );
+
+    altered_is_refused(&http, &accept).await;
+
+    // POST accepts as olga; a second use says the link was used.
+    acts_once(
+        &http,
+        &accept,
+        &js,
+        id,
+        |e| matches!(e, EventData::Accepted { by, .. } if by == "olga"),
+    )
+    .await;
+
+    // Once the checklist is done, the complete link completes it as olga.
+    for item in 1..=4 {
+        let r = command(
+            &client,
+            "check",
+            serde_json::json!({"id": id, "by": "olga", "item": item}),
+        )
+        .await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    acts_once(
+        &http,
+        &complete,
+        &js,
+        id,
+        |e| matches!(e, EventData::Completed { by, .. } if by == "olga"),
+    )
+    .await;
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baton_deliver_runs_the_worker_alone_and_baton_deliveries_lists_the_outcomes() {
     let nats = Nats::start();
@@ -478,11 +623,13 @@ async fn baton_deliver_runs_the_worker_alone_and_baton_deliveries_lists_the_outc
     let daemon = Daemon::start(cfg).await;
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), &text).unwrap();
+    let probes = format!("127.0.0.1:{}", baton::dev::free_port());
     let _deliverer = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .arg("--config")
         .arg(f.path())
         .arg("deliver")
         .env("BATON_LOG", "warn")
+        .env("BATON_DELIVERY_LISTEN", &probes)
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -493,6 +640,24 @@ async fn baton_deliver_runs_the_worker_alone_and_baton_deliveries_lists_the_outc
     let id = p1_id("alone-1");
     settled(&js, id, 5).await;
     assert_eq!(sink.on("flaky").len(), 2, "alice's page: 500, then 200");
+
+    // Run alone, it serves its probes and metrics on `[delivery] listen`.
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{probes}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    // Every page finished: the queue depth's channels are back to 0 (each
+    // page leaves it just after its outcome is stored, hence the wait).
+    let metrics = eventually("the queue depth back to 0", || async {
+        let m = get("/metrics").await.ok()?.text().await.ok()?;
+        m.contains("baton_delivery_queue_depth{channel=\"webhook\"} 0")
+            .then_some(m)
+    })
+    .await;
+    assert!(
+        metrics.contains("baton_delivery_attempts_total{channel=\"webhook\"}"),
+        "{metrics}"
+    );
 
     let (code, out, err) = baton(&text, &["deliveries", &id.to_string()]);
     assert_eq!(code, 0, "{err}");

@@ -17,9 +17,12 @@
 //! the escalation pages' arrival rate over their middle 60 %. The phase
 //! fails if any page stored on `BATON_PAGES` never reaches the sink, or
 //! reaches it more than once.
+//!
+//! Before that, the worker's **capacity**: a backlog of opening pages stored
+//! with delivery off, then drained by the restarted daemon with nothing
+//! else to do; deliveries/s over the middle 60 % and over the whole drain.
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,18 +33,16 @@ use axum::routing::post;
 use axum::Router;
 use baton::pages::Page;
 use baton::store::Names;
-use futures::stream::FuturesUnordered;
-use futures::StreamExt;
 use serde_json::json;
 
-use crate::broker::{read_all, stream_state, Broker};
+use crate::broker::{publish_all, read_all, stream_state, wait_for_count, Broker};
 use crate::daemon::Daemon;
-use crate::fixtures::{config, p1_payload, TEMPLATE};
+use crate::fixtures::{
+    config, escalating_p1, first_response_after, p1_payload, publish_at_rate, wait_open, TEMPLATE,
+};
 use crate::report::{Section, Target};
 use crate::sys::Spread;
 
-/// Slack between the last report published and the first deadline.
-const MARGIN: Duration = Duration::from_secs(3);
 /// Pages per handoff: the opening page, then two escalation pages.
 const PAGES_PER_HANDOFF: usize = 3;
 
@@ -62,6 +63,19 @@ struct Sink {
 impl Sink {
     fn len(&self) -> usize {
         self.arrivals.lock().expect("not poisoned").len()
+    }
+
+    /// Polls until `count` requests arrived; fails after `limit` naming
+    /// how many did.
+    async fn wait_for(&self, count: usize, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.len() < count {
+            if started.elapsed() > limit {
+                bail!("{} of {count} webhook requests after {limit:?}", self.len());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 }
 
@@ -103,63 +117,90 @@ async fn start_sink() -> anyhow::Result<(Sink, String, tokio::task::JoinHandle<(
     Ok((sink, url, task))
 }
 
+/// The config of both sub-phases: P1 as in [`crate::escalation`], both
+/// routes' only contact the sink, `[delivery]` on or off, no
+/// per-destination limit.
+fn delivery_config(
+    broker: &Broker,
+    sink_url: &str,
+    first_response: Duration,
+    enabled: bool,
+) -> anyhow::Result<baton::config::Config> {
+    config(
+        broker.url(),
+        &format!(
+            "{}[delivery]\nenabled = {enabled}\nper_destination_interval = \"0s\"\n\
+             [routes.oncall]\ntarget = \"rota:payments\"\n\
+             contact = [ {{ kind = \"webhook\", url = \"{sink_url}\" }} ]\n\
+             [routes.incident_captain]\ntarget = \"rota:captains\"\n\
+             contact = [ {{ kind = \"webhook\", url = \"{sink_url}\" }} ]\n",
+            escalating_p1(first_response)
+        ),
+    )
+}
+
+/// The worker's capacity: `backlog` opening pages are stored with delivery
+/// off (first response an hour away, so nothing else happens), then the
+/// daemon restarts with delivery on and drains them to the sink with no
+/// other load. Returns the steady rate over the middle 60 % of arrivals and
+/// the whole drain's (from the restart's start to the last arrival).
+async fn capacity(
+    daemon_rt: &tokio::runtime::Handle,
+    backlog: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (sink, url, sink_task) = start_sink().await?;
+    let broker = Broker::start()?;
+    let (_client, js) = broker.connect().await?;
+    let hour = Duration::from_secs(3600);
+    let cfg = delivery_config(&broker, &url, hour, false)?;
+    let names = Names::new(&cfg.nats.prefix);
+    let (daemon, _) = Daemon::start(daemon_rt, cfg).await?;
+    let subject = names.report(TEMPLATE);
+    publish_all(&js, (0..backlog).map(|i| (subject.clone(), p1_payload(i)))).await?;
+    let limit = Duration::from_secs(60) + Duration::from_millis(backlog as u64 * 2);
+    wait_for_count(&js, &names.pages_stream(), limit, |m| m >= backlog as u64).await?;
+    daemon.stop().await?;
+    ensure!(sink.len() == 0, "pages delivered with delivery off");
+
+    let started = Instant::now();
+    let (daemon, _) = Daemon::start(daemon_rt, delivery_config(&broker, &url, hour, true)?).await?;
+    sink.wait_for(backlog, limit).await?;
+    let drained = started.elapsed();
+    daemon.stop().await?;
+    sink_task.abort();
+    let mut at: Vec<Instant> = sink
+        .arrivals
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|a| a.at)
+        .collect();
+    at.sort();
+    let (from, to) = (at.len() / 5, at.len() - 1 - at.len() / 5);
+    let steady = (to - from) as f64 / (at[to] - at[from]).as_secs_f64().max(1e-9);
+    eprintln!(
+        "[e2e] delivery: capacity {steady:.0} pages/s steady, {backlog} drained in {:.2} s",
+        drained.as_secs_f64()
+    );
+    Ok((steady, backlog as f64 / drained.as_secs_f64()))
+}
+
 pub async fn run(
     daemon_rt: &tokio::runtime::Handle,
     n: usize,
     rate: usize,
+    backlog: usize,
 ) -> anyhow::Result<Section> {
+    let (capacity_steady, capacity_drain) = capacity(daemon_rt, backlog).await?;
     let (sink, url, sink_task) = start_sink().await?;
     let broker = Broker::start()?;
     let (_client, js) = broker.connect().await?;
-    let first_response = Duration::from_secs_f64(n as f64 / rate as f64) + MARGIN;
-    let cfg = config(
-        broker.url(),
-        &format!(
-            "[severity.P1]\nfirst_response = \"{}ms\"\n\
-             escalation = [ {{ routes = [\"oncall\", \"incident_captain\"], delay = \"1h\" }} ]\n\
-             [delivery]\nenabled = true\nper_destination_interval = \"0s\"\n\
-             [routes.oncall]\ntarget = \"rota:payments\"\n\
-             contact = [ {{ kind = \"webhook\", url = \"{url}\" }} ]\n\
-             [routes.incident_captain]\ntarget = \"rota:captains\"\n\
-             contact = [ {{ kind = \"webhook\", url = \"{url}\" }} ]\n",
-            first_response.as_millis()
-        ),
-    )?;
+    let first_response = first_response_after(n, rate);
+    let cfg = delivery_config(&broker, &url, first_response, true)?;
     let names = Names::new(&cfg.nats.prefix);
     let (daemon, _) = Daemon::start(daemon_rt, cfg).await?;
-    let payloads: Vec<_> = (0..n).map(p1_payload).collect();
-    let subject = names.report(TEMPLATE);
-
-    // Steady publishing: `per_tick` reports per tick, `rate` per second.
-    let per_tick = (rate / 1000).max(1);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(per_tick as f64 / rate as f64));
-    let mut acks = FuturesUnordered::new();
-    let mut sent = 0;
-    while sent < n {
-        tokio::select! {
-            _ = tick.tick() => {
-                for _ in 0..per_tick.min(n - sent) {
-                    let ack = js.publish(subject.clone(), payloads[sent].clone()).await?;
-                    acks.push(ack.into_future());
-                    sent += 1;
-                }
-            }
-            Some(r) = acks.next(), if !acks.is_empty() => { r?; }
-        }
-    }
-    while let Some(r) = acks.next().await {
-        r?;
-    }
-    let projection = daemon.shared().engine.projection().clone();
-    let waited = Instant::now();
-    while projection.len() < n && waited.elapsed() < first_response {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let open = projection.len();
-    ensure!(
-        open == n,
-        "{open} of {n} handoffs opened before the first deadline"
-    );
+    publish_at_rate(&js, &names.report(TEMPLATE), n, rate, |_| {}).await?;
+    let open = wait_open(&daemon, n, first_response).await?;
     eprintln!(
         "[e2e] delivery: {n} reports published, {open} handoffs open, {} pages at the sink; waiting for deadlines",
         sink.len()
@@ -168,16 +209,7 @@ pub async fn run(
     // Every page at the sink: one opening page, then two escalation pages each.
     let expected = PAGES_PER_HANDOFF * n;
     let limit = first_response + Duration::from_secs(120) + Duration::from_millis(n as u64 * 5);
-    let started = Instant::now();
-    while sink.len() < expected {
-        if started.elapsed() > limit {
-            bail!(
-                "{} of {expected} webhook requests after {limit:?}",
-                sink.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sink.wait_for(expected, limit).await?;
     // A moment more, so a late duplicate shows.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let delivery_metric = daemon
@@ -309,6 +341,11 @@ pub async fn run(
         Target::None,
     );
     s.row(
+        format!("capacity: a backlog of {backlog} pages drained by the worker alone, steady (middle 60 %) / whole drain"),
+        format!("{capacity_steady:.0} /s / {capacity_drain:.0} /s"),
+        Target::None,
+    );
+    s.row(
         "webhook requests: stored pages, each once",
         format!("{} of {expected}, 0 missing, 0 doubled", arrivals.len()),
         Target::None,
@@ -325,6 +362,9 @@ pub async fn run(
         "webhook_requests": arrivals.len(),
         "pages_stored": expected,
         "delivery_metric_samples": delivery_metric,
+        "capacity_backlog": backlog,
+        "capacity_steady_per_s": capacity_steady,
+        "capacity_drain_per_s": capacity_drain,
         "contacts": "oncall and incident_captain: one webhook each, to the same local sink",
     });
     Ok(s)

@@ -11,25 +11,21 @@
 //! The opening period doubles as the CPU window: CPU time of the daemon's
 //! threads (and of nats-server) over its middle 60 %.
 
-use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use baton::domain::EventData;
 use baton::pages::Page;
 use baton::store::{decode_commit, Names};
-use futures::stream::FuturesUnordered;
-use futures::StreamExt;
 use serde_json::json;
 
 use crate::broker::{read_all, stream_state, wait_for_count, Broker};
 use crate::daemon::{Daemon, THREAD_NAME};
-use crate::fixtures::{config, p1_payload, TEMPLATE};
+use crate::fixtures::{
+    config, escalating_p1, first_response_after, publish_at_rate, wait_open, TEMPLATE,
+};
 use crate::report::{Section, Target};
 use crate::sys::{threads_cpu, Spread};
-
-/// Slack between the last report published and the first deadline.
-const MARGIN: Duration = Duration::from_secs(3);
 
 fn precise(s: &Spread) -> Target {
     Target::Met(s.p99 <= 5.0 && s.max <= 50.0, "p99 ≤ 5 ms, max ≤ 50 ms")
@@ -50,19 +46,10 @@ pub async fn run(
 ) -> anyhow::Result<Section> {
     let broker = Broker::start()?;
     let (_client, js) = broker.connect().await?;
-    let first_response = Duration::from_secs_f64(n as f64 / rate as f64) + MARGIN;
-    let cfg = config(
-        broker.url(),
-        &format!(
-            "[severity.P1]\nfirst_response = \"{}ms\"\n\
-             escalation = [ {{ routes = [\"oncall\", \"incident_captain\"], delay = \"1h\" }} ]\n",
-            first_response.as_millis()
-        ),
-    )?;
+    let first_response = first_response_after(n, rate);
+    let cfg = config(broker.url(), &escalating_p1(first_response))?;
     let names = Names::new(&cfg.nats.prefix);
     let (daemon, _) = Daemon::start(daemon_rt, cfg).await?;
-    let payloads: Vec<_> = (0..n).map(p1_payload).collect();
-    let subject = names.report(TEMPLATE);
     let mark = |reports| CpuMark {
         at: Instant::now(),
         daemon: threads_cpu(THREAD_NAME),
@@ -71,40 +58,19 @@ pub async fn run(
         reports,
     };
 
-    // Steady publishing: `per_tick` reports every millisecond.
-    let per_tick = (rate / 1000).max(1);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(per_tick as f64 / rate as f64));
-    let mut acks = FuturesUnordered::new();
+    // The middle 60 % of the publishing is the CPU window.
     let (from, to) = (n / 5, n - n / 5);
     let (mut cpu_from, mut cpu_to) = (None, None);
-    let mut sent = 0;
-    while sent < n {
-        tokio::select! {
-            _ = tick.tick() => {
-                for _ in 0..per_tick.min(n - sent) {
-                    let ack = js.publish(subject.clone(), payloads[sent].clone()).await?;
-                    acks.push(ack.into_future());
-                    sent += 1;
-                    if sent == from { cpu_from = Some(mark(sent)); }
-                    if sent == to { cpu_to = Some(mark(sent)); }
-                }
-            }
-            Some(r) = acks.next(), if !acks.is_empty() => { r?; }
+    publish_at_rate(&js, &names.report(TEMPLATE), n, rate, |sent| {
+        if sent == from {
+            cpu_from = Some(mark(sent));
         }
-    }
-    while let Some(r) = acks.next().await {
-        r?;
-    }
-    let projection = daemon.shared().engine.projection().clone();
-    let waited = Instant::now();
-    while projection.len() < n && waited.elapsed() < first_response {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let open = projection.len();
-    ensure!(
-        open == n,
-        "{open} of {n} handoffs opened before the first deadline"
-    );
+        if sent == to {
+            cpu_to = Some(mark(sent));
+        }
+    })
+    .await?;
+    let open = wait_open(&daemon, n, first_response).await?;
     eprintln!(
         "[e2e] escalation: {n} reports published, {open} handoffs open; waiting for deadlines"
     );

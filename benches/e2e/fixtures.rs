@@ -1,6 +1,12 @@
-//! What the harness feeds Baton: the config, complete P1 reports, and
-//! histories of stored commits built with the domain's own `decide`.
+//! What the harness feeds Baton: the config, complete P1 reports (also
+//! published at a steady rate with deadlines just past, for the escalation
+//! and delivery phases), and histories of stored commits built with the
+//! domain's own `decide`.
 
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
 use baton::config::Config;
 use baton::domain::{
     apply, decide, handoff_id_for, Command, Commit, IncidentCommand, Policy, Report, Severity,
@@ -8,7 +14,11 @@ use baton::domain::{
 use baton::testkit::report;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
 use uuid::Uuid;
+
+use crate::daemon::Daemon;
 
 pub const TEMPLATE: &str = "agent_failure";
 
@@ -128,4 +138,74 @@ pub fn lifecycle(policy: &Policy, i: usize, opened_at: DateTime<Utc>) -> (Uuid, 
         resolved_at,
     );
     (id, [open, escalate, ack, resolve])
+}
+
+/// Slack between the last report published and the first deadline.
+const MARGIN: Duration = Duration::from_secs(3);
+
+/// P1's first response for `n` reports published at `rate` per second: just
+/// past the time publishing takes, so every handoff is open when the first
+/// deadline comes and ~`rate` deadlines fire per second.
+pub fn first_response_after(n: usize, rate: usize) -> Duration {
+    Duration::from_secs_f64(n as f64 / rate as f64) + MARGIN
+}
+
+/// The `[severity.P1]` section of the escalation phases: first response
+/// `first_response`, one step paging `oncall` and `incident_captain`.
+pub fn escalating_p1(first_response: Duration) -> String {
+    format!(
+        "[severity.P1]\nfirst_response = \"{}ms\"\n\
+         escalation = [ {{ routes = [\"oncall\", \"incident_captain\"], delay = \"1h\" }} ]\n",
+        first_response.as_millis()
+    )
+}
+
+/// Publishes complete P1 reports `0..n` to `subject` at a steady `rate` per
+/// second (`rate / 1000` per millisecond tick, at least one), acks awaited
+/// alongside; `on_sent(count)` after each publish.
+pub async fn publish_at_rate(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    n: usize,
+    rate: usize,
+    mut on_sent: impl FnMut(usize),
+) -> anyhow::Result<()> {
+    let payloads: Vec<_> = (0..n).map(p1_payload).collect();
+    let per_tick = (rate / 1000).max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(per_tick as f64 / rate as f64));
+    let mut acks = FuturesUnordered::new();
+    let mut sent = 0;
+    while sent < n {
+        tokio::select! {
+            _ = tick.tick() => {
+                for _ in 0..per_tick.min(n - sent) {
+                    let ack = js.publish(subject.to_string(), payloads[sent].clone()).await?;
+                    acks.push(ack.into_future());
+                    sent += 1;
+                    on_sent(sent);
+                }
+            }
+            Some(r) = acks.next(), if !acks.is_empty() => { r?; }
+        }
+    }
+    while let Some(r) = acks.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Waits (polling, up to `within`) until the daemon holds `n` handoffs;
+/// fails naming how many it holds if they are not all open by then.
+pub async fn wait_open(daemon: &Daemon, n: usize, within: Duration) -> anyhow::Result<usize> {
+    let projection = daemon.shared().engine.projection().clone();
+    let waited = Instant::now();
+    while projection.len() < n && waited.elapsed() < within {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open = projection.len();
+    ensure!(
+        open == n,
+        "{open} of {n} handoffs opened before the first deadline"
+    );
+    Ok(open)
 }

@@ -26,7 +26,8 @@
 //! - [`intake`] — alerts/s over HTTP: native reports, Alertmanager
 //!   batches, PagerDuty events.
 //! - [`delivery`] — deadline → webhook request received at a local sink,
-//!   with `[delivery]` on; deliveries/s.
+//!   with `[delivery]` on; deliveries/s; the worker's capacity draining a
+//!   backlog alone.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
 //! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
 //!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
@@ -80,6 +81,8 @@ struct Sizes {
     delivery: usize,
     /// Reports (and later deadlines) per second in that phase.
     delivery_rate: usize,
+    /// Pages in the backlog the delivery worker drains alone (capacity).
+    delivery_backlog: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -93,6 +96,7 @@ const FULL: Sizes = Sizes {
     intake: 20_000,
     delivery: 10_000,
     delivery_rate: 1_000,
+    delivery_backlog: 20_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -106,6 +110,7 @@ const QUICK: Sizes = Sizes {
     intake: 1_000,
     delivery: 400,
     delivery_rate: 200,
+    delivery_backlog: 2_000,
 };
 
 /// Thread name of the load generator's runtime.
@@ -312,7 +317,13 @@ fn run_phases(
     if runs("delivery") {
         let d = d.clone();
         sections.push(on_load(Box::pin(async move {
-            delivery::run(&d, sizes.delivery, sizes.delivery_rate).await
+            delivery::run(
+                &d,
+                sizes.delivery,
+                sizes.delivery_rate,
+                sizes.delivery_backlog,
+            )
+            .await
         }))?);
     }
     Ok(sections)

@@ -43,9 +43,17 @@ pub struct DeliveryConfig {
     /// host, or the SMTP relay): a simple per-destination rate limit.
     #[serde(default = "default_min_interval", with = "humantime_serde")]
     pub per_destination_interval: Duration,
-    /// Pages delivered at once.
+    /// Pages delivered at once by one worker (each waits for its remote end
+    /// and for its outcome's append, so throughput is about this many
+    /// pages per round trip; the consumer lets four times as many be
+    /// fetched ahead).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Where `baton deliver` serves `/metrics`, `/healthz` and `/readyz`
+    /// (`"127.0.0.1:9465"`); unset, it serves nothing. `serve` ignores it:
+    /// its `[http]` listener serves them. Env: `BATON_DELIVERY_LISTEN`.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Where Baton's HTTP API is reachable from people's phones
     /// (`https://baton.example.com`): messages then carry acknowledge and
     /// resolve links.
@@ -137,7 +145,7 @@ const fn default_link_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 const fn default_concurrency() -> usize {
-    32
+    256
 }
 const fn default_smtp_port() -> u16 {
     587
@@ -157,6 +165,7 @@ impl Default for DeliveryConfig {
             timeout: default_timeout(),
             per_destination_interval: default_min_interval(),
             concurrency: default_concurrency(),
+            listen: None,
             public_url: None,
             link_ttl: default_link_ttl(),
             webhook: WebhookDeliveryConfig::default(),
@@ -182,6 +191,7 @@ impl std::fmt::Debug for DeliveryConfig {
             .field("timeout", &self.timeout)
             .field("per_destination_interval", &self.per_destination_interval)
             .field("concurrency", &self.concurrency)
+            .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("link_ttl", &self.link_ttl)
             .field("webhook", &self.webhook)
@@ -289,6 +299,11 @@ contact = [ { kind = "slack", webhook_url = "env:OPS_SLACK" } ]
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.delivery.retry_deadline.as_secs(), 30);
+        assert_eq!(cfg.delivery.concurrency, 256);
+        assert_eq!(
+            cfg.delivery.listen, None,
+            "baton deliver serves nothing unless told"
+        );
         assert_eq!(cfg.delivery.smtp.as_ref().unwrap().port, 587);
         assert_eq!(cfg.routes["oncall"].contact.len(), 1);
         let err = Config::parse(
@@ -299,6 +314,28 @@ contact = [ { kind = "slack", webhook_url = "env:OPS_SLACK" } ]
         .unwrap_err();
         assert!(
             matches!(&err, ConfigError::Invalid(p) if p.iter().any(|p| p.contains("routes.x.contact[0]"))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn baton_deliver_listens_where_the_file_or_the_env_says() {
+        let mut cfg = Config::parse("[delivery]\nlisten = \"127.0.0.1:9465\"\n").unwrap();
+        assert_eq!(cfg.delivery.listen, Some("127.0.0.1:9465".parse().unwrap()));
+        cfg.apply_env(|k| (k == "BATON_DELIVERY_LISTEN").then(|| "0.0.0.0:9466".into()))
+            .unwrap();
+        assert_eq!(cfg.delivery.listen, Some("0.0.0.0:9466".parse().unwrap()));
+        let err = cfg
+            .apply_env(|k| (k == "BATON_DELIVERY_LISTEN").then(|| "9466".into()))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Env {
+                    var: "BATON_DELIVERY_LISTEN",
+                    ..
+                }
+            ),
             "{err}"
         );
     }

@@ -269,6 +269,19 @@ impl Config {
                 .collect();
         }
         self.delivery.apply_env(&get);
+        if let Some(v) = get("BATON_DELIVERY_LISTEN") {
+            self.delivery.listen =
+                Some(
+                    v.parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                            var: "BATON_DELIVERY_LISTEN",
+                            message: format!(
+                                "{e} (expected an address and port, e.g. 127.0.0.1:9465)"
+                            ),
+                            value: v,
+                        })?,
+                );
+        }
         if let Some(v) = get("BATON_CONSOLE_SESSION_KEY") {
             self.console.session_key = Some(v);
         }

@@ -1,6 +1,8 @@
-//! One-click acknowledge and resolve: links `<public_url>/a/<token>` whose
-//! token is an HMAC-SHA256-signed, expiring capability (handoff, person,
-//! action, expiry). Pure: signing and checking, no HTTP (`http::links`
+//! One-click actions: links `<public_url>/a/<token>` whose token is an
+//! HMAC-SHA256-signed, expiring capability (handoff, person, action,
+//! expiry). An incident's page carries acknowledge and resolve; a team
+//! handoff's page accept and complete (a returned one none: resubmitting
+//! needs its fields). Pure: signing and checking, no HTTP (`http::links`
 //! serves them).
 //!
 //! Token: `<hex of "v1|<handoff>|<person>|<action>|<expiry unix s>">.<hex
@@ -17,28 +19,79 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::channels::webhook::hex;
-use super::channels::Links;
+use super::channels::{Link, Links};
 
 /// What a link does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// An incident: `ack`.
     Acknowledge,
+    /// An incident: `resolve`.
     Resolve,
+    /// A team handoff: `accept`.
+    Accept,
+    /// A team handoff: `complete`.
+    Complete,
 }
 
 impl Action {
+    /// Every action, in token order.
+    const ALL: [Action; 4] = [
+        Action::Acknowledge,
+        Action::Resolve,
+        Action::Accept,
+        Action::Complete,
+    ];
+
+    /// The token's word, which is also the command verb it runs
+    /// (`app::requests::VERBS`).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Acknowledge => "ack",
             Action::Resolve => "resolve",
+            Action::Accept => "accept",
+            Action::Complete => "complete",
         }
     }
 
-    /// "acknowledge" / "resolve", for the pages people read.
+    /// "acknowledge", "resolve", "accept", "complete", for the pages
+    /// people read.
     pub fn verb(self) -> &'static str {
         match self {
             Action::Acknowledge => "acknowledge",
             Action::Resolve => "resolve",
+            Action::Accept => "accept",
+            Action::Complete => "complete",
+        }
+    }
+
+    /// "acknowledged", …: what the handoff is once it is done.
+    pub fn done(self) -> &'static str {
+        match self {
+            Action::Acknowledge => "acknowledged",
+            Action::Resolve => "resolved",
+            Action::Accept => "accepted",
+            Action::Complete => "completed",
+        }
+    }
+
+    /// A button's or a line's label: "Acknowledge", ….
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Acknowledge => "Acknowledge",
+            Action::Resolve => "Resolve",
+            Action::Accept => "Accept",
+            Action::Complete => "Complete",
+        }
+    }
+
+    /// The links a page carries: an incident's, or a team handoff's (`work`,
+    /// and its `kind`: a `returned` page carries none).
+    pub fn for_page(work: bool, kind: &str) -> &'static [Action] {
+        match (work, kind) {
+            (false, _) => &[Action::Acknowledge, Action::Resolve],
+            (true, "returned") => &[],
+            (true, _) => &[Action::Accept, Action::Complete],
         }
     }
 }
@@ -131,11 +184,10 @@ pub fn verify(token: &str, keys: &[String], now: DateTime<Utc>) -> Result<Capabi
     let c = Capability {
         handoff: handoff.parse().map_err(|_| LinkError::Malformed)?,
         person: person.to_string(),
-        action: match action {
-            "ack" => Action::Acknowledge,
-            "resolve" => Action::Resolve,
-            _ => return Err(LinkError::Malformed),
-        },
+        action: Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == action)
+            .ok_or(LinkError::Malformed)?,
         expires: expires
             .parse::<i64>()
             .ok()
@@ -148,35 +200,43 @@ pub fn verify(token: &str, keys: &[String], now: DateTime<Utc>) -> Result<Capabi
     Ok(c)
 }
 
-/// Acknowledge and resolve links for `person` on `handoff`, valid for
-/// `ttl`, signed with the first key; `None` without a key.
+/// One link per action for `person` on `handoff`, valid for `ttl`,
+/// signed with the first key; `None` without a key or actions.
 pub fn links_for(
     public_url: &str,
     keys: &[String],
     handoff: Uuid,
     person: &str,
+    actions: &[Action],
     now: DateTime<Utc>,
     ttl: std::time::Duration,
 ) -> Option<Links> {
     let key = keys.first()?;
+    if actions.is_empty() {
+        return None;
+    }
     let expires = crate::domain::later(now, ttl)?;
     let base = public_url.trim_end_matches('/');
-    let link = |action| {
-        let token = sign(
-            &Capability {
-                handoff,
-                person: person.to_string(),
-                action,
-                expires,
-            },
-            key,
-        );
-        format!("{base}/a/{token}")
-    };
-    Some(Links {
-        acknowledge: link(Action::Acknowledge),
-        resolve: link(Action::Resolve),
-    })
+    Some(Links(
+        actions
+            .iter()
+            .map(|&action| {
+                let token = sign(
+                    &Capability {
+                        handoff,
+                        person: person.to_string(),
+                        action,
+                        expires,
+                    },
+                    key,
+                );
+                Link {
+                    action,
+                    url: format!("{base}/a/{token}"),
+                }
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -237,35 +297,45 @@ mod tests {
     fn links_carry_the_public_url_and_one_token_per_action() {
         let now = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         let keys = vec!["k".to_string()];
-        let l = links_for(
-            "https://baton.example.com/",
-            &keys,
-            Uuid::nil(),
-            "alice",
-            now,
-            std::time::Duration::from_secs(3600),
-        )
-        .unwrap();
-        let token = l
-            .acknowledge
-            .strip_prefix("https://baton.example.com/a/")
+        let ttl = std::time::Duration::from_secs(3600);
+        for (work, kind, want) in [
+            (false, "page", &[Action::Acknowledge, Action::Resolve][..]),
+            (true, "initiated", &[Action::Accept, Action::Complete][..]),
+        ] {
+            let l = links_for(
+                "https://baton.example.com/",
+                &keys,
+                Uuid::nil(),
+                "alice",
+                Action::for_page(work, kind),
+                now,
+                ttl,
+            )
             .unwrap();
-        assert_eq!(
-            verify(token, &keys, now).unwrap().action,
-            Action::Acknowledge
-        );
-        let token = l
-            .resolve
-            .strip_prefix("https://baton.example.com/a/")
-            .unwrap();
-        assert_eq!(verify(token, &keys, now).unwrap().action, Action::Resolve);
+            let got: Vec<Action> =
+                l.0.iter()
+                    .map(|link| {
+                        let token = link
+                            .url
+                            .strip_prefix("https://baton.example.com/a/")
+                            .unwrap();
+                        let cap = verify(token, &keys, now).unwrap();
+                        assert_eq!(cap.action, link.action);
+                        cap.action
+                    })
+                    .collect();
+            assert_eq!(got, want);
+        }
+        assert!(Action::for_page(true, "returned").is_empty());
+        assert!(links_for("https://x", &keys, Uuid::nil(), "a", &[], now, ttl).is_none());
         assert!(links_for(
             "https://x",
             &[],
             Uuid::nil(),
             "a",
+            Action::for_page(false, "page"),
             now,
-            std::time::Duration::from_secs(1)
+            ttl
         )
         .is_none());
     }

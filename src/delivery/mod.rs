@@ -20,6 +20,14 @@
 //! Two daemons share the one durable consumer, so each page goes to one of
 //! them at a time (progress acks keep a long retry from being taken over).
 //!
+//! **Throughput.** A page's first delivery reads nothing from the log: no
+//! outcome can be there yet, and who else was paged travels on the page
+//! (`also_paged`). Only a redelivery (or a page from before that field)
+//! reads the handoff's log. So a page costs one request to its contact, one
+//! append and one ack, and `concurrency` pages (default 256) are in flight
+//! at once; appends to one handoff still go one after the other (the
+//! engine's expected-sequence write), appends to different handoffs overlap.
+//!
 //! Delivery never changes escalation: the events it records are inert in
 //! both aggregates, so the next level fires when the policy says.
 
@@ -29,6 +37,7 @@ pub mod links;
 pub mod retry;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,8 +61,10 @@ use retry::RateLimiter;
 
 /// Durable consumer name on `BATON_PAGES`.
 pub const CONSUMER: &str = "baton-delivery";
-/// How often the queue-depth gauge is refreshed.
+/// How often the queue depth's `pending` is refreshed from the consumer.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
+/// The queue depth's label for pages not in this process's hands.
+const PENDING: &str = "pending";
 
 /// What the worker needs from the config: `[delivery]`, and the people and
 /// routes whose contacts it reads.
@@ -93,6 +104,9 @@ pub struct Worker {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
+    /// Pages this process holds (counted under a channel in the queue
+    /// depth), so `pending` can leave them out.
+    held: AtomicI64,
 }
 
 /// How one page ended, for the caller's ack.
@@ -131,54 +145,68 @@ impl Worker {
             http,
             smtp,
             metrics,
+            held: AtomicI64::new(0),
         })
     }
 
     /// Delivers one page (`page_id` is its `Nats-Msg-Id`) and records the
-    /// outcome. Safe to call again for the same page: what the log already
-    /// holds is not sent again.
-    pub async fn deliver(&self, page_id: &str, page: &Page) -> PageDone {
+    /// outcome. Safe to call again for the same page: on a `redelivery`,
+    /// what the log already holds is not sent again. A first delivery skips
+    /// that read (nothing can be recorded for the page yet).
+    pub async fn deliver(&self, page_id: &str, page: &Page, redelivery: bool) -> PageDone {
+        self.deliver_counted(page_id, page, redelivery, &mut InDelivery::new(self))
+            .await
+    }
+
+    async fn deliver_counted(
+        &self,
+        page_id: &str,
+        page: &Page,
+        redelivery: bool,
+        depth: &mut InDelivery<'_>,
+    ) -> PageDone {
         let id = page.handoff_id;
-        let log = match self.app.events(id).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(handoff_id = %id, error = %e, "cannot read the handoff's log; page offered again later");
-                return PageDone::Retry;
-            }
-        };
         let mut failed = Vec::new();
-        for e in &log {
-            match &e.data {
-                EventData::Delivered { page_id: p, .. }
-                | EventData::Undelivered { page_id: p, .. }
-                    if p == page_id =>
-                {
-                    return PageDone::Recorded;
+        let mut also_paged = page.also_paged.clone();
+        if redelivery || also_paged.is_none() {
+            let log = match self.app.events(id).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(handoff_id = %id, error = %e, "cannot read the handoff's log; page offered again later");
+                    return PageDone::Retry;
                 }
-                EventData::DeliveryFailed {
-                    page_id: p,
-                    channel,
-                    destination,
-                    person,
-                    ..
-                } if p == page_id => {
-                    failed.push((channel.clone(), destination.clone(), person.clone()))
+            };
+            for e in &log {
+                match &e.data {
+                    EventData::Delivered { page_id: p, .. }
+                    | EventData::Undelivered { page_id: p, .. }
+                        if p == page_id =>
+                    {
+                        return PageDone::Recorded;
+                    }
+                    EventData::DeliveryFailed {
+                        page_id: p,
+                        channel,
+                        destination,
+                        person,
+                        ..
+                    } if p == page_id => {
+                        failed.push((channel.clone(), destination.clone(), person.clone()))
+                    }
+                    _ => {}
                 }
-                _ => {}
+            }
+            if also_paged.is_none() {
+                also_paged = Some(
+                    log.iter()
+                        .find(|e| e.id == page.event_id)
+                        .and_then(|e| e.data.notice())
+                        .map(|(_, n)| crate::wire::page::also_paged(n, &page.route))
+                        .unwrap_or_default(),
+                );
             }
         }
-        let also_paged: Vec<String> = log
-            .iter()
-            .find(|e| e.id == page.event_id)
-            .and_then(|e| e.data.notice())
-            .map(|(_, n)| {
-                n.routes
-                    .iter()
-                    .filter(|r| r.route != page.route)
-                    .map(|r| format!("{} ({})", r.route, r.target))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let also_paged = also_paged.unwrap_or_default();
         let all = contacts::contacts_for(page, &self.settings.people, &self.settings.routes);
         if all.is_empty() {
             return self
@@ -191,6 +219,7 @@ impl Worker {
                 )
                 .await;
         }
+        depth.on(all[0].channel());
         for contact in all {
             let (channel, destination) = (contact.channel(), contact.destination());
             // Given up on before a crash or a redelivery: the next one.
@@ -201,6 +230,7 @@ impl Worker {
             )) {
                 continue;
             }
+            depth.on(channel);
             let cx = Context {
                 key: format!("{page_id}:{}", contact.index),
                 page_id: page_id.into(),
@@ -332,19 +362,19 @@ impl Worker {
             .await
     }
 
-    /// One-click links for an incident's page to a person, when
-    /// `[delivery] public_url` and `BATON_ACK_KEYS` are set. A route's own
-    /// contact (no person) gets none: the link's actor must be a person.
+    /// One-click links for a page to a person, when `[delivery] public_url`
+    /// and `BATON_ACK_KEYS` are set: acknowledge and resolve on an
+    /// incident's, accept and complete on a team handoff's (none on a
+    /// returned one). A route's own contact (no person) gets none: the
+    /// link's actor must be a person.
     fn links(&self, page: &Page, person: Option<&str>) -> Option<channels::Links> {
         let d = &self.settings.delivery;
-        if page.work.is_some() {
-            return None;
-        }
         links::links_for(
             d.public_url.as_deref()?,
             &d.ack_keys,
             page.handoff_id,
             person?,
+            links::Action::for_page(page.work.is_some(), &page.kind),
             Utc::now(),
             d.link_ttl,
         )
@@ -377,7 +407,55 @@ fn resolve_secret(value: &str) -> Option<String> {
     }
 }
 
+/// One page in this process's hands, counted in
+/// `baton_delivery_queue_depth{channel}` under the channel being tried
+/// (from the first contact method's on) until it is dropped: after the
+/// ack, or when the page is given back.
+struct InDelivery<'a> {
+    worker: &'a Worker,
+    channel: Option<&'static str>,
+}
+
+impl<'a> InDelivery<'a> {
+    fn new(worker: &'a Worker) -> Self {
+        Self {
+            worker,
+            channel: None,
+        }
+    }
+
+    /// Counts the page under `channel` from now on.
+    fn on(&mut self, channel: &'static str) {
+        let gauge = &self.worker.metrics.delivery_queue_depth;
+        match self.channel.replace(channel) {
+            Some(c) if c == channel => return,
+            Some(c) => gauge.with_label_values(&[c]).dec(),
+            None => {
+                self.worker.held.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        gauge.with_label_values(&[channel]).inc();
+    }
+}
+
+impl Drop for InDelivery<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.channel {
+            self.worker
+                .metrics
+                .delivery_queue_depth
+                .with_label_values(&[c])
+                .dec();
+            self.worker.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Delivers pages until shutdown.
+///
+/// Up to `concurrency` pages are delivered at once (the consumer lets
+/// four times that be fetched and unacknowledged, so the next pages are
+/// already here when one finishes).
 ///
 /// A page in the middle of its retries when shutdown comes is left unacked
 /// (not finished): its retries may last minutes, and another daemon, or
@@ -387,6 +465,18 @@ pub async fn run(
     js: jetstream::Context,
     names: Names,
     shutdown: CancellationToken,
+) -> Result<(), DeliveryError> {
+    run_ready(worker, js, names, shutdown, None).await
+}
+
+/// [`run`], telling `ready` once its consumer is set up (`baton deliver`'s
+/// `/readyz`).
+pub async fn run_ready(
+    worker: Arc<Worker>,
+    js: jetstream::Context,
+    names: Names,
+    shutdown: CancellationToken,
+    ready: Option<tokio::sync::watch::Sender<bool>>,
 ) -> Result<(), DeliveryError> {
     let stream = js
         .get_stream(names.pages_stream())
@@ -402,7 +492,7 @@ pub async fn run(
     )
     .await?;
     {
-        let (mut c, m, t) = (consumer.clone(), worker.metrics.clone(), shutdown.clone());
+        let (mut c, w, t) = (consumer.clone(), worker.clone(), shutdown.clone());
         tokio::spawn(async move {
             let mut every = tokio::time::interval(DEPTH_EVERY);
             loop {
@@ -410,8 +500,9 @@ pub async fn run(
                     _ = t.cancelled() => break,
                     _ = every.tick() => {
                         if let Ok(info) = c.info().await {
-                            let depth = info.num_pending + info.num_ack_pending as u64;
-                            m.delivery_queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                            let backlog = i64::try_from(info.num_pending + info.num_ack_pending as u64).unwrap_or(i64::MAX);
+                            let ours = w.held.load(Ordering::Relaxed);
+                            w.metrics.delivery_queue_depth.with_label_values(&[PENDING]).set((backlog - ours).max(0));
                         }
                     }
                 }
@@ -422,6 +513,9 @@ pub async fn run(
         .messages()
         .await
         .map_err(|e| StoreError::nats("consume", e))?;
+    if let Some(r) = ready {
+        r.send_replace(true);
+    }
     let mut inflight = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -459,10 +553,22 @@ async fn handle(worker: &Worker, msg: jetstream::Message) {
     };
     // Pages are published with their id; derive it the same way otherwise.
     let page_id = page_id.unwrap_or_else(|| format!("{}:{}", page.event_id, page.route));
-    let done = crate::store::with_progress(&msg, worker.deliver(&page_id, &page)).await;
+    // Delivered before (to this process or another): the log says how far
+    // it got. Unknown counts as a redelivery: the read only costs time.
+    let redelivery = msg.info().map_or(true, |i| i.delivered > 1);
+    let mut depth = InDelivery::new(worker);
+    let done = crate::store::with_progress(
+        &msg,
+        worker.deliver_counted(&page_id, &page, redelivery, &mut depth),
+    )
+    .await;
     match done {
+        // A plain ack, not a double ack: its outcome is stored, so if the
+        // ack is lost the redelivery finds it in the log and sends nothing;
+        // waiting for the server's confirmation would hold a slot for one
+        // more round trip per page.
         PageDone::Recorded => {
-            if let Err(e) = msg.double_ack().await {
+            if let Err(e) = msg.ack().await {
                 tracing::warn!(page_id, error = %e, "page ack failed after its outcome was stored");
             }
         }
@@ -472,6 +578,7 @@ async fn handle(worker: &Worker, msg: jetstream::Message) {
                 .await;
         }
     }
+    drop(depth);
 }
 
 /// A page from the recorded fixtures, for the channels' tests.

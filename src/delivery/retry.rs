@@ -86,8 +86,12 @@ impl RateLimiter {
         }
     }
 
-    /// Waits for `key`'s next slot.
+    /// Waits for `key`'s next slot; returns at once when the slot is now
+    /// (a sleep, even a zero one, would wait for the timer's next tick).
     pub async fn wait(&self, key: &str) {
+        if self.interval.is_zero() {
+            return;
+        }
         let slot = {
             // A std mutex: held for a map lookup only, never across an await.
             let mut next = self.next.lock().expect("not poisoned");
@@ -100,7 +104,9 @@ impl RateLimiter {
             next.insert(key.to_string(), slot + self.interval);
             slot
         };
-        tokio::time::sleep_until(slot).await;
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
 

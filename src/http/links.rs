@@ -1,4 +1,5 @@
-//! `/a/<token>`: one-click acknowledge and resolve from a page's message.
+//! `/a/<token>`: one-click actions from a page's message: acknowledge and
+//! resolve an incident, accept and complete a team handoff.
 //!
 //! `GET` only shows a small confirmation page with a form: link previewers
 //! and mail scanners fetch links, and must never act. The form's `POST`
@@ -13,9 +14,10 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 
 use super::AppState;
+use crate::app::views::HandoffView;
 use crate::app::AppError;
 use crate::delivery::links::{verify, Action, Capability, LinkError};
-use crate::domain::DomainError;
+use crate::domain::{Status, TeamStatus};
 use crate::identity::{Actor, Principal, Scope};
 use serde_json::json;
 
@@ -33,15 +35,7 @@ pub async fn confirm(State(s): State<AppState>, Path(token): Path<String>) -> Re
         Err(e) => return refused(&e),
     };
     let what = match s.app.get(cap.handoff).await {
-        Ok(v) => serde_json::to_value(&v)
-            .ok()
-            .and_then(|v| {
-                let sev = v["severity"].as_str()?.to_string();
-                let team = v["team"].as_str()?.to_string();
-                let status = v["status"].as_str()?.to_string();
-                Some(format!("{sev} for {team}, now {status}"))
-            })
-            .unwrap_or_else(|| "a handoff".into()),
+        Ok(v) => describe(&v),
         Err(_) => "a handoff".into(),
     };
     page(
@@ -60,7 +54,8 @@ pub async fn confirm(State(s): State<AppState>, Path(token): Path<String>) -> Re
     )
 }
 
-/// Acts: acknowledges or resolves as the link's person.
+/// Acts as the link's person: acknowledges or resolves an incident, accepts
+/// or completes a team handoff.
 #[utoipa::path(post, path = "/a/{token}", tag = "commands",
     params(("token" = String, Path, description = "The signed link token")),
     responses(
@@ -102,43 +97,44 @@ pub async fn act(State(s): State<AppState>, Path(token): Path<String>) -> Respon
     });
     let mut body = serde_json::Map::new();
     body.insert("by".into(), json!(person));
-    let verb = match action {
-        Action::Acknowledge => "ack",
-        Action::Resolve => {
-            body.insert("note".into(), json!("resolved from a one-click link"));
-            "resolve"
-        }
-    };
-    match s.app.command_as(&actor, verb, handoff, body).await {
+    if action == Action::Resolve {
+        body.insert("note".into(), json!("resolved from a one-click link"));
+    }
+    // The token's action word is the command verb.
+    match s
+        .app
+        .command_as(&actor, action.as_str(), handoff, body)
+        .await
+    {
         Ok(_) => page(
             StatusCode::OK,
             "Done",
             &format!(
                 "<p>Handoff <code>{handoff}</code> is {} by {}.</p>",
-                match action {
-                    Action::Acknowledge => "acknowledged",
-                    Action::Resolve => "resolved",
-                },
+                action.done(),
                 escape(&person)
             ),
-        ),
-        Err(AppError::Domain(
-            e @ (DomainError::AlreadyAcknowledged { .. } | DomainError::Resolved),
-        )) => page(
-            StatusCode::CONFLICT,
-            "This link was used already",
-            &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
         ),
         Err(e @ (AppError::Forbidden { .. } | AppError::Unauthorized(_))) => page(
             StatusCode::FORBIDDEN,
             "Not allowed",
             &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
         ),
-        Err(AppError::Domain(e)) => page(
-            StatusCode::CONFLICT,
-            "Not done",
-            &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
-        ),
+        Err(AppError::Domain(e)) => {
+            let used = match s.app.get(handoff).await {
+                Ok(v) => already_done(&v, action),
+                Err(_) => false,
+            };
+            page(
+                StatusCode::CONFLICT,
+                if used {
+                    "This link was used already"
+                } else {
+                    "Not done"
+                },
+                &format!("<p>Nothing changed: {}.</p>", escape(&e.to_string())),
+            )
+        }
         Err(e) => {
             tracing::warn!(handoff_id = %handoff, error = %e, "one-click action failed");
             page(
@@ -147,6 +143,48 @@ pub async fn act(State(s): State<AppState>, Path(token): Path<String>) -> Respon
                 "<p>Baton could not store this just now; press back and try again.</p>",
             )
         }
+    }
+}
+
+/// What the confirmation page says the handoff is.
+fn describe(v: &HandoffView) -> String {
+    // A status in its wire word (`acknowledged`, `accepted`, …).
+    fn word(status: impl serde::Serialize) -> String {
+        serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+    match v {
+        HandoffView::Incident(i) => format!(
+            "{} for {}, now {}",
+            i.severity.as_str(),
+            i.team,
+            word(i.status)
+        ),
+        HandoffView::Team(t) => format!(
+            "{} from {} to {}, now {}",
+            t.template,
+            t.from_team,
+            t.to_team,
+            word(t.status)
+        ),
+    }
+}
+
+/// Whether what `action` does is already done: a second use of a link (or
+/// someone else was quicker), told apart from a refusal for another reason.
+fn already_done(v: &HandoffView, action: Action) -> bool {
+    match (v, action) {
+        (HandoffView::Incident(i), Action::Acknowledge) => {
+            matches!(i.status, Status::Acknowledged | Status::Resolved)
+        }
+        (HandoffView::Incident(i), Action::Resolve) => i.status == Status::Resolved,
+        (HandoffView::Team(t), Action::Accept) => {
+            matches!(t.status, TeamStatus::Accepted | TeamStatus::Completed)
+        }
+        (HandoffView::Team(t), Action::Complete) => t.status == TeamStatus::Completed,
+        _ => false,
     }
 }
 
@@ -160,7 +198,7 @@ fn refused(e: &LinkError) -> Response {
         status,
         "This link cannot be used",
         &format!(
-            "<p>{}.</p><p>Acknowledge from the page's other instructions (<code>baton ack</code>, the API) instead.</p>",
+            "<p>{}.</p><p>Use the page's other instructions (<code>baton ack</code>, <code>baton handoff accept</code>, the API) instead.</p>",
             escape(&e.to_string())
         ),
     )

@@ -25,8 +25,10 @@
 //! - [`heartbeats`] — `POST /v1/heartbeats/{name}` (`/start`, `/fail`).
 //! - [`people`] — `GET /v1/people/{id}`.
 //! - `/v1/stats` — the same figures as NATS `stats`.
-//! - [`links`] — `/a/<token>`: one-click acknowledge and resolve (no
-//!   bearer token: the signed link).
+//! - [`links`] — `/a/<token>`: one-click acknowledge and resolve, accept
+//!   and complete (no bearer token: the signed link).
+//! - [`probes`] — `/metrics`, `/healthz`, `/readyz` alone, for `baton
+//!   deliver`.
 //! - [`oncall`] — `/v1/oncall` and its overrides.
 //! - [`console`] — the web console's pages (`/`, `/handoffs/{id}`,
 //!   `/oncall`, `/login`), outside `/v1` and the OpenAPI document: HTML,
@@ -40,6 +42,7 @@ pub mod intake;
 pub mod links;
 pub mod oncall;
 pub mod people;
+pub mod probes;
 pub mod problem;
 pub mod reports;
 pub use crate::app::views;
@@ -51,7 +54,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -303,14 +306,7 @@ async fn not_ready(s: &AppState) -> Option<String> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+    probes::metrics_response(&s.metrics)
 }
 
 /// This document.

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Event, Hcs, Packet, Severity};
+use crate::domain::{Event, Hcs, Notice, Packet, Severity};
 
 /// The subjects a page names: where it is published and where it is
 /// answered. `store::Names` provides them under the configured prefix (the
@@ -72,6 +72,12 @@ pub struct Page {
     /// Team handoffs: template version, teams, fields, checklist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<crate::domain::WorkNotice>,
+    /// The other routes the same event paged, as `<route> (<target>)` in
+    /// the notice's order (empty: nobody else). Absent from pages derived
+    /// before the field existed; the delivery worker then reads the
+    /// handoff's log for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_paged: Option<Vec<String>>,
 }
 
 /// How to acknowledge.
@@ -81,6 +87,16 @@ pub struct AckHow {
     pub nats: String,
     pub cli: String,
     pub http: String,
+}
+
+/// The routes `notice` paged besides `route`, as `<route> (<target>)`.
+pub fn also_paged(notice: &Notice, route: &str) -> Vec<String> {
+    notice
+        .routes
+        .iter()
+        .filter(|r| r.route != route)
+        .map(|r| format!("{} ({})", r.route, r.target))
+        .collect()
 }
 
 /// The pages an event causes, with their subjects and message ids.
@@ -147,6 +163,7 @@ pub fn pages_for(event: &Event, names: &impl PageSubjects) -> Vec<(String, Strin
                     },
                 },
                 work: notice.work.clone(),
+                also_paged: Some(also_paged(notice, &rt.route)),
             };
             (
                 names.page(&rt.route, &notice.team),

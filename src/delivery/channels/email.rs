@@ -62,8 +62,13 @@ pub fn build(page: &Page, cx: &Context) -> Mail {
         lines.push(format!("Also paged: {}", cx.also_paged.join(", ")));
     }
     if let Some(l) = &cx.links {
-        lines.push(format!("Acknowledge: {}", l.acknowledge));
-        lines.push(format!("Resolve:     {}", l.resolve));
+        for link in &l.0 {
+            lines.push(format!(
+                "{:<12} {}",
+                format!("{}:", link.action.label()),
+                link.url
+            ));
+        }
     }
     lines.push(format!("Acknowledge from a shell: {}", page.ack.cli));
     lines.push(format!("Handoff {}", page.handoff_id));

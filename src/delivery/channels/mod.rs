@@ -52,11 +52,17 @@ pub struct Context {
     pub links: Option<Links>,
 }
 
-/// Acknowledge and resolve links for one person.
+/// One-click links for one person, in the order they are shown (the
+/// first is the main one): acknowledge and resolve on an incident's page,
+/// accept and complete on a team handoff's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Links {
-    pub acknowledge: String,
-    pub resolve: String,
+pub struct Links(pub Vec<Link>);
+
+/// One action's link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub action: super::links::Action,
+    pub url: String,
 }
 
 /// An HTTP answer's classification, shared by webhooks and Slack.

@@ -1,7 +1,7 @@
 //! `slack`: an incoming-webhook message, `text` (the notification and the
 //! fallback) and Block Kit `blocks`: severity, summary, team, HCS, the
-//! deadline, who else is paged, and acknowledge/resolve buttons when links
-//! are configured. Slack's answers: 200 `ok` delivered; 400
+//! deadline, who else is paged, and link buttons when links are configured
+//! (acknowledge/resolve, or accept/complete for a team handoff). Slack's answers: 200 `ok` delivered; 400
 //! `invalid_payload`, 403, 404 `channel_not_found`, 410
 //! `channel_is_archived` permanent (the body's code is the reason); 429
 //! waits for `Retry-After`; 5xx retried.
@@ -74,10 +74,22 @@ pub fn build(page: &Page, cx: &Context) -> Value {
         {"type": "mrkdwn", "text": format!("`{}`", page.ack.cli)},
     ]}));
     if let Some(l) = &cx.links {
-        blocks.push(json!({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "style": "primary", "url": l.acknowledge, "action_id": "baton_ack"},
-            {"type": "button", "text": {"type": "plain_text", "text": "Resolve"}, "url": l.resolve, "action_id": "baton_resolve"},
-        ]}));
+        let buttons: Vec<Value> = l
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, link)| {
+                let mut b = json!({"type": "button", "text": {"type": "plain_text", "text": link.action.label()}});
+                // The first action is the main one (acknowledge, accept).
+                if i == 0 {
+                    b["style"] = json!("primary");
+                }
+                b["url"] = json!(link.url);
+                b["action_id"] = json!(format!("baton_{}", link.action.as_str()));
+                b
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     json!({"text": text, "blocks": blocks})
 }
@@ -149,10 +161,16 @@ mod tests {
             person: Some("alice".into()),
             slack_member: Some("U012AB3CD".into()),
             also_paged: vec!["incident_captain (incident_captain:payments)".into()],
-            links: Some(super::super::Links {
-                acknowledge: "https://baton.example.com/a/ACK".into(),
-                resolve: "https://baton.example.com/a/RES".into(),
-            }),
+            links: Some(super::super::Links(vec![
+                super::super::Link {
+                    action: crate::delivery::links::Action::Acknowledge,
+                    url: "https://baton.example.com/a/ACK".into(),
+                },
+                super::super::Link {
+                    action: crate::delivery::links::Action::Resolve,
+                    url: "https://baton.example.com/a/RES".into(),
+                },
+            ])),
         };
         let got = serde_json::to_string_pretty(&build(&page, &cx)).unwrap() + "\n";
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
