@@ -418,10 +418,16 @@ pub async fn run(
             }
         });
     }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
+    // Read through `Durable`: rebuilt if the stream ends (broker loss).
+    let mut messages = crate::store::Durable::open(
+        js.clone(),
+        names.pages_stream(),
+        CONSUMER,
+        "Baton delivery worker",
+        i64::try_from(window * 4).unwrap_or(i64::MAX),
+        names.pages_all(),
+    )
+    .await?;
     let mut inflight = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -429,11 +435,6 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some(()) = inflight.next(), if !inflight.is_empty() => {}
             msg = messages.next(), if inflight.len() < window => {
-                let msg = match msg {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => { tracing::warn!(error = %e, "delivery consumer error"); continue; }
-                    None => return Err(StoreError::nats("consume", "delivery consumer ended").into()),
-                };
                 let w = worker.clone();
                 inflight.push(async move { handle(&w, msg).await });
             }
