@@ -9,7 +9,8 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,ingest,replay,escalation,intake,delivery`;
+//! Flags: `--quick`;
+//! `--only memory,ingest,replay,escalation,intake,delivery,failover,crash`;
 //! `--json <path>`. Anything else (cargo's own `--bench`) is ignored.
 //!
 //! # Layout
@@ -22,6 +23,9 @@
 //! - [`delivery`] — deadline → webhook request received at a local sink,
 //!   with `[delivery]` on; deliveries/s.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
+//! - [`recovery`] — `failover` (stream leader killed in a three-node
+//!   cluster → escalations and pages again) and `crash` (a daemon killed
+//!   with SIGKILL → its in-flight escalations paged).
 //! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
 //!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
 
@@ -34,6 +38,7 @@ mod ingest;
 mod intake;
 mod memory;
 mod pipeline;
+mod recovery;
 mod replay;
 mod report;
 mod sys;
@@ -71,6 +76,10 @@ struct Sizes {
     delivery: usize,
     /// Reports (and later deadlines) per second in that phase.
     delivery_rate: usize,
+    /// Handoffs escalating through a stream-leader kill.
+    failover: usize,
+    /// Handoffs escalating through a daemon's SIGKILL.
+    crash: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -83,6 +92,8 @@ const FULL: Sizes = Sizes {
     intake: 20_000,
     delivery: 10_000,
     delivery_rate: 1_000,
+    failover: 200,
+    crash: 200,
 };
 
 const QUICK: Sizes = Sizes {
@@ -95,18 +106,22 @@ const QUICK: Sizes = Sizes {
     intake: 1_000,
     delivery: 400,
     delivery_rate: 200,
+    failover: 20,
+    crash: 20,
 };
 
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 8] = [
     "memory",
     "ingest",
     "replay",
     "escalation",
     "intake",
     "delivery",
+    "failover",
+    "crash",
 ];
 
 /// A phase, boxed so the four run through one closure.
@@ -231,6 +246,18 @@ fn main() -> anyhow::Result<()> {
         let d = d.clone();
         sections.push(on_load(Box::pin(async move {
             delivery::run(&d, sizes.delivery, sizes.delivery_rate).await
+        }))?);
+    }
+    if runs("failover") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            recovery::failover(&d, sizes.failover).await
+        }))?);
+    }
+    if runs("crash") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            recovery::crash(&d, sizes.crash).await
         }))?);
     }
     let took = clock.elapsed().as_secs_f64();
