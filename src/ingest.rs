@@ -17,7 +17,6 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -42,27 +41,20 @@ pub async fn run(
     let concurrency = limits.ingest_concurrency;
     let limits = Arc::new(limits);
     let names = app.names().clone();
-    let stream = js
-        .get_stream(names.reports_stream())
-        .await
-        .map_err(|e| StoreError::nats("get stream", e))?;
     // No `max_deliver` on the consumer: the server would stop delivering a
     // report silently (an advisory only), and it counts ack-wait expiries
     // of a stalled but healthy daemon too; `process` records and counts
     // the reports it gives up on instead. It also leaves an existing
     // durable's config as it is, which nats-server 2.9 may refuse to update.
-    let consumer = crate::store::durable_consumer(
-        &stream,
+    let mut messages = crate::store::Durable::open(
+        js,
+        names.reports_stream(),
         CONSUMER,
         "Baton report ingest",
         i64::try_from(concurrency * 2).unwrap_or(1024),
         String::new(),
     )
     .await?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     loop {
@@ -73,14 +65,6 @@ pub async fn run(
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             m = messages.next() => m,
-        };
-        let msg = match msg {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "ingest consumer error");
-                continue;
-            }
-            None => return Err(StoreError::nats("consume", "report stream ended")),
         };
         while tasks.try_join_next().is_some() {}
         let (app, limits) = (app.clone(), limits.clone());

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub reports_terminated_total: IntCounterVec,
     pub escalation_lateness_seconds: Histogram,
     pub overdue_deadlines: IntGauge,
+    /// `baton_store_up`: 1 while Baton can write to JetStream, 0 while it
+    /// cannot (disconnected, or its calls failing); see `store::health`.
+    pub store_up: IntGauge,
     pub projector_lag_events: IntGauge,
     /// `baton_snapshot_restored_seq`: the events-stream sequence the last
     /// start restored from a snapshot (0: it replayed the whole stream).
@@ -220,6 +223,10 @@ impl Metrics {
             overdue_deadlines: reg!(IntGauge::new(
                 "baton_overdue_deadlines",
                 "Deadlines more than a second past due with no escalation stored; 0 when healthy."
+            )),
+            store_up: reg!(IntGauge::new(
+                "baton_store_up",
+                "1 while Baton can write to JetStream, 0 while it cannot (readiness is false then)."
             )),
             projector_lag_events: reg!(IntGauge::new(
                 "baton_projector_lag_events",

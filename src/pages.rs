@@ -37,6 +37,9 @@ const WINDOW: usize = 256;
 /// How long a commit from a newer Baton waits before it is offered again
 /// (to whichever daemon pulls it next, a newer one during an upgrade).
 const NEWER_VERSION_RETRY: Duration = Duration::from_secs(300);
+/// How soon an event whose pages could not be stored is offered again:
+/// short, so paging resumes within a fraction of a second of the broker.
+const RETRY: Duration = Duration::from_millis(250);
 
 /// Publishes pages until shutdown. Events are processed in stream order;
 /// their pages' acks are awaited in a pipeline of `WINDOW` events.
@@ -46,22 +49,15 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), StoreError> {
-    let stream = js
-        .get_stream(names.events_stream())
-        .await
-        .map_err(|e| StoreError::nats("get stream", e))?;
-    let consumer = crate::store::durable_consumer(
-        &stream,
+    let mut messages = crate::store::Durable::open(
+        js.clone(),
+        names.events_stream(),
         CONSUMER,
         "Baton page publisher",
         10_000,
         names.events_all(),
     )
     .await?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
     let mut inflight = FuturesOrdered::new();
     loop {
         tokio::select! {
@@ -69,11 +65,6 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some(()) = inflight.next(), if !inflight.is_empty() => {}
             msg = messages.next(), if inflight.len() < WINDOW => {
-                let msg = match msg {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => { tracing::warn!(error = %e, "pages consumer error"); continue; }
-                    None => return Err(StoreError::nats("consume", "pages consumer ended")),
-                };
                 inflight.push_back(publish(js.clone(), names.clone(), metrics.clone(), msg));
             }
         }
@@ -142,9 +133,7 @@ async fn publish_event(
                 Ok(f) => acks.push((f, page.kind, page.deadline)),
                 Err(e) => {
                     tracing::warn!(handoff_id = %page.handoff_id, error = %e, "page publish failed; event will be redelivered");
-                    let _ = msg
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
+                    let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
                     return;
                 }
             }
@@ -168,9 +157,7 @@ async fn publish_event(
             }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "page not stored; event will be redelivered");
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
+                let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
                 return;
             }
         }

@@ -53,6 +53,8 @@ pub struct Shared {
     pub js: async_nats::jetstream::Context,
     pub client: async_nats::Client,
     pub ready: watch::Receiver<bool>,
+    /// Whether Baton can write to JetStream now (`store::health`).
+    pub store_up: watch::Receiver<bool>,
     /// People, followed credentials and access rules.
     pub identity: Identity,
 }
@@ -78,6 +80,7 @@ impl Shared {
             js: self.js.clone(),
             client: self.client.clone(),
             ready: self.ready.clone(),
+            store_up: self.store_up.clone(),
             intake: Arc::new(crate::intake::Intake::new(
                 self.cfg.alertmanager.clone(),
                 self.cfg.pagerduty.clone(),
@@ -129,7 +132,8 @@ pub struct Running {
 /// Starts the daemon and returns once state is rebuilt and every task runs.
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, ServeError> {
     let cfg = Arc::new(cfg);
-    let client = store::connect(&cfg.nats).await?;
+    let health = store::StoreHealth::new();
+    let client = store::connect_watched(&cfg.nats, Some(health.clone())).await?;
     let version = client.server_info().version;
     store::check_server(&version, cfg.nats.replicas)?;
     if cfg.nats.replicas > 1
@@ -149,7 +153,8 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         cfg.limits.max_in_flight_appends,
         Some(append_timer(&metrics)),
     )
-    .await?;
+    .await?
+    .with_health(health.clone());
     let (timer, queue) = sla::channel();
     let projection = Arc::new(
         Projection::new(policy.clone(), timer, metrics.clone())
@@ -165,6 +170,22 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     );
     let (ready_tx, ready) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    {
+        // Probes JetStream so readiness follows the store both ways, even
+        // when nothing else writes; `baton_store_up` mirrors it.
+        let (h, j, m, t) = (
+            health.clone(),
+            js.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let stream = names.events_stream();
+        tasks.spawn(async move {
+            let gauge = move |up: bool| m.store_up.set(i64::from(up));
+            store::health::run(h, j, stream, gauge, t).await;
+            ("store health", Ok(()))
+        });
+    }
 
     {
         let (r, l, t) = (roster, oncall_log, shutdown.clone());
@@ -275,6 +296,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
         js: js.clone(),
         client: client.clone(),
         ready,
+        store_up: health.subscribe(),
         identity: Identity::new(&cfg, Some(credentials)),
     };
     {

@@ -9,7 +9,10 @@
 //! page, expiry). The deadline itself is computed by the domain from the
 //! opening time and the policy, so a late wake-up never shifts later ones.
 //!
-//! A tick that fails (NATS unreachable) is retried every second; until it
+//! A tick that fails (NATS unreachable) is retried every [`RETRY`], so a
+//! deadline that fell due during an outage fires within that of the broker
+//! answering again (its lateness lands in the page publisher's
+//! `baton_escalation_lateness_seconds`); until it
 //! succeeds its deadline counts in `baton_overdue_deadlines`. A fired
 //! deadline stops counting (and stops being retried) as soon as the
 //! handoff's state moves past it: disarmed (acknowledged, resolved) or
@@ -98,14 +101,17 @@ fn instant_for(at: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
     Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO)
 }
 
-const RETRY: Duration = Duration::from_secs(1);
+/// How soon a failed tick is tried again. A tick during an outage waits
+/// for its append's ack (`nats.request_timeout`) before it fails, so this
+/// adds little load while the broker is gone and little delay once it is back.
+pub const RETRY: Duration = Duration::from_millis(250);
 
 /// Runs until shutdown. `fire(id)` executes a tick; `Ok(next)` means whatever
 /// was due is stored and `next` is the handoff's next deadline in the state
 /// the tick left, which the timer arms (the earlier of it and whatever is
 /// armed already, so nothing scheduled meanwhile is lost; an early stale
-/// wake-up only ticks and re-arms). A failed or panicked tick is retried in a
-/// second. Nothing fires before `ready` is true (the projector has caught
+/// wake-up only ticks and re-arms). A failed or panicked tick is retried after
+/// [`RETRY`]. Nothing fires before `ready` is true (the projector has caught
 /// up), so ticks never decide on half-rebuilt state.
 pub async fn run<F, Fut>(
     queue: TimerQueue,
@@ -412,19 +418,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_tick_is_retried_every_second_until_it_succeeds() {
+    async fn a_failed_tick_is_retried_every_retry_until_it_succeeds() {
         let mut t = Timer::start(4, true);
         let id = Uuid::now_v7();
+        let r = RETRY.as_secs_f64();
         t.nats_down.store(true, Ordering::SeqCst);
         t.handle.schedule(id, Some(t.at(1.0)));
         assert_eq!(t.next_fired().await, (id, t.at(1.0)));
-        assert_eq!(t.next_fired().await, (id, t.at(2.0)));
-        pass(1.5).await;
+        // To 3.35 s: retried at 1.25, 1.5, … 3.25, each failing.
+        pass(2.35).await;
         // Overdue by more than a second and still not stored.
         assert_eq!(t.metrics.overdue_deadlines.get(), 1);
         t.nats_down.store(false, Ordering::SeqCst);
-        assert_eq!(t.next_fired().await, (id, t.at(3.0)), "still failing");
-        assert_eq!(t.next_fired().await, (id, t.at(4.0)), "succeeds");
+        for k in 1..=9 {
+            let at = 1.0 + f64::from(k) * r;
+            assert_eq!(t.next_fired().await, (id, t.at(at)), "still failing");
+        }
+        assert_eq!(t.next_fired().await, (id, t.at(3.5)), "succeeds");
         pass(3.0).await;
         assert!(t.none_fired(), "stored: no more retries");
         assert_eq!(t.metrics.overdue_deadlines.get(), 0);

@@ -10,6 +10,8 @@
 //! (≥ 2.9.21): on an older one (Debian's 2.9.10) the test says so and
 //! passes without running; CI runs the suite again on v2.15.1.
 
+#[path = "support/cluster.rs"]
+mod cluster;
 mod common;
 
 use std::collections::HashMap;
@@ -18,121 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use baton::dev::{free_port, NatsServer};
 use baton::domain::EventData;
+use cluster::{cluster_capable, leader, Cluster};
 use common::*;
-
-/// One cluster node: its ports and store survive a kill.
-struct Node {
-    name: String,
-    port: u16,
-    args: Vec<String>,
-    dir: std::path::PathBuf,
-    server: Option<NatsServer>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        // A port freed by a kill can be reused at once; retry briefly if the
-        // restart races the old process's exit.
-        for _ in 0..50 {
-            match NatsServer::start_with(&self.dir, self.port, &self.args) {
-                Ok(s) => {
-                    self.server = Some(s);
-                    return;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-        panic!("node {} does not start", self.name);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            s.kill();
-        }
-    }
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let routes = ports
-            .iter()
-            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut nodes: Vec<Node> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (port, cport))| Node {
-                name: format!("n{i}"),
-                port: *port,
-                args: vec![
-                    "--name".into(),
-                    format!("n{i}"),
-                    "--cluster_name".into(),
-                    "baton-test".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{cport}"),
-                    "--routes".into(),
-                    routes.clone(),
-                ],
-                dir: dir.path().join(format!("n{i}")),
-                server: None,
-            })
-            .collect();
-        for n in &mut nodes {
-            n.start();
-        }
-        Cluster { nodes, _dir: dir }
-    }
-
-    fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("nats://127.0.0.1:{}", n.port))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn node(&mut self, name: &str) -> &mut Node {
-        self.nodes
-            .iter_mut()
-            .find(|n| n.name == name)
-            .expect("a node of this cluster")
-    }
-}
-
-/// The server's version, from `nats-server --version`.
-fn server_version() -> String {
-    let out = std::process::Command::new(baton::dev::server_binary())
-        .arg("--version")
-        .output()
-        .expect("nats-server runs");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("nats-server:")
-        .trim()
-        .to_string()
-}
-
-async fn leader(js: &jetstream::Context, stream: &str) -> Option<String> {
-    let mut s = js.get_stream(stream).await.ok()?;
-    s.info().await.ok()?.cluster.as_ref()?.leader.clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_and_follower_kills_lose_no_report_and_double_no_page() {
-    let version = server_version();
-    let supported = baton::store::parse_server_version(&version)
-        .is_some_and(|v| v >= baton::store::MIN_CLUSTER_SERVER);
+    let (version, supported) = cluster_capable();
     if !supported {
         eprintln!(
             "skipped: nats-server {version} does not enforce expected sequences when clustered \

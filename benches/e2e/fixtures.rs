@@ -47,6 +47,12 @@ pub fn config(url: &str, extra: &str) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// [`config`] as a file's text, for `baton serve --config` (the URL in
+/// `[nats]`, which `extra` must not have).
+pub fn config_text(url: &str, extra: &str) -> String {
+    format!("{BASE}\n{extra}\n[nats]\nurl = \"{url}\"\n")
+}
+
 /// A complete P1 report of its own run: one new handoff each.
 pub fn p1(i: usize) -> Report {
     let mut r = report(Severity::P1);

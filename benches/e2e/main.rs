@@ -9,7 +9,7 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,lifetime,ingest,replay,escalation,intake,delivery`;
+//! Flags: `--quick`; `--only memory,lifetime,ingest,replay,escalation,intake,delivery,failover,crash`;
 //! `--servers <nats-server>[,<nats-server>…]` runs every phase on each
 //! server binary in turn, in the same run, and prints one column per server
 //! (default: `$BATON_NATS_SERVER`, else `nats-server` from `PATH`; `memory` and
@@ -29,6 +29,9 @@
 //!   with `[delivery]` on; deliveries/s; the worker's capacity draining a
 //!   backlog alone.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
+//! - [`recovery`] — `failover` (stream leader killed in a three-node
+//!   cluster → escalations and pages again) and `crash` (a daemon killed
+//!   with SIGKILL → its in-flight escalations paged).
 //! - [`broker`] / [`daemon`] / [`fixtures`] / [`sys`] / [`report`] — the
 //!   private server and raw figures, Baton in-process, inputs, `/proc`, output.
 
@@ -42,6 +45,7 @@ mod intake;
 mod lifetime;
 mod memory;
 mod pipeline;
+mod recovery;
 mod replay;
 mod report;
 mod sys;
@@ -83,6 +87,10 @@ struct Sizes {
     delivery_rate: usize,
     /// Pages in the backlog the delivery worker drains alone (capacity).
     delivery_backlog: usize,
+    /// Handoffs escalating through a stream-leader kill.
+    failover: usize,
+    /// Handoffs escalating through a daemon's SIGKILL.
+    crash: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -97,6 +105,8 @@ const FULL: Sizes = Sizes {
     delivery: 10_000,
     delivery_rate: 1_000,
     delivery_backlog: 20_000,
+    failover: 200,
+    crash: 200,
 };
 
 const QUICK: Sizes = Sizes {
@@ -111,12 +121,14 @@ const QUICK: Sizes = Sizes {
     delivery: 400,
     delivery_rate: 200,
     delivery_backlog: 2_000,
+    failover: 20,
+    crash: 20,
 };
 
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 7] = [
+const PHASES: [&str; 9] = [
     "memory",
     "lifetime",
     "ingest",
@@ -124,6 +136,8 @@ const PHASES: [&str; 7] = [
     "escalation",
     "intake",
     "delivery",
+    "failover",
+    "crash",
 ];
 
 /// A phase, boxed so the four run through one closure.
@@ -324,6 +338,18 @@ fn run_phases(
                 sizes.delivery_backlog,
             )
             .await
+        }))?);
+    }
+    if runs("failover") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            recovery::failover(&d, sizes.failover).await
+        }))?);
+    }
+    if runs("crash") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            recovery::crash(&d, sizes.crash).await
         }))?);
     }
     Ok(sections)

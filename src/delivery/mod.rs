@@ -509,10 +509,16 @@ pub async fn run_ready(
             }
         });
     }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::nats("consume", e))?;
+    // Read through `Durable`: rebuilt if the stream ends (broker loss).
+    let mut messages = crate::store::Durable::open(
+        js.clone(),
+        names.pages_stream(),
+        CONSUMER,
+        "Baton delivery worker",
+        i64::try_from(window * 4).unwrap_or(i64::MAX),
+        names.pages_all(),
+    )
+    .await?;
     if let Some(r) = ready {
         r.send_replace(true);
     }
@@ -523,11 +529,6 @@ pub async fn run_ready(
             _ = shutdown.cancelled() => break,
             Some(()) = inflight.next(), if !inflight.is_empty() => {}
             msg = messages.next(), if inflight.len() < window => {
-                let msg = match msg {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => { tracing::warn!(error = %e, "delivery consumer error"); continue; }
-                    None => return Err(StoreError::nats("consume", "delivery consumer ended").into()),
-                };
                 let w = worker.clone();
                 inflight.push(async move { handle(&w, msg).await });
             }

@@ -91,6 +91,8 @@ pub struct AppState {
     pub client: async_nats::Client,
     /// Whether the projector has caught up (`/readyz`).
     pub ready: watch::Receiver<bool>,
+    /// Whether Baton can write to JetStream now (`/readyz`).
+    pub store_up: watch::Receiver<bool>,
     /// The Alertmanager and PagerDuty integrations and their rate budgets.
     pub intake: Arc<crate::intake::Intake>,
     /// Keys of one-click links (`BATON_ACK_KEYS`, newest first; empty: off).
@@ -261,7 +263,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: NATS connected, every stream Baton owns present, the
+/// Readiness: NATS connected, JetStream answering (the last calls
+/// succeeded: see `store::health`), every stream Baton owns present, the
 /// projector caught up with the event stream, and no commit met that is too
 /// new for this build to page.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -291,6 +294,9 @@ async fn not_ready(s: &AppState) -> Option<String> {
     }
     if s.client.connection_state() != async_nats::connection::State::Connected {
         return Some("not connected to NATS".into());
+    }
+    if !*s.store_up.borrow() {
+        return Some("JetStream calls are failing: Baton cannot write".into());
     }
     // Every stream Baton owns, from the same list `ensure_streams` creates.
     for stream in Stream::ALL.map(|which| s.names.stream(which)) {

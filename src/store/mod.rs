@@ -23,10 +23,14 @@ use crate::config::NatsConfig;
 use crate::domain::{Commit, EVENT_VERSION};
 use crate::wire::events::DecodeError;
 
+mod durable;
+pub mod health;
 mod names;
 pub mod oncall;
 mod streams;
 
+pub use durable::Durable;
+pub use health::StoreHealth;
 pub use names::{Names, Stream};
 pub use oncall::OncallLog;
 pub use streams::{ensure_streams, stream_config, StreamSettings};
@@ -108,8 +112,32 @@ impl StoreError {
     }
 }
 
+/// The longest wait between two reconnect attempts. async-nats's default
+/// doubles up to 4 s, so a broker back after a few seconds' outage waited
+/// up to 4 s more to be noticed; Baton retries at least this often.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(250);
+
+/// The wait before reconnect attempt `attempts` (1: at once), doubling
+/// from 10 ms up to [`RECONNECT_DELAY_MAX`].
+pub fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let shift = u32::try_from(attempts - 1).unwrap_or(u32::MAX).min(16);
+    (Duration::from_millis(10) * (1u32 << shift)).min(RECONNECT_DELAY_MAX)
+}
+
 /// Connects with the configured auth and TLS.
 pub async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, StoreError> {
+    connect_watched(cfg, None).await
+}
+
+/// [`connect`], telling `health` when the connection drops (it comes back
+/// up on the first JetStream call that succeeds after the reconnect).
+pub async fn connect_watched(
+    cfg: &NatsConfig,
+    health: Option<Arc<StoreHealth>>,
+) -> Result<async_nats::Client, StoreError> {
     let err = |e: &dyn std::fmt::Display| StoreError::Connect {
         url: cfg.url.clone(),
         message: e.to_string(),
@@ -117,7 +145,20 @@ pub async fn connect(cfg: &NatsConfig) -> Result<async_nats::Client, StoreError>
     let mut opts = async_nats::ConnectOptions::new()
         .name("baton")
         .request_timeout(Some(cfg.request_timeout))
-        .connection_timeout(Duration::from_secs(5));
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(reconnect_delay);
+    if let Some(health) = health {
+        opts = opts.event_callback(move |event| {
+            let health = health.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => health.disconnected(),
+                    async_nats::Event::Connected => tracing::info!("reconnected to NATS"),
+                    _ => {}
+                }
+            }
+        });
+    }
     if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
         opts = opts.user_and_password(u.clone(), p.clone());
     }
@@ -264,6 +305,7 @@ pub struct EventStore {
     names: Names,
     permits: Arc<Semaphore>,
     on_append: Option<AppendObserver>,
+    health: Option<Arc<StoreHealth>>,
 }
 
 impl EventStore {
@@ -287,7 +329,15 @@ impl EventStore {
             names,
             permits: Arc::new(Semaphore::new(max_in_flight_appends)),
             on_append,
+            health: None,
         })
+    }
+
+    /// Tells `health` how each append went (a stored or conflicting append
+    /// means the server answers; a failed one counts against it).
+    pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     pub fn names(&self) -> &Names {
@@ -320,14 +370,25 @@ impl EventStore {
         );
         let _permit = self.permits.acquire().await.expect("never closed");
         let started = Instant::now();
-        let ack = self
+        let ack = match self
             .js
             .publish_with_headers(self.names.events(handoff), headers, payload.into())
             .await
-            .map_err(|e| StoreError::nats("publish", e))?
-            .await;
+        {
+            Ok(ack) => ack.await,
+            Err(e) => {
+                self.health.as_ref().inspect(|h| h.failed());
+                return Err(StoreError::nats("publish", e));
+            }
+        };
         if let Some(observe) = &self.on_append {
             observe(started.elapsed());
+        }
+        if let Some(h) = &self.health {
+            match &ack {
+                Err(e) if e.kind() != PublishErrorKind::WrongLastSequence => h.failed(),
+                _ => h.succeeded(),
+            }
         }
         match ack {
             Ok(ack) => Ok(Appended {
@@ -419,6 +480,15 @@ pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_are_attempted_at_least_every_quarter_second() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(20));
+        assert_eq!(reconnect_delay(5), Duration::from_millis(160));
+        assert_eq!(reconnect_delay(6), RECONNECT_DELAY_MAX);
+        assert_eq!(reconnect_delay(usize::MAX), RECONNECT_DELAY_MAX);
+    }
 
     #[test]
     fn a_cluster_needs_a_server_that_enforces_expected_sequences() {
