@@ -14,8 +14,7 @@ use baton::config::Config;
 
 /// mimalloc, not glibc's malloc: the daemon allocates and frees on every
 /// runtime thread, and glibc's per-arena locks and heap growth cost ingest
-/// a third of its CPU per report (`cargo bench --bench e2e`, README
-/// *Performance*).
+/// a third of its CPU per report (`cargo bench --bench e2e`, docs/performance.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -183,7 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         cmd => {
             let cfg = load_config(&cli, false)?;
-            // A person credential: commands act as its person (README
+            // A person credential: commands act as its person (docs/people.md,
             // "People and credentials"). Never printed.
             let token = std::env::var("BATON_TOKEN").ok();
             let client = Client::connect(cfg).await?.with_token(token);

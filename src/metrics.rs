@@ -1,5 +1,5 @@
-//! Prometheus series. Names and labels are part of the wire contract (README
-//! "Metrics"). Labels are low-cardinality only: severity, template, team-free
+//! Prometheus series. Names and labels are part of the wire contract
+//! (docs/operations.md, "Metrics"). Labels are low-cardinality only: severity, template, team-free
 //! states, levels, field names and reason codes — never a handoff id, a
 //! person or free text.
 //!

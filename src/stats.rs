@@ -4,7 +4,7 @@
 //! and `now`: no I/O, no clock, so it is unit-tested with fixed data and two
 //! daemons with the same event stream answer the same figures.
 //!
-//! Definitions (the README's "HTTP API" section repeats them):
+//! Definitions (docs/wire-contract.md, "HTTP API", repeats them):
 //! - the window is the handoffs *opened* in the last `days` days, drills
 //!   left out (they are real events but not production figures);
 //! - MTTA is opened → acknowledged, over the acknowledged handoffs;

@@ -21,7 +21,7 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Shared bearer tokens accepted on the API (`Authorization: Bearer
     /// <token>`): the compatibility mode, acting with the body's `by`,
-    /// which they cannot prove (person credentials do: README "People and
+    /// which they cannot prove (person credentials do: docs/people.md, "People and
     /// credentials"). Every mutating endpoint needs a token or a person
     /// credential; with neither, mutations over HTTP are refused (401)
     /// rather than left open. Env:

@@ -2,7 +2,7 @@
 //! that is neither built in nor under `[routes]` but a small edit away from
 //! a route that is (or that the config names elsewhere) is reported as the
 //! typo it almost always is; and the templates folder must exist. A route
-//! far from every other name stays what the README promises: an unnamed
+//! far from every other name stays what docs/wire-contract.md promises: an unnamed
 //! route, paged as `<route>:<team>`. `serve` does not run these checks.
 
 use std::path::Path;

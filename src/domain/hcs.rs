@@ -1,7 +1,7 @@
 //! Handoff Completeness Score: `HCS = 0.30·C + 0.25·O + 0.25·N + 0.20·R`.
 //!
 //! Each component is 0–100 and is the sum of fixed points for the packet
-//! fields present (the rubric below; README "HCS rubric" shows the same
+//! fields present (the rubric below; docs/hcs.md shows the same
 //! table). Scoring is additive, so adding a field can never lower the score.
 //!
 //! | component | field | points |

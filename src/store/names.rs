@@ -1,6 +1,6 @@
 //! Every subject and stream name Baton uses, under one prefix. Nothing
 //! else in the crate builds a subject or a stream name: it asks [`Names`].
-//! The names are a documented contract (README "Subjects and streams"), so
+//! The names are a documented contract (docs/wire-contract.md), so
 //! a change here is a breaking change for every runner and consumer.
 
 use uuid::Uuid;
