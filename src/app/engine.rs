@@ -399,7 +399,7 @@ impl Engine {
                     self.projection.apply_commit(slot, a.seq, &commit, false);
                     let handoff = slot.entry.lock().expect("not poisoned").state.clone();
                     let kinds: Vec<&str> = commit.events.iter().map(|e| e.kind()).collect();
-                    tracing::info!(handoff_id = %id, seq = a.seq, events = ?kinds, "events stored");
+                    tracing::debug!(handoff_id = %id, seq = a.seq, events = ?kinds, "events stored");
                     return Ok(Outcome {
                         handoff_id: id,
                         handoff,
