@@ -313,11 +313,9 @@ mod tests {
 
     #[test]
     fn the_documented_integration_snippets_parse_and_validate() {
-        let readme = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/integrations.md"
-        ))
-        .unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/integrations.md"))
+                .unwrap();
         let mut n = 0;
         for block in readme.split("```toml\n").skip(1) {
             let block = block.split("```").next().unwrap();
