@@ -40,7 +40,12 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     let (_client, js) = broker.connect().await?;
     // The restart below must not publish a million pages: in a running
     // deployment the page consumer has long caught up with this history.
-    let cfg = config(broker.url(), "[pages]\nenabled = false\n")?;
+    // The lives are 30 days old and resolved: a retention past that keeps
+    // them held, so the phase measures replay, not eviction.
+    let cfg = config(
+        broker.url(),
+        "[pages]\nenabled = false\n[limits]\nclosed_retention = \"365d\"\n",
+    )?;
     let names = Names::new(&cfg.nats.prefix);
     store::ensure_streams(&js, &names, &baton::server::stream_settings(&cfg)).await?;
     let (commits, events, bytes) = fill(&js, &cfg, &names, n).await?;
