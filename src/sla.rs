@@ -87,14 +87,22 @@ pub fn channel() -> (TimerHandle, TimerQueue) {
 type Heap = BinaryHeap<Reverse<(DateTime<Utc>, Uuid)>>;
 
 /// Drops heap entries that no longer match what is armed (disarmed or
-/// re-armed handoffs) once they make up most of the heap: otherwise each
-/// would stay until its deadline, days away for some. Amortized O(1) per
-/// push, as the heap must double past `armed` between two walks.
+/// re-armed handoffs) once they are a quarter of what is armed: otherwise
+/// each would stay until its deadline, days away for some. Amortized O(1)
+/// per push (a walk every `armed / 4` pushes, about four looks a push), and
+/// the heap stays within 1.25× what is armed, so a daemon whose handoffs
+/// open and close all day holds what a fresh one holds (issue #15's
+/// lifetime bench: at 2× the heap's buffer doubled past its first size).
 fn drop_stale(heap: &mut Heap, armed: &HashMap<Uuid, DateTime<Utc>>) {
-    if heap.len() > 2 * armed.len() + 1024 {
+    if heap.len() > armed.len() + armed.len() / 4 + 1024 {
         heap.retain(|Reverse((at, id))| armed.get(id) == Some(at));
     }
 }
+
+/// Changes drained at once beyond which the drained map is dropped rather
+/// than kept for the next swap: a burst (a replay, a timer starved of CPU)
+/// would otherwise leave both swapped maps at its size for good.
+const CHANGES_KEPT: usize = 4096;
 
 /// The tokio instant at which the clock will read `at`.
 fn instant_for(at: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
@@ -173,6 +181,7 @@ async fn run_with_clock<F, Fut>(
             _ = shutdown.cancelled() => break,
             _ = pending.wake.notified() => {
                 std::mem::swap(&mut changes, &mut *pending.changes.lock().expect("not poisoned"));
+                let burst = changes.capacity() > CHANGES_KEPT;
                 for (id, next) in changes.drain() {
                     // The handoff's state moved: a fired deadline it no longer
                     // has (disarmed, or the next one is later) is handled, by
@@ -191,6 +200,9 @@ async fn run_with_clock<F, Fut>(
                         }
                         None => { armed.remove(&id); }
                     }
+                }
+                if burst {
+                    changes = Changes::default();
                 }
                 drop_stale(&mut heap, &armed);
             },
@@ -538,5 +550,28 @@ mod tests {
         heap.push(Reverse((t0, Uuid::now_v7())));
         drop_stale(&mut heap, &armed);
         assert_eq!(heap.len(), armed.len() + 1);
+    }
+
+    /// Issue #15 (memory over a lifetime): handoffs opening and closing all
+    /// day, a fixed number open, keep the heap within 1.25× of what is
+    /// armed, so its buffer never doubles past a fresh daemon's.
+    #[test]
+    fn regression_churn_keeps_the_heap_near_what_is_armed() {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (mut heap, mut armed) = (Heap::new(), HashMap::new());
+        let mut open = std::collections::VecDeque::new();
+        let open_at_once = 20_000;
+        for i in 0..200_000 {
+            let (id, at) = (Uuid::now_v7(), t0 + chrono::Duration::seconds(i));
+            armed.insert(id, at);
+            heap.push(Reverse((at, id)));
+            open.push_back(id);
+            if open.len() > open_at_once {
+                armed.remove(&open.pop_front().unwrap());
+            }
+            drop_stale(&mut heap, &armed);
+            assert!(heap.len() <= armed.len() + armed.len() / 4 + 1024 + 1);
+        }
+        assert!(heap.capacity() <= 2 * open_at_once.next_power_of_two());
     }
 }
