@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::oncall::Roster;
-use crate::store::{oncall::decode, OncallLog, StoreError};
+use crate::store::{oncall::decode, OncallLog, StoreError, StoreHealth};
 
 /// Applies everything stored so far; returns the last sequence read.
 pub async fn catch_up(roster: &Roster, log: &OncallLog) -> Result<u64, StoreError> {
@@ -23,35 +22,35 @@ pub async fn catch_up(roster: &Roster, log: &OncallLog) -> Result<u64, StoreErro
     Ok(upto)
 }
 
-/// Follows the stream after `after` until shutdown. A record this build
-/// cannot read stops the follower with an error (the daemon stops: it
-/// must not page from a roster missing an override).
+/// Follows the stream after `after` until shutdown, rebuilt at once when
+/// `health` comes back up after an outage. A record this build cannot read
+/// stops the follower with an error (the daemon stops: it must not page
+/// from a roster missing an override).
 pub async fn run(
     roster: Arc<Roster>,
     log: OncallLog,
     after: u64,
+    health: Option<Arc<StoreHealth>>,
     shutdown: CancellationToken,
 ) -> Result<(), StoreError> {
     let mut msgs = log.follow(after).await?;
+    if let Some(h) = &health {
+        msgs = msgs.with_health(h);
+    }
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             m = msgs.next() => m,
         };
-        let Some(msg) = next else {
-            return Err(StoreError::nats(
-                "follow on-call events",
-                "the consumer ended",
-            ));
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                // The ordered consumer recreates itself on gaps; other
-                // errors are transient at this level, so keep following.
+        let msg = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // The follower rebuilds its consumer after the last event
+                // applied; keep following.
                 tracing::warn!(error = %e, "on-call follower: message error");
                 continue;
             }
+            None => continue,
         };
         let seq = msg
             .info()

@@ -188,9 +188,9 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     }
 
     {
-        let (r, l, t) = (roster, oncall_log, shutdown.clone());
+        let (r, l, h, t) = (roster, oncall_log, health.clone(), shutdown.clone());
         tasks.spawn(async move {
-            let result = crate::oncall::run(r, l, oncall_after, t).await;
+            let result = crate::oncall::run(r, l, oncall_after, Some(h), t).await;
             ("on-call follower", result.map_err(|e| e.to_string()))
         });
     }
@@ -283,9 +283,9 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
     // its subject on first use, so commands need not wait for this.
     let credentials = Credentials::new(js.clone(), names.clone());
     {
-        let (c, t) = (credentials.clone(), shutdown.clone());
+        let (c, h, t) = (credentials.clone(), health.clone(), shutdown.clone());
         tasks.spawn(async move {
-            c.run(t).await;
+            c.run(Some(h), t).await;
             ("credentials", Ok(()))
         });
     }
@@ -374,7 +374,8 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> Result<Running, 
             js.clone(),
             names.clone(),
         )
-        .await?;
+        .await?
+        .with_health(health.clone());
         let t = shutdown.clone();
         tasks.spawn(async move {
             let r = monitors.run(t).await;

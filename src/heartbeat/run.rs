@@ -27,10 +27,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, stream};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use tokio::sync::{watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -41,7 +39,7 @@ use crate::config::Config;
 use crate::domain::{Command, DomainError, Handoff, IncidentCommand, Report};
 use crate::metrics::Metrics;
 use crate::sla::{self, TimerHandle};
-use crate::store::{self, Names, StoreError};
+use crate::store::{self, Names, StoreError, StoreHealth};
 
 /// The monitors of `[[heartbeat]]` (validated at load), as settings.
 pub fn monitors(cfg: &Config) -> Vec<Monitor> {
@@ -81,7 +79,7 @@ struct Heartbeats {
 
 /// Retries of a ping's effect before it is given up (logged as an error).
 const EFFECT_ATTEMPTS: u32 = 10;
-/// Pause between those retries, and before a failed reader is recreated.
+/// Pause between those retries.
 const RETRY: Duration = Duration::from_secs(1);
 /// Wake-ups handled at once (a handful of monitors, each one at a time).
 const TICK_CONCURRENCY: usize = 16;
@@ -91,6 +89,7 @@ pub struct Monitors {
     hb: Arc<Heartbeats>,
     stream: stream::Stream,
     queue: sla::TimerQueue,
+    health: Option<Arc<StoreHealth>>,
 }
 
 /// Opens `BATON_HEARTBEATS` and fixes where history ends: a ping stored
@@ -131,14 +130,31 @@ pub async fn open(
         names,
         started: Utc::now(),
     });
-    Ok(Monitors { hb, stream, queue })
+    Ok(Monitors {
+        hb,
+        stream,
+        queue,
+        health: None,
+    })
 }
 
 impl Monitors {
+    /// Rebuilds the reader's consumer at once when `health` comes back up
+    /// after an outage ([`store::Follow`]).
+    pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
     /// Runs until shutdown: rebuilds the monitors' state from the stream,
     /// then follows it and fires their deadlines.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let Monitors { hb, stream, queue } = self;
+        let Monitors {
+            hb,
+            stream,
+            queue,
+            health,
+        } = self;
         let (ready_tx, ready) = watch::channel(false);
         let fire = {
             let hb = hb.clone();
@@ -159,7 +175,7 @@ impl Monitors {
             unscraped,
             shutdown.clone(),
         );
-        let reader = hb.follow(stream, ready_tx, shutdown);
+        let reader = hb.follow(stream, health, ready_tx, shutdown);
         let ((), result) = tokio::join!(timer, reader);
         result
     }
@@ -178,6 +194,7 @@ impl Heartbeats {
     async fn follow(
         &self,
         stream: stream::Stream,
+        health: Option<Arc<StoreHealth>>,
         ready: watch::Sender<bool>,
         shutdown: CancellationToken,
     ) -> Result<(), StoreError> {
@@ -186,66 +203,48 @@ impl Heartbeats {
         if !replaying {
             self.caught_up(&ready).await;
         }
-        let mut after = 0;
+        // Each ping once, in order; the consumer is rebuilt after the last
+        // ping read, at once when the store is back after an outage.
+        let mut messages = store::Follow::new(stream, self.names.heartbeats_all(), 0, "heartbeats");
+        if let Some(h) = &health {
+            messages = messages.with_health(h);
+        }
         loop {
-            let policy = match after {
-                0 => DeliverPolicy::All,
-                n => DeliverPolicy::ByStartSequence {
-                    start_sequence: n + 1,
-                },
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                m = messages.next() => m,
             };
-            let mut messages =
-                match store::ordered_messages(&stream, policy, self.names.heartbeats_all()).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "heartbeat reader cannot start; retrying");
-                        if pause(&shutdown).await {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                };
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return Ok(()),
-                    m = messages.next() => m,
-                };
-                let msg = match next {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "heartbeat reader failed; recreating it");
-                        break;
-                    }
-                    None => break,
-                };
-                let Ok(info) = msg.info() else {
-                    tracing::warn!("heartbeat message without stream info; skipped");
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "heartbeat reader failed; resuming");
                     continue;
-                };
-                let (seq, pending) = (info.stream_sequence, info.pending);
-                let at = DateTime::from_timestamp_nanos(
-                    i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX),
-                );
-                after = seq;
-                let stored = Stored {
-                    subject: &msg.subject,
-                    payload: &msg.payload,
-                    seq,
-                    at,
-                };
-                if replaying {
-                    self.replay(stored).await;
-                    if seq >= target || pending == 0 {
-                        replaying = false;
-                        self.caught_up(&ready).await;
-                    }
-                } else {
-                    self.live(stored, &shutdown).await;
                 }
-            }
-            if pause(&shutdown).await {
-                return Ok(());
+                None => continue,
+            };
+            let Ok(info) = msg.info() else {
+                tracing::warn!("heartbeat message without stream info; skipped");
+                continue;
+            };
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            let at = DateTime::from_timestamp_nanos(
+                i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+            );
+            let stored = Stored {
+                subject: &msg.subject,
+                payload: &msg.payload,
+                seq,
+                at,
+            };
+            if replaying {
+                self.replay(stored).await;
+                if seq >= target || pending == 0 {
+                    replaying = false;
+                    self.caught_up(&ready).await;
+                }
+            } else {
+                self.live(stored, &shutdown).await;
             }
         }
     }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::authz::Scope;
 use super::record::{CredentialRecord, RECORD_VERSION};
 use super::token::{self, Minted};
-use crate::store::{self, Names, StoreError};
+use crate::store::{self, Names, StoreError, StoreHealth};
 
 /// How often `last_used` is written per credential, at most.
 pub const TOUCH_EVERY: Duration = Duration::from_secs(3600);
@@ -94,45 +94,38 @@ impl Credentials {
         }))
     }
 
-    /// Follows `BATON_CREDENTIALS` into memory until shutdown, resuming
-    /// after a broken consumer.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut after = 0u64;
-        loop {
-            if let Err(e) = self.follow(&mut after, &shutdown).await {
-                tracing::warn!(error = %e, "following credentials failed; retrying");
+    /// Follows `BATON_CREDENTIALS` into memory until shutdown
+    /// ([`store::Follow`]: each record once, in order, the consumer rebuilt
+    /// at once when `health` comes back up after an outage).
+    pub async fn run(self, health: Option<Arc<StoreHealth>>, shutdown: CancellationToken) {
+        let stream = loop {
+            match self.stream().await {
+                Ok(s) => break s,
+                Err(e) => tracing::warn!(error = %e, "following credentials failed; retrying"),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-        }
-    }
-
-    async fn follow(
-        &self,
-        after: &mut u64,
-        shutdown: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        let stream = self.stream().await?;
-        let policy = if *after == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: *after + 1,
-            }
         };
-        let mut msgs = store::ordered_messages(&stream, policy, String::new()).await?;
+        let mut msgs = store::Follow::new(stream, String::new(), 0, "credentials");
+        if let Some(h) = &health {
+            msgs = msgs.with_health(h);
+        }
         loop {
             let m = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                m = msgs.next() => match m {
-                    Some(m) => m.map_err(|e| StoreError::nats("follow credentials", e))?,
-                    None => return Ok(()),
-                },
+                _ = shutdown.cancelled() => return,
+                m = msgs.next() => m,
+            };
+            let m = match m {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "following credentials failed; resuming");
+                    continue;
+                }
+                None => continue,
             };
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            *after = seq;
             match CredentialRecord::decode(&m.payload) {
                 Ok(r) => self.remember(seq, r),
                 Err(e) => tracing::warn!(seq, error = %e, "skipping a credential record"),

@@ -6,14 +6,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use async_nats::jetstream::consumer::DeliverPolicy;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Projection;
 use crate::domain::Commit;
-use crate::store::{decode_commit, EventStore, Names, StoreError};
+use crate::store::{decode_commit, EventStore, Follow, Names, StoreError};
 
 /// The handoff a commit belongs to: the id in its subject, provided every
 /// event in it names that same handoff.
@@ -57,16 +56,19 @@ pub async fn run(
     if target_seq <= after_seq {
         caught_up.send_replace(true);
     }
-    let deliver_policy = if after_seq == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: after_seq + 1,
-        }
-    };
-    let mut messages =
-        crate::store::ordered_messages(store.stream(), deliver_policy, store.names().events_all())
-            .await?;
+    // Resumes from the last commit read (every commit read is applied, in
+    // order, or the projector stops), rebuilt at once when the store is
+    // back after an outage: `Follow` hands out each sequence once.
+    let mut messages = Follow::open(
+        store.stream().clone(),
+        store.names().events_all(),
+        after_seq,
+        "projector",
+    )
+    .await?;
+    if let Some(health) = store.health() {
+        messages = messages.with_health(health);
+    }
     let applier = Arc::new(Applier {
         projection,
         names: store.names().clone(),

@@ -24,12 +24,14 @@ use crate::domain::{Commit, EVENT_VERSION};
 use crate::wire::events::DecodeError;
 
 mod durable;
+mod follow;
 pub mod health;
 mod names;
 pub mod oncall;
 mod streams;
 
 pub use durable::Durable;
+pub use follow::Follow;
 pub use health::StoreHealth;
 pub use names::{Names, Stream};
 pub use oncall::OncallLog;
@@ -338,6 +340,11 @@ impl EventStore {
     pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
         self.health = Some(health);
         self
+    }
+
+    /// The health this store reports to, if any ([`Self::with_health`]).
+    pub fn health(&self) -> Option<&StoreHealth> {
+        self.health.as_deref()
     }
 
     pub fn names(&self) -> &Names {

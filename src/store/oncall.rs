@@ -12,7 +12,7 @@ use futures::StreamExt;
 use crate::domain::oncall::OncallEvent;
 use crate::wire::oncall::OncallDecodeError;
 
-use super::{Names, StoreError};
+use super::{Follow, Names, StoreError};
 
 /// Append and read access to `BATON_ONCALL`. Cheap to clone.
 #[derive(Clone)]
@@ -82,7 +82,12 @@ impl OncallLog {
         if upto <= after {
             return Ok(out);
         }
-        let mut msgs = self.follow(after).await?;
+        let mut msgs = super::ordered_messages(
+            &self.stream().await?,
+            policy_after(after),
+            self.names.oncall_all(),
+        )
+        .await?;
         while let Some(msg) = msgs.next().await {
             let msg = msg.map_err(|e| StoreError::nats("read on-call events", e))?;
             let seq = msg
@@ -97,18 +102,24 @@ impl OncallLog {
         Ok(out)
     }
 
-    /// An ordered consumer over every rotation's events after `after`.
-    pub async fn follow(
-        &self,
-        after: u64,
-    ) -> Result<jetstream::consumer::pull::Ordered, StoreError> {
-        let policy = if after == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            }
-        };
-        super::ordered_messages(&self.stream().await?, policy, self.names.oncall_all()).await
+    /// Every rotation's events after `after`, followed in order
+    /// ([`Follow`]: rebuilt after an outage, each sequence once).
+    pub async fn follow(&self, after: u64) -> Result<Follow, StoreError> {
+        Follow::open(
+            self.stream().await?,
+            self.names.oncall_all(),
+            after,
+            "on-call",
+        )
+        .await
+    }
+}
+
+fn policy_after(after: u64) -> DeliverPolicy {
+    match after {
+        0 => DeliverPolicy::All,
+        n => DeliverPolicy::ByStartSequence {
+            start_sequence: n + 1,
+        },
     }
 }
