@@ -6,14 +6,16 @@
 //!   as the `failover` phase runs it), Baton with `replicas = 3` and every
 //!   node's URL.
 //!
-//! On each, two measurements, each by a daemon of its own under a prefix of
-//! its own: Baton's ingest rate (reports/s from the first publish to the
-//! last page stored, as the `ingest` phase measures it, [`ingest::drive`])
-//! and escalation lateness at a steady deadline rate (`n` complete P1
-//! reports published at `rate`/s, first response just past that; deadline
-//! → `escalated` event stored and → each escalation page stored, as the
-//! `escalation` phase measures it, [`escalation_lateness`]). Then R3 ÷ R1
-//! for reports/s.
+//! Both run at once (the idle one costs next to nothing); on each, two
+//! measurements, each by a daemon of its own under a prefix of its own:
+//! - Baton's ingest rate: reports/s from the first publish to the last page
+//!   stored, as the `ingest` phase measures it ([`ingest::drive`]), in two
+//!   halves ordered R1 R3 R3 R1, so a change in the machine's load over the
+//!   run weighs on both alike; then R3 ÷ R1;
+//! - escalation lateness at a steady deadline rate: `n` complete P1 reports
+//!   published at `rate`/s, first response just past that; deadline →
+//!   `escalated` event stored and → each escalation page stored, as the
+//!   `escalation` phase measures it ([`escalation_lateness`]); R1, then R3.
 //!
 //! Baton refuses `replicas > 1` below nats-server 2.9.21
 //! (`store::MIN_CLUSTER_SERVER`, nats-server #4320): on such a server the
@@ -27,9 +29,6 @@ use baton::config::Config;
 use baton::store::Names;
 use serde_json::{json, Value};
 
-#[path = "../../tests/support/cluster.rs"]
-mod cluster;
-
 use crate::broker::{stream_state, wait_for_count, Broker};
 use crate::daemon::Daemon;
 use crate::fixtures::{
@@ -37,6 +36,7 @@ use crate::fixtures::{
     Lateness, TEMPLATE,
 };
 use crate::ingest::{self, Run};
+use crate::recovery::cluster;
 use crate::report::{Section, Target};
 use crate::sys::{nats_server_pid, process_cpu, Spread};
 
@@ -71,51 +71,91 @@ async fn start(daemon_rt: &tokio::runtime::Handle, cfg: Config) -> anyhow::Resul
     }
 }
 
-/// Both measurements against the broker at `urls`.
-async fn measure(
-    daemon_rt: &tokio::runtime::Handle,
-    urls: &str,
+/// One topology: its URLs, replicas and how to read its servers' CPU.
+struct Side<'a> {
+    urls: String,
     replicas: usize,
-    server_cpu: &(dyn Fn() -> Duration + Sync),
-    (ingest_n, escalation_n, rate): (usize, usize, usize),
-) -> anyhow::Result<Figures> {
-    let client = async_nats::ConnectOptions::new()
-        .connect(urls.split(',').collect::<Vec<_>>().as_slice())
-        .await?;
-    let js = jetstream::new(client);
+    server_cpu: &'a (dyn Fn() -> Duration + Sync),
+    js: jetstream::Context,
+}
 
-    // Ingest: a backlog of reports, publish → paged + page stored.
-    let c = cfg(urls, replicas, "ingest", "")?;
-    let names = Names::new(&c.nats.prefix);
-    let daemon = start(daemon_rt, c).await?;
-    let run = ingest::drive(&js, server_cpu, &names.prefix, ingest_n).await?;
-    let (events, _) = stream_state(&js, &names.events_stream()).await?;
-    let (pages, _) = stream_state(&js, &names.pages_stream()).await?;
-    let (rejected, _) = stream_state(&js, &names.rejected_stream()).await?;
-    daemon.stop().await?;
-    ensure!(rejected == 0, "{rejected} bench reports were rejected");
-    ensure!(
-        events == ingest_n as u64 && pages == ingest_n as u64,
-        "one commit and one page per report"
-    );
+impl<'a> Side<'a> {
+    async fn connect(
+        urls: String,
+        replicas: usize,
+        server_cpu: &'a (dyn Fn() -> Duration + Sync),
+    ) -> anyhow::Result<Side<'a>> {
+        let client = async_nats::ConnectOptions::new()
+            .connect(urls.split(',').collect::<Vec<_>>().as_slice())
+            .await?;
+        Ok(Side {
+            urls,
+            replicas,
+            server_cpu,
+            js: jetstream::new(client),
+        })
+    }
 
-    // Lateness: `escalation_n` open, ~`rate` deadlines firing per second.
-    let first_response = first_response_after(escalation_n, rate);
-    let c = cfg(urls, replicas, "escal", &escalating_p1(first_response))?;
-    let names = Names::new(&c.nats.prefix);
-    let daemon = start(daemon_rt, c).await?;
-    publish_at_rate(&js, &names.report(TEMPLATE), escalation_n, rate, |_| {}).await?;
-    wait_open(&daemon, escalation_n, first_response).await?;
-    let n = escalation_n as u64;
-    let limit = first_response + Duration::from_secs(60) + Duration::from_millis(n * 2);
-    wait_for_count(&js, &names.events_stream(), limit, |m| m >= 2 * n).await?;
-    wait_for_count(&js, &names.pages_stream(), limit, |m| m >= 3 * n).await?;
-    daemon.stop().await?;
-    let lateness = escalation_lateness(&js, &names, escalation_n).await?;
-    Ok(Figures {
-        ingest: run,
-        lateness,
-    })
+    /// A backlog of `n` reports under `prefix`, publish → paged + page
+    /// stored.
+    async fn ingest(
+        &self,
+        daemon_rt: &tokio::runtime::Handle,
+        prefix: &str,
+        n: usize,
+    ) -> anyhow::Result<Run> {
+        let js = &self.js;
+        let c = cfg(&self.urls, self.replicas, prefix, "")?;
+        let names = Names::new(&c.nats.prefix);
+        let daemon = start(daemon_rt, c).await?;
+        let run = ingest::drive(js, self.server_cpu, &names.prefix, n).await?;
+        let (events, _) = stream_state(js, &names.events_stream()).await?;
+        let (pages, _) = stream_state(js, &names.pages_stream()).await?;
+        let (rejected, _) = stream_state(js, &names.rejected_stream()).await?;
+        daemon.stop().await?;
+        ensure!(rejected == 0, "{rejected} bench reports were rejected");
+        ensure!(
+            events == n as u64 && pages == n as u64,
+            "one commit and one page per report"
+        );
+        Ok(run)
+    }
+
+    /// `n` open, ~`rate` deadlines firing per second.
+    async fn lateness(
+        &self,
+        daemon_rt: &tokio::runtime::Handle,
+        n: usize,
+        rate: usize,
+    ) -> anyhow::Result<Lateness> {
+        let js = &self.js;
+        let first_response = first_response_after(n, rate);
+        let c = cfg(
+            &self.urls,
+            self.replicas,
+            "escal",
+            &escalating_p1(first_response),
+        )?;
+        let names = Names::new(&c.nats.prefix);
+        let daemon = start(daemon_rt, c).await?;
+        publish_at_rate(js, &names.report(TEMPLATE), n, rate, |_| {}).await?;
+        wait_open(&daemon, n, first_response).await?;
+        let m = n as u64;
+        let limit = first_response + Duration::from_secs(60) + Duration::from_millis(m * 2);
+        wait_for_count(js, &names.events_stream(), limit, |c| c >= 2 * m).await?;
+        wait_for_count(js, &names.pages_stream(), limit, |c| c >= 3 * m).await?;
+        daemon.stop().await?;
+        escalation_lateness(js, &names, n).await
+    }
+}
+
+/// Two halves of one ingest run: reports/s over both spans, CPU averaged.
+fn both(a: Run, b: Run) -> Run {
+    Run {
+        reports_per_s: 2.0 / (1.0 / a.reports_per_s + 1.0 / b.reports_per_s),
+        client_us: (a.client_us + b.client_us) / 2.0,
+        server_us: (a.server_us + b.server_us) / 2.0,
+    }
 }
 
 pub async fn run(
@@ -124,39 +164,64 @@ pub async fn run(
     escalation_n: usize,
     rate: usize,
 ) -> anyhow::Result<Section> {
-    let sizes = (ingest_n, escalation_n, rate);
-    let r1 = {
-        let broker = Broker::start()?;
-        let url = broker.url().to_string();
-        measure(daemon_rt, &url, 1, &|| broker.cpu(), sizes).await?
+    // Both topologies up at once (an idle one costs next to nothing), so
+    // their measurements run back to back.
+    let broker = Broker::start()?;
+    let r1_cpu = || broker.cpu();
+    let r1_side = Side::connect(broker.url().to_string(), 1, &r1_cpu).await?;
+    let (version, capable) = cluster::cluster_capable();
+    let cluster = capable.then(|| tokio::task::block_in_place(cluster::Cluster::start));
+    let pids: Vec<u32> = cluster
+        .iter()
+        .flat_map(|c| &c.nodes)
+        .filter_map(|n| nats_server_pid(n.port))
+        .collect();
+    let r3_cpu = || pids.iter().map(|p| process_cpu(*p)).sum();
+    let r3_side = match &cluster {
+        Some(c) => Some(Side::connect(c.urls(), 3, &r3_cpu).await?),
+        None => None,
+    };
+
+    // Ingest in halves, R1 R3 R3 R1, so a change in the machine's load
+    // over the run weighs on both alike.
+    let half = ingest_n / 2;
+    let r1_a = r1_side.ingest(daemon_rt, "ingest.a", half).await?;
+    let r3_ingest = match &r3_side {
+        Some(r3) => {
+            let a = r3.ingest(daemon_rt, "ingest.a", half).await?;
+            let b = r3.ingest(daemon_rt, "ingest.b", half).await?;
+            Some(both(a, b))
+        }
+        None => None,
+    };
+    let r1_b = r1_side.ingest(daemon_rt, "ingest.b", half).await?;
+    let r1 = Figures {
+        ingest: both(r1_a, r1_b),
+        lateness: r1_side.lateness(daemon_rt, escalation_n, rate).await?,
     };
     eprintln!(
         "[e2e] replication: R1 {:.0} reports/s",
         r1.ingest.reports_per_s
     );
-    let (version, capable) = cluster::cluster_capable();
-    let r3 = if capable {
-        let cluster = tokio::task::block_in_place(cluster::Cluster::start);
-        let pids: Vec<u32> = cluster
-            .nodes
-            .iter()
-            .filter_map(|n| nats_server_pid(n.port))
-            .collect();
-        let cpu = || pids.iter().map(|p| process_cpu(*p)).sum();
-        let r3 = measure(daemon_rt, &cluster.urls(), 3, &cpu, sizes).await?;
-        eprintln!(
-            "[e2e] replication: R3 {:.0} reports/s",
-            r3.ingest.reports_per_s
-        );
-        Ok(r3)
-    } else {
-        let why = format!(
-            "n/a: {} is below the cluster minimum 2.9.21",
-            version.trim_start_matches('v')
-        );
-        eprintln!("[e2e] replication: R3 skipped, {why}");
-        Err(why)
+    let r3 = match (r3_side, r3_ingest) {
+        (Some(side), Some(ingest)) => {
+            let lateness = side.lateness(daemon_rt, escalation_n, rate).await?;
+            eprintln!(
+                "[e2e] replication: R3 {:.0} reports/s",
+                ingest.reports_per_s
+            );
+            Ok(Figures { ingest, lateness })
+        }
+        _ => {
+            let why = format!(
+                "n/a: {} is below the cluster minimum 2.9.21",
+                version.trim_start_matches('v')
+            );
+            eprintln!("[e2e] replication: R3 skipped, {why}");
+            Err(why)
+        }
     };
+    let ingest_n = 2 * half;
 
     let ms = |s: &Spread| format!("{:.2} / {:.2} / {:.2} ms", s.p50, s.p99, s.max);
     let rate_of = |f: &Figures| {
