@@ -1,7 +1,8 @@
 //! What the harness feeds Baton: the config, complete P1 reports (also
 //! published at a steady rate with deadlines just past, for the escalation
 //! and delivery phases), and histories of stored commits built with the
-//! domain's own `decide`.
+//! domain's own `decide`; and escalation lateness read back from the
+//! streams.
 
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
@@ -9,8 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use baton::config::Config;
 use baton::domain::{
-    apply, decide, handoff_id_for, Command, Commit, IncidentCommand, Policy, Report, Severity,
+    apply, decide, handoff_id_for, Command, Commit, EventData, IncidentCommand, Policy, Report,
+    Severity,
 };
+use baton::pages::Page;
+use baton::store::{decode_commit, Names};
 use baton::testkit::report;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -18,7 +22,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use uuid::Uuid;
 
+use crate::broker::{read_all, stream_state};
 use crate::daemon::Daemon;
+use crate::sys::Spread;
 
 pub const TEMPLATE: &str = "agent_failure";
 
@@ -214,4 +220,86 @@ pub async fn wait_open(daemon: &Daemon, n: usize, within: Duration) -> anyhow::R
         "{open} of {n} handoffs opened before the first deadline"
     );
     Ok(open)
+}
+
+/// Escalation lateness read back from the streams after a run of
+/// [`escalating_p1`] handoffs: per step, deadline → the `escalated` event
+/// stored and → each escalation page stored (server clock), in ms.
+pub struct Lateness {
+    pub stored: Spread,
+    pub paged: Spread,
+    /// Deadlines per second, first to last deadline.
+    pub fire_rate: f64,
+    /// First to last deadline, seconds.
+    pub span_s: f64,
+}
+
+/// Reads every `escalated` event and escalation page under `names` (the
+/// measurement of the `escalation` phase, shared with `replication`) and
+/// checks there are `n` and `2 × n` of them.
+pub async fn escalation_lateness(
+    js: &async_nats::jetstream::Context,
+    names: &Names,
+    n: usize,
+) -> anyhow::Result<Lateness> {
+    let (mut stored, mut deadlines) = (vec![], vec![]);
+    let (_, last) = stream_state(js, &names.events_stream()).await?;
+    let mut decode_error = None;
+    let events_filter = format!("{}.events.*", names.prefix);
+    read_all(
+        js,
+        &names.events_stream(),
+        &events_filter,
+        last,
+        |seq, at, payload| match decode_commit(seq, payload) {
+            Ok(c) => {
+                for e in &c.events {
+                    if let EventData::Escalated { deadline, .. } = &e.data {
+                        let d = deadline.timestamp_nanos_opt().unwrap_or(0) as i128;
+                        stored.push((at - d) as f64 / 1e6);
+                        deadlines.push(d);
+                    }
+                }
+            }
+            Err(e) => decode_error = Some(e),
+        },
+    )
+    .await?;
+    if let Some(e) = decode_error {
+        return Err(e.into());
+    }
+    let mut paged = vec![];
+    let (_, last) = stream_state(js, &names.pages_stream()).await?;
+    let pages_filter = format!("{}.page.>", names.prefix);
+    read_all(
+        js,
+        &names.pages_stream(),
+        &pages_filter,
+        last,
+        |_, at, payload| {
+            if let Ok(p) = serde_json::from_slice::<Page>(payload) {
+                if let (true, Some(d)) = (p.kind == "escalation", p.deadline) {
+                    let d = d.timestamp_nanos_opt().unwrap_or(0) as i128;
+                    paged.push((at - d) as f64 / 1e6);
+                }
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        stored.len() == n && paged.len() == 2 * n,
+        "every escalation and page read ({} of {n}, {} of {})",
+        stored.len(),
+        paged.len(),
+        2 * n
+    );
+    let first = deadlines.iter().min().copied().unwrap_or(0);
+    let last_deadline = deadlines.iter().max().copied().unwrap_or(0);
+    let span_s = (last_deadline - first) as f64 / 1e9;
+    Ok(Lateness {
+        stored: Spread::of(stored),
+        paged: Spread::of(paged),
+        fire_rate: n as f64 / span_s.max(1e-9),
+        span_s,
+    })
 }

@@ -30,18 +30,20 @@ use crate::report::{Section, Target};
 use crate::sys::threads_cpu;
 
 /// What one pipeline achieved.
-struct Run {
-    reports_per_s: f64,
+pub struct Run {
+    pub reports_per_s: f64,
     /// Daemon-runtime CPU per report, µs.
-    client_us: f64,
+    pub client_us: f64,
     /// nats-server CPU per report, µs.
-    server_us: f64,
+    pub server_us: f64,
 }
 
-/// Publishes `n` reports under `prefix` and waits for `n` pages.
-async fn drive(
+/// Publishes `n` reports under `prefix` and waits for `n` pages;
+/// `server_cpu` reads the broker's CPU time so far (every node's, summed,
+/// for a cluster: the `replication` phase drives Baton through here too).
+pub async fn drive(
     js: &async_nats::jetstream::Context,
-    broker: &Broker,
+    server_cpu: &(dyn Fn() -> Duration + Sync),
     prefix: &str,
     n: usize,
 ) -> anyhow::Result<Run> {
@@ -49,12 +51,12 @@ async fn drive(
     let reports: Vec<_> = (0..n)
         .map(|i| (names.report(TEMPLATE), p1_payload(i)))
         .collect();
-    let (client0, server0) = (threads_cpu(THREAD_NAME), broker.cpu());
+    let (client0, server0) = (threads_cpu(THREAD_NAME), server_cpu());
     let started = Utc::now();
     publish_all(js, reports).await?;
     let limit = Duration::from_secs(60) + Duration::from_millis(n as u64 * 5);
     wait_for_count(js, &names.pages_stream(), limit, |m| m >= n as u64).await?;
-    let (client1, server1) = (threads_cpu(THREAD_NAME), broker.cpu());
+    let (client1, server1) = (threads_cpu(THREAD_NAME), server_cpu());
     let (_, last_page) = stream_state(js, &names.pages_stream()).await?;
     let finished = stored_at(js, &names.pages_stream(), last_page).await?;
     let span = (finished - i128::from(started.timestamp_nanos_opt().unwrap_or(0))) as f64 / 1e9;
@@ -108,7 +110,7 @@ pub async fn run(
             stop.clone(),
         ))
         .await??;
-    let bare = drive(&js, &broker, "bare", n).await?;
+    let bare = drive(&js, &|| broker.cpu(), "bare", n).await?;
     stop.cancel();
     eprintln!(
         "[e2e] ingest: bare pipeline {:.0} reports/s",
@@ -118,7 +120,7 @@ pub async fn run(
     let cfg = config(broker.url(), "")?;
     let names = Names::new(&cfg.nats.prefix);
     let (daemon, _) = Daemon::start(daemon_rt, cfg).await?;
-    let baton = drive(&js, &broker, &names.prefix, n).await?;
+    let baton = drive(&js, &|| broker.cpu(), &names.prefix, n).await?;
     let (events, _) = stream_state(&js, &names.events_stream()).await?;
     let (pages, _) = stream_state(&js, &names.pages_stream()).await?;
     let (rejected, _) = stream_state(&js, &names.rejected_stream()).await?;

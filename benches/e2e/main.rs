@@ -9,7 +9,7 @@
 //! `--quick`). It asserts nothing about speed; it fails only if Baton loses
 //! or rejects work, or a phase does not complete.
 //!
-//! Flags: `--quick`; `--only memory,lifetime,ingest,replay,escalation,intake,delivery,failover,crash`;
+//! Flags: `--quick`; `--only memory,lifetime,ingest,replay,escalation,intake,delivery,replication,failover,crash`;
 //! `--servers <nats-server>[,<nats-server>…]` runs every phase on each
 //! server binary in turn, in the same run, and prints one column per server
 //! (default: `$BATON_NATS_SERVER`, else `nats-server` from `PATH`; `memory` and
@@ -29,6 +29,9 @@
 //!   with `[delivery]` on; deliveries/s; the worker's capacity draining a
 //!   backlog alone.
 //! - [`escalation`] — lateness at ~1,000 deadlines/s with `n` open; daemon CPU.
+//! - [`replication`] — a single node (R1) next to a three-node cluster
+//!   (R3, `replicas = 3`): Baton's reports/s and escalation lateness on
+//!   each, and R3 ÷ R1 (R3 needs nats-server ≥ 2.9.21; `n/a` below).
 //! - [`recovery`] — `failover` (stream leader killed in a three-node
 //!   cluster → escalations and pages again) and `crash` (a daemon killed
 //!   with SIGKILL → its in-flight escalations paged).
@@ -47,6 +50,7 @@ mod memory;
 mod pipeline;
 mod recovery;
 mod replay;
+mod replication;
 mod report;
 mod sys;
 
@@ -87,6 +91,9 @@ struct Sizes {
     delivery_rate: usize,
     /// Pages in the backlog the delivery worker drains alone (capacity).
     delivery_backlog: usize,
+    /// Reports through the full ingest path, and open handoffs whose
+    /// deadlines fire at `rate`/s, on one node and on three (R1 vs R3).
+    replication: (usize, usize),
     /// Handoffs escalating through a stream-leader kill.
     failover: usize,
     /// Handoffs escalating through a daemon's SIGKILL.
@@ -105,6 +112,7 @@ const FULL: Sizes = Sizes {
     delivery: 10_000,
     delivery_rate: 1_000,
     delivery_backlog: 20_000,
+    replication: (50_000, 20_000),
     failover: 200,
     crash: 200,
 };
@@ -121,6 +129,7 @@ const QUICK: Sizes = Sizes {
     delivery: 400,
     delivery_rate: 200,
     delivery_backlog: 2_000,
+    replication: (5_000, 1_500),
     failover: 20,
     crash: 20,
 };
@@ -128,7 +137,7 @@ const QUICK: Sizes = Sizes {
 /// Thread name of the load generator's runtime.
 pub const LOAD_THREADS: &str = "bench-load";
 
-const PHASES: [&str; 9] = [
+const PHASES: [&str; 10] = [
     "memory",
     "lifetime",
     "ingest",
@@ -136,6 +145,7 @@ const PHASES: [&str; 9] = [
     "escalation",
     "intake",
     "delivery",
+    "replication",
     "failover",
     "crash",
 ];
@@ -338,6 +348,12 @@ fn run_phases(
                 sizes.delivery_backlog,
             )
             .await
+        }))?);
+    }
+    if runs("replication") {
+        let d = d.clone();
+        sections.push(on_load(Box::pin(async move {
+            replication::run(&d, sizes.replication.0, sizes.replication.1, sizes.rate).await
         }))?);
     }
     if runs("failover") {

@@ -31,7 +31,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 #[path = "../../tests/support/cluster.rs"]
-mod cluster;
+pub mod cluster;
 
 use crate::broker::{publish_all, read_all, stream_state, wait_for_count, Broker};
 use crate::daemon::Daemon;
