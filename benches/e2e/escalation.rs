@@ -11,6 +11,7 @@
 //! The opening period doubles as the CPU window: CPU time of the daemon's
 //! threads (and of nats-server) over its middle 60 %.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
@@ -26,6 +27,13 @@ use crate::fixtures::{
 };
 use crate::report::{Section, Target};
 use crate::sys::{threads_cpu, Spread};
+
+#[path = "escalation_stages.rs"]
+mod stages;
+
+/// Overrides the phase's size (handoffs open and escalating), for a
+/// mid-size run between `--quick` and the full one.
+const SIZE_ENV: &str = "BATON_BENCH_ESCALATION_N";
 
 fn precise(s: &Spread) -> Target {
     Target::Met(s.p99 <= 5.0 && s.max <= 50.0, "p99 ≤ 5 ms, max ≤ 50 ms")
@@ -44,8 +52,12 @@ pub async fn run(
     n: usize,
     rate: usize,
 ) -> anyhow::Result<Section> {
+    let n = std::env::var(SIZE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
     let broker = Broker::start()?;
-    let (_client, js) = broker.connect().await?;
+    let (client, js) = broker.connect().await?;
     let first_response = first_response_after(n, rate);
     let cfg = config(broker.url(), &escalating_p1(first_response))?;
     let names = Names::new(&cfg.nats.prefix);
@@ -75,6 +87,8 @@ pub async fn run(
         "[e2e] escalation: {n} reports published, {open} handoffs open; waiting for deadlines"
     );
 
+    let observer = stages::observe(&client, &names).await?;
+    let run_queue = stages::watch_run_queue(THREAD_NAME, broker.pid);
     // Opening commits, then one escalation each; one page, then two each.
     let limit = first_response + Duration::from_secs(60) + Duration::from_millis(n as u64 * 2);
     wait_for_count(&js, &names.events_stream(), limit, |m| m >= 2 * n as u64).await?;
@@ -87,6 +101,8 @@ pub async fn run(
     daemon.stop().await?;
 
     let (mut decided, mut stored, mut deadlines) = (vec![], vec![], vec![]);
+    let mut escalations = vec![];
+    let mut sample_commit = None;
     let (_, last) = stream_state(&js, &names.events_stream()).await?;
     let mut decode_error = None;
     let events_filter = format!("{}.events.*", names.prefix);
@@ -104,6 +120,13 @@ pub async fn run(
                         decided.push((occurred - d) as f64 / 1e6);
                         stored.push((at - d) as f64 / 1e6);
                         deadlines.push(d);
+                        escalations.push(stages::Escalation {
+                            event_id: e.id,
+                            deadline: d,
+                            decided: occurred,
+                            stored: at,
+                        });
+                        sample_commit.get_or_insert_with(|| payload.clone());
                     }
                 }
             }
@@ -115,6 +138,8 @@ pub async fn run(
         return Err(e.into());
     }
     let mut paged = vec![];
+    let mut page_stored = HashMap::new();
+    let mut sample_page = None;
     let (_, last) = stream_state(&js, &names.pages_stream()).await?;
     let pages_filter = format!("{}.page.>", names.prefix);
     read_all(
@@ -127,6 +152,8 @@ pub async fn run(
                 if let (true, Some(d)) = (p.kind == "escalation", p.deadline) {
                     let d = d.timestamp_nanos_opt().unwrap_or(0) as i128;
                     paged.push((at - d) as f64 / 1e6);
+                    page_stored.insert(format!("{}:{}", p.event_id, p.route), at);
+                    sample_page.get_or_insert_with(|| payload.clone());
                 }
             }
         },
@@ -140,6 +167,18 @@ pub async fn run(
     let last_deadline = deadlines.iter().max().copied().unwrap_or(0);
     let fire_rate = n as f64 / ((last_deadline - first) as f64 / 1e9).max(1e-9);
     let (decided, stored, paged) = (Spread::of(decided), Spread::of(stored), Spread::of(paged));
+    let split = stages::attribute(observer, run_queue, &escalations, &page_stored).await?;
+    // The broker alone, same server and streams, the daemon stopped.
+    let raw_n = n.min(20 * rate);
+    let raw = stages::raw_baseline(
+        &js,
+        &names,
+        raw_n,
+        rate,
+        sample_commit.unwrap_or_default(),
+        sample_page.unwrap_or_default(),
+    )
+    .await?;
 
     let (a, b) = (cpu_from.expect("marked"), cpu_to.expect("marked"));
     let wall = (b.at - a.at).as_secs_f64();
@@ -175,6 +214,23 @@ pub async fn run(
         ms(&decided),
         Target::None,
     );
+    for (stage, spread) in &split.rows {
+        s.row(
+            format!("  stage {stage}, p50 / p99 / max"),
+            ms(spread),
+            Target::None,
+        );
+    }
+    s.row(
+        format!("bare client, {raw_n} at {rate}/s: append ack, p50 / p99 / max"),
+        ms(&raw.append),
+        Target::None,
+    );
+    s.row(
+        "  bare client: append → both pages acked, p50 / p99 / max",
+        ms(&raw.chain),
+        Target::None,
+    );
     s.row(
         format!("daemon CPU at a steady {steady:.0} reports/s"),
         format!(
@@ -196,6 +252,13 @@ pub async fn run(
         "daemon_cpu_us_per_report": us_per_report,
         "nats_server_cpu_pct_of_core": nats_cpu,
         "process_cpu_pct_of_core": process_cpu,
+        "stages": split.json,
+        "raw_baseline": {
+            "n": raw_n,
+            "append_ack_ms": raw.append,
+            "pages_ack_ms": raw.page,
+            "chain_ms": raw.chain,
+        },
     });
     Ok(s)
 }
