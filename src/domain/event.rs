@@ -497,11 +497,58 @@ pub(crate) mod rfc3339 {
         }
 
         fn visit_str<E: de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
+            if let Some(t) = utc(s) {
+                return Ok(t);
+            }
             match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Ok(t.to_utc()),
                 Err(_) => s.parse().map_err(E::custom),
             }
         }
+    }
+
+    /// The one shape Baton writes, `YYYY-MM-DDTHH:MM:SS[.f…]Z` with at most
+    /// nine fraction digits, read directly: a tenth of the instructions of
+    /// chrono's RFC 3339 parser (which was 4 % of replay's). `None` for
+    /// anything else (other offsets, leap seconds, more digits), which
+    /// chrono then reads as before; what this reads, chrono reads the same.
+    pub(crate) fn utc(s: &str) -> Option<DateTime<Utc>> {
+        let b = s.as_bytes();
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[b.len() - 1] != b'Z'
+        {
+            return None;
+        }
+        let digits = |d: &[u8]| {
+            d.iter().try_fold(0u32, |n, c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let nanos = match &b[19..b.len() - 1] {
+            [] => 0,
+            [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+                digits(fraction)? * 10u32.pow(9 - fraction.len() as u32)
+            }
+            _ => return None,
+        };
+        let (second, minute) = (digits(&b[17..19])?, digits(&b[14..16])?);
+        // 60 is a leap second: chrono's to read.
+        if second > 59 {
+            return None;
+        }
+        let date = chrono::NaiveDate::from_ymd_opt(
+            i32::try_from(digits(&b[0..4])?).ok()?,
+            digits(&b[5..7])?,
+            digits(&b[8..10])?,
+        )?;
+        let time =
+            chrono::NaiveTime::from_hms_nano_opt(digits(&b[11..13])?, minute, second, nanos)?;
+        Some(date.and_time(time).and_utc())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -532,5 +579,66 @@ pub(crate) mod rfc3339 {
 
     pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
         d.deserialize_option(Maybe)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use proptest::prelude::*;
+
+    use super::rfc3339::utc;
+
+    fn chrono(s: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+    }
+
+    proptest! {
+        /// What Baton writes (serde's `DateTime<Utc>`, any precision) reads
+        /// directly, as chrono reads it.
+        #[test]
+        fn the_direct_reader_reads_what_chrono_reads(secs in -62_000_000_000i64..250_000_000_000, nanos in 0u32..1_000_000_000) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            for s in [
+                serde_json::to_value(t).unwrap().as_str().unwrap().to_string(),
+                t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true),
+                t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            ] {
+                if s.len() >= 20 && !s.starts_with(['-', '+']) {
+                    prop_assert_eq!(utc(&s), chrono(&s), "{}", s);
+                    prop_assert!(utc(&s).is_some(), "{}", s);
+                }
+            }
+        }
+    }
+
+    /// Anything else is left to chrono (`None`), never misread.
+    #[test]
+    fn other_shapes_are_left_to_chrono() {
+        for s in [
+            "2026-11-21T00:46:04+00:00",
+            "2026-11-21T00:46:04.804499558+02:00",
+            "2026-11-21t00:46:04Z",
+            "2026-11-21 00:46:04Z",
+            "2026-11-21T00:46:04z",
+            "2026-11-21T00:46:04.Z",
+            "2026-11-21T00:46:04.8044995581Z",
+            "2016-12-31T23:59:60Z",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T00:60:00Z",
+            "2026-11-21T00:46:4xZ",
+            "+2026-11-21T00:46:04Z",
+            "",
+        ] {
+            assert_eq!(utc(s), None, "{s}");
+        }
+        assert_eq!(
+            utc("2026-11-21T00:46:04.5Z"),
+            chrono("2026-11-21T00:46:04.5Z")
+        );
+        assert_eq!(utc("2026-11-21T00:46:04Z"), chrono("2026-11-21T00:46:04Z"));
     }
 }

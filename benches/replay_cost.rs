@@ -1,0 +1,146 @@
+//! The projector's replay cost without NATS: decodes and applies `N` stored
+//! commits shaped as the e2e `replay` phase stores them (whole P1 lives,
+//! four commits each, a thousand handoffs interleaved per block), as the
+//! projector's applier does. For profiling the decode and apply path
+//! repeatably: instruction counts under callgrind do not depend on what
+//! else the machine runs, unlike the e2e phase's rates.
+//!
+//! `cargo bench --bench replay_cost -- 40000` prints wall time per commit;
+//! the binary it builds (`target/release/deps/replay_cost-*`) under
+//! `valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect='*replay_cost::replay' <binary> 20000` counts the
+//! instructions of the decode and apply alone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use baton::domain::{apply, decide, handoff_id_for, Command, Commit, IncidentCommand, Severity};
+use baton::metrics::Metrics;
+use baton::projector::{Projection, Select};
+use baton::store::{decode_commit, Names};
+use baton::testkit::{policy, report};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BLOCK: usize = 1000;
+
+fn seal(events: Vec<baton::domain::NewEvent>, id: Uuid, now: DateTime<Utc>) -> Commit {
+    Commit {
+        events: events
+            .into_iter()
+            .map(|e| e.seal(Uuid::now_v7(), id, now))
+            .collect(),
+    }
+}
+
+/// `benches/e2e/fixtures.rs`' `lifecycle`: opened+scored+paged, escalated,
+/// acknowledged, resolved.
+fn lifecycle(i: usize, opened_at: DateTime<Utc>) -> (Uuid, [Commit; 4]) {
+    let policy = policy();
+    let mut r = report(Severity::P1);
+    r.packet.run_id = Some(format!("bench-run-{i}"));
+    let id = handoff_id_for("agent_failure", &r).expect("keyed");
+    let open_cmd = Command::Incident(IncidentCommand::Open {
+        template: "agent_failure".into(),
+        report: r,
+        warnings: vec![],
+        source: Some(format!("report:{}", i + 1)),
+    });
+    let open = seal(
+        decide(None, &open_cmd, opened_at, &policy).expect("opens"),
+        id,
+        opened_at,
+    );
+    let mut state = None;
+    let step = |state: &mut Option<_>, c: &Commit| c.events.iter().for_each(|e| apply(state, e));
+    step(&mut state, &open);
+    let due = state
+        .as_ref()
+        .and_then(|h: &baton::domain::Handoff| h.next_deadline(&policy))
+        .expect("armed");
+    let escalate = seal(
+        decide(state.as_ref(), &Command::Tick, due, &policy).expect("tick"),
+        id,
+        due,
+    );
+    step(&mut state, &escalate);
+    let acked_at = due + chrono::Duration::seconds(40);
+    let ack_cmd = Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() });
+    let ack = seal(
+        decide(state.as_ref(), &ack_cmd, acked_at, &policy).expect("ack"),
+        id,
+        acked_at,
+    );
+    step(&mut state, &ack);
+    let resolved_at = acked_at + chrono::Duration::minutes(20);
+    let resolve_cmd = Command::Incident(IncidentCommand::Resolve {
+        by: "alice".into(),
+        note: Some("failed over to the standby ledger".into()),
+    });
+    let resolve = seal(
+        decide(state.as_ref(), &resolve_cmd, resolved_at, &policy).expect("resolve"),
+        id,
+        resolved_at,
+    );
+    (id, [open, escalate, ack, resolve])
+}
+
+/// The measured part (a function of its own, for callgrind's
+/// `--toggle-collect=*replay_cost::replay`).
+#[inline(never)]
+fn replay(names: &Names, stored: &[(String, Vec<u8>)]) -> (Projection, std::time::Duration) {
+    let (timer, _queue) = baton::sla::channel();
+    let projection = Projection::new(Arc::new(policy()), timer, Arc::new(Metrics::new()));
+    let started = Instant::now();
+    for (i, (subject, payload)) in stored.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let commit = decode_commit(seq, payload).expect("decodes");
+        let id: Uuid = names
+            .handoff_of(subject)
+            .and_then(|s| s.parse().ok())
+            .expect("filed");
+        assert!(commit.events.iter().all(|e| e.handoff_id == id));
+        projection.apply_stored(id, seq, &commit);
+        // The applier settles the list index once notes pile up.
+        if seq % baton::projector::SETTLE_AT as u64 == 0 {
+            std::hint::black_box(projection.page(&Select::all(), None, 1));
+        }
+    }
+    let took = started.elapsed();
+    (projection, took)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; the first number is the commits.
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(40_000);
+    let names = Names::new("baton");
+    let start = Utc::now() - chrono::Duration::days(30);
+    let mut stored: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
+    let lives = n / 4;
+    for block in (0..lives).step_by(BLOCK) {
+        let block: Vec<_> = (block..(block + BLOCK).min(lives))
+            .map(|i| lifecycle(i, start + chrono::Duration::seconds(i as i64)))
+            .collect();
+        for stage in 0..4 {
+            for (id, lives) in &block {
+                let payload = baton::wire::events::encode_commit(&lives[stage]);
+                stored.push((names.events(*id), payload));
+            }
+        }
+    }
+    let bytes: usize = stored.iter().map(|(_, p)| p.len()).sum();
+    let (projection, took) = replay(&names, &stored);
+    assert_eq!(projection.len(), lives);
+    println!(
+        "{} commits ({} B avg): {:.0} ns/commit",
+        stored.len(),
+        bytes / stored.len().max(1),
+        took.as_nanos() as f64 / stored.len().max(1) as f64
+    );
+}
