@@ -105,7 +105,7 @@ fn replay(names: &Names, stored: &[(String, Vec<u8>)]) -> (Projection, std::time
         assert!(commit.events.iter().all(|e| e.handoff_id == id));
         projection.apply_stored(id, seq, &commit);
         // The applier settles the list index once notes pile up.
-        if seq % baton::projector::SETTLE_AT as u64 == 0 {
+        if seq.is_multiple_of(baton::projector::SETTLE_AT as u64) {
             std::hint::black_box(projection.page(&Select::all(), None, 1));
         }
     }
