@@ -7,20 +7,16 @@
 //! `Durable` then gets or creates the consumer again and resumes, retrying
 //! with capped backoff, so a long-running loop never exits or stalls on it.
 
-use std::time::Duration;
-
 use async_nats::jetstream::{self, consumer::pull};
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use super::backoff::{schedule, REBUILD_MAX};
 use super::StoreError;
 
 /// Errors in a row after which the consumer is rebuilt.
 const ERRORS_TO_REBUILD: u32 = 3;
-/// The first and the longest wait between two rebuild attempts.
-const REBUILD_MIN: Duration = Duration::from_millis(50);
-const REBUILD_MAX: Duration = Duration::from_millis(500);
 
 /// Which consumer to read: the arguments of [`super::durable_consumer`].
 struct Spec {
@@ -37,7 +33,11 @@ pub struct Durable {
     spec: Spec,
     messages: Option<pull::Stream>,
     errors: u32,
+    /// The waits between rebuild attempts ([`super::backoff`]).
     backoff: ExponentialBackoff,
+    /// Whether `backoff` has handed out a wait since it was last reset, so
+    /// the hot path (every message) rebuilds it only after a failed rebuild.
+    backoff_used: bool,
     /// No rebuild before this (kept here, not slept, so dropping
     /// [`Durable::next`] in a `select!` loses nothing).
     not_before: Instant,
@@ -66,20 +66,12 @@ impl Durable {
             },
             messages: None,
             errors: 0,
-            backoff: Self::schedule(),
+            backoff: schedule(),
+            backoff_used: false,
             not_before: Instant::now(),
         };
         d.messages = Some(d.build().await?);
         Ok(d)
-    }
-
-    fn schedule() -> ExponentialBackoff {
-        ExponentialBuilder::default()
-            .with_min_delay(REBUILD_MIN)
-            .with_max_delay(REBUILD_MAX)
-            .with_jitter()
-            .without_max_times()
-            .build()
     }
 
     async fn build(&self) -> Result<pull::Stream, StoreError> {
@@ -114,6 +106,7 @@ impl Durable {
                         self.errors = 0;
                     }
                     Err(e) => {
+                        self.backoff_used = true;
                         let wait = self.backoff.next().unwrap_or(REBUILD_MAX);
                         tracing::warn!(consumer = self.spec.name, error = %e, ?wait, "consumer cannot be rebuilt yet; retrying");
                         self.not_before = Instant::now() + wait;
@@ -124,7 +117,9 @@ impl Durable {
             match messages.next().await {
                 Some(Ok(m)) => {
                     self.errors = 0;
-                    self.backoff = Self::schedule();
+                    if std::mem::take(&mut self.backoff_used) {
+                        self.backoff = schedule();
+                    }
                     return m;
                 }
                 Some(Err(e)) => {

@@ -13,24 +13,21 @@
 //! out) and rebuilds the ordered consumer from the next one when the
 //! store's health ([`super::StoreHealth`]) comes back up, when the
 //! consumer errors, and when it ends; rebuilds retry with capped backoff
-//! ([`REBUILD_MIN`]–[`REBUILD_MAX`]). A message at or before the position
+//! ([`super::backoff`]). A message at or before the position
 //! is dropped, so nothing is handed out twice, and a rebuild starts right
 //! after the position, so nothing is skipped: in order, exactly once.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::Ordered, consumer::DeliverPolicy, stream};
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::backoff::{schedule, REBUILD_MAX};
 use super::{StoreError, StoreHealth};
-
-/// The first and the longest wait between two rebuild attempts.
-pub const REBUILD_MIN: Duration = Duration::from_millis(50);
-pub const REBUILD_MAX: Duration = Duration::from_millis(500);
 
 /// The messages of one stream (under one filter) after a position, in
 /// stream order, each once, for as long as the caller reads.
@@ -46,6 +43,9 @@ pub struct Follow {
     /// `select!` neither loses nor repeats it.
     building: Option<BoxFuture<'static, Result<Ordered, StoreError>>>,
     backoff: ExponentialBackoff,
+    /// Whether `backoff` has handed out a wait since it was last reset, so
+    /// the hot path (every message) rebuilds it only after a retry.
+    backoff_used: bool,
     /// No rebuild before this (kept, not slept, for the same reason).
     not_before: Instant,
     health: Option<watch::Receiver<bool>>,
@@ -65,6 +65,7 @@ impl Follow {
             messages: None,
             building: None,
             backoff: schedule(),
+            backoff_used: false,
             not_before: Instant::now(),
             health: None,
         }
@@ -109,6 +110,20 @@ impl Follow {
         Box::pin(async move { super::ordered_messages(&stream, deliver_policy, filter).await })
     }
 
+    /// The next wait of the rebuild schedule.
+    fn next_wait(&mut self) -> Duration {
+        self.backoff_used = true;
+        self.backoff.next().unwrap_or(REBUILD_MAX)
+    }
+
+    /// Starts the rebuild schedule again, if a wait was taken from it: a
+    /// no-op per message in the common case.
+    fn reset_backoff(&mut self) {
+        if std::mem::take(&mut self.backoff_used) {
+            self.backoff = schedule();
+        }
+    }
+
     /// Drops the consumer; the next read rebuilds it after `wait`.
     fn rebuild_after(&mut self, wait: Duration) {
         self.messages = None;
@@ -140,7 +155,7 @@ impl Follow {
                         self.messages = Some(m);
                     }
                     Err(e) => {
-                        let wait = self.backoff.next().unwrap_or(REBUILD_MAX);
+                        let wait = self.next_wait();
                         tracing::warn!(reader = self.name, error = %e, ?wait, "ordered consumer cannot be rebuilt yet; retrying");
                         self.not_before = Instant::now() + wait;
                     }
@@ -166,7 +181,7 @@ impl Follow {
                         after = self.position,
                         "store is back: rebuilding the ordered consumer"
                     );
-                    self.backoff = schedule();
+                    self.reset_backoff();
                     self.rebuild_after(Duration::ZERO);
                 }
                 Got::Health(false) => {}
@@ -189,11 +204,11 @@ impl Follow {
                         continue;
                     }
                     self.position = seq;
-                    self.backoff = schedule();
+                    self.reset_backoff();
                     return Some(Ok(m));
                 }
                 Got::Message(Some(Err(e))) => {
-                    let wait = self.backoff.next().unwrap_or(REBUILD_MAX);
+                    let wait = self.next_wait();
                     self.rebuild_after(wait);
                     return Some(Err(StoreError::nats(
                         "ordered consumer",
@@ -201,7 +216,7 @@ impl Follow {
                     )));
                 }
                 Got::Message(None) => {
-                    let wait = self.backoff.next().unwrap_or(REBUILD_MAX);
+                    let wait = self.next_wait();
                     tracing::warn!(
                         reader = self.name,
                         ?wait,
@@ -221,13 +236,4 @@ enum Got {
     Message(Option<Result<jetstream::Message, jetstream::consumer::pull::OrderedError>>),
     Health(bool),
     HealthGone,
-}
-
-fn schedule() -> ExponentialBackoff {
-    ExponentialBuilder::default()
-        .with_min_delay(REBUILD_MIN)
-        .with_max_delay(REBUILD_MAX)
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

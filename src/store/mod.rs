@@ -23,6 +23,7 @@ use crate::config::NatsConfig;
 use crate::domain::{Commit, EVENT_VERSION};
 use crate::wire::events::DecodeError;
 
+mod backoff;
 mod durable;
 mod follow;
 pub mod health;
