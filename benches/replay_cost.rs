@@ -14,12 +14,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use baton::domain::{apply, decide, handoff_id_for, Command, Commit, IncidentCommand, Severity};
 use baton::metrics::Metrics;
 use baton::projector::{Projection, Select};
 use baton::store::{decode_commit, Names};
-use baton::testkit::{policy, report};
-use chrono::{DateTime, Utc};
+use baton::testkit::policy;
+use chrono::Utc;
 use uuid::Uuid;
 
 #[global_allocator]
@@ -27,66 +26,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BLOCK: usize = 1000;
 
-fn seal(events: Vec<baton::domain::NewEvent>, id: Uuid, now: DateTime<Utc>) -> Commit {
-    Commit {
-        events: events
-            .into_iter()
-            .map(|e| e.seal(Uuid::now_v7(), id, now))
-            .collect(),
-    }
-}
-
-/// `benches/e2e/fixtures.rs`' `lifecycle`: opened+scored+paged, escalated,
-/// acknowledged, resolved.
-fn lifecycle(i: usize, opened_at: DateTime<Utc>) -> (Uuid, [Commit; 4]) {
-    let policy = policy();
-    let mut r = report(Severity::P1);
-    r.packet.run_id = Some(format!("bench-run-{i}"));
-    let id = handoff_id_for("agent_failure", &r).expect("keyed");
-    let open_cmd = Command::Incident(IncidentCommand::Open {
-        template: "agent_failure".into(),
-        report: r,
-        warnings: vec![],
-        source: Some(format!("report:{}", i + 1)),
-    });
-    let open = seal(
-        decide(None, &open_cmd, opened_at, &policy).expect("opens"),
-        id,
-        opened_at,
-    );
-    let mut state = None;
-    let step = |state: &mut Option<_>, c: &Commit| c.events.iter().for_each(|e| apply(state, e));
-    step(&mut state, &open);
-    let due = state
-        .as_ref()
-        .and_then(|h: &baton::domain::Handoff| h.next_deadline(&policy))
-        .expect("armed");
-    let escalate = seal(
-        decide(state.as_ref(), &Command::Tick, due, &policy).expect("tick"),
-        id,
-        due,
-    );
-    step(&mut state, &escalate);
-    let acked_at = due + chrono::Duration::seconds(40);
-    let ack_cmd = Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() });
-    let ack = seal(
-        decide(state.as_ref(), &ack_cmd, acked_at, &policy).expect("ack"),
-        id,
-        acked_at,
-    );
-    step(&mut state, &ack);
-    let resolved_at = acked_at + chrono::Duration::minutes(20);
-    let resolve_cmd = Command::Incident(IncidentCommand::Resolve {
-        by: "alice".into(),
-        note: Some("failed over to the standby ledger".into()),
-    });
-    let resolve = seal(
-        decide(state.as_ref(), &resolve_cmd, resolved_at, &policy).expect("resolve"),
-        id,
-        resolved_at,
-    );
-    (id, [open, escalate, ack, resolve])
-}
+/// The e2e harness's stored lives (`lifecycle`), so both replay the same
+/// commits.
+#[path = "e2e/history.rs"]
+mod history;
 
 /// The measured part (a function of its own, for callgrind's
 /// `--toggle-collect=*replay_cost::replay`).
@@ -120,12 +63,13 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(40_000);
     let names = Names::new("baton");
+    let policy = policy();
     let start = Utc::now() - chrono::Duration::days(30);
     let mut stored: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
     let lives = n / 4;
     for block in (0..lives).step_by(BLOCK) {
         let block: Vec<_> = (block..(block + BLOCK).min(lives))
-            .map(|i| lifecycle(i, start + chrono::Duration::seconds(i as i64)))
+            .map(|i| history::lifecycle(&policy, i, start + chrono::Duration::seconds(i as i64)))
             .collect();
         for stage in 0..4 {
             for (id, lives) in &block {

@@ -11,19 +11,16 @@
 //! The opening period doubles as the CPU window: CPU time of the daemon's
 //! threads (and of nats-server) over its middle 60 %.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
-use baton::domain::EventData;
-use baton::pages::Page;
-use baton::store::{decode_commit, Names};
+use baton::store::Names;
 use serde_json::json;
 
-use crate::broker::{read_all, stream_state, wait_for_count, Broker};
+use crate::broker::{wait_for_count, Broker};
 use crate::daemon::{Daemon, THREAD_NAME};
 use crate::fixtures::{
-    config, escalating_p1, first_response_after, publish_at_rate, wait_open, TEMPLATE,
+    config, escalating_p1, escalation_lateness, first_response_after, publish_at_rate, wait_open,
+    TEMPLATE,
 };
 use crate::report::{Section, Target};
 use crate::sys::{threads_cpu, Spread};
@@ -100,74 +97,11 @@ pub async fn run(
         .get_sample_count();
     daemon.stop().await?;
 
-    let (mut decided, mut stored, mut deadlines) = (vec![], vec![], vec![]);
-    let mut escalations = vec![];
-    let mut sample_commit = None;
-    let (_, last) = stream_state(&js, &names.events_stream()).await?;
-    let mut decode_error = None;
-    let events_filter = format!("{}.events.*", names.prefix);
-    read_all(
-        &js,
-        &names.events_stream(),
-        &events_filter,
-        last,
-        |seq, at, payload| match decode_commit(seq, payload) {
-            Ok(c) => {
-                for e in &c.events {
-                    if let EventData::Escalated { deadline, .. } = &e.data {
-                        let d = deadline.timestamp_nanos_opt().unwrap_or(0) as i128;
-                        let occurred = e.occurred_at.timestamp_nanos_opt().unwrap_or(0) as i128;
-                        decided.push((occurred - d) as f64 / 1e6);
-                        stored.push((at - d) as f64 / 1e6);
-                        deadlines.push(d);
-                        escalations.push(stages::Escalation {
-                            event_id: e.id,
-                            deadline: d,
-                            decided: occurred,
-                            stored: at,
-                        });
-                        sample_commit.get_or_insert_with(|| payload.clone());
-                    }
-                }
-            }
-            Err(e) => decode_error = Some(e),
-        },
-    )
-    .await?;
-    if let Some(e) = decode_error {
-        return Err(e.into());
-    }
-    let mut paged = vec![];
-    let mut page_stored = HashMap::new();
-    let mut sample_page = None;
-    let (_, last) = stream_state(&js, &names.pages_stream()).await?;
-    let pages_filter = format!("{}.page.>", names.prefix);
-    read_all(
-        &js,
-        &names.pages_stream(),
-        &pages_filter,
-        last,
-        |_, at, payload| {
-            if let Ok(p) = serde_json::from_slice::<Page>(payload) {
-                if let (true, Some(d)) = (p.kind == "escalation", p.deadline) {
-                    let d = d.timestamp_nanos_opt().unwrap_or(0) as i128;
-                    paged.push((at - d) as f64 / 1e6);
-                    page_stored.insert(format!("{}:{}", p.event_id, p.route), at);
-                    sample_page.get_or_insert_with(|| payload.clone());
-                }
-            }
-        },
-    )
-    .await?;
-    ensure!(
-        stored.len() == n && paged.len() == 2 * n,
-        "every escalation and page read"
-    );
-    let first = deadlines.iter().min().copied().unwrap_or(0);
-    let last_deadline = deadlines.iter().max().copied().unwrap_or(0);
-    let fire_rate = n as f64 / ((last_deadline - first) as f64 / 1e9).max(1e-9);
-    let (decided, stored, paged) = (Spread::of(decided), Spread::of(stored), Spread::of(paged));
-    let split = stages::attribute(observer, run_queue, &escalations, &page_stored).await?;
+    let read = escalation_lateness(&js, &names, n).await?;
+    let (fire_rate, span_s) = (read.fire_rate, read.span_s);
+    let (decided, stored, paged) = (read.decided, read.stored, read.paged);
+    let split =
+        stages::attribute(observer, run_queue, &read.escalations, &read.page_stored).await?;
     // The broker alone, same server and streams, the daemon stopped.
     let raw_n = n.min(20 * rate);
     let raw = stages::raw_baseline(
@@ -175,8 +109,8 @@ pub async fn run(
         &names,
         raw_n,
         rate,
-        sample_commit.unwrap_or_default(),
-        sample_page.unwrap_or_default(),
+        read.sample_commit,
+        read.sample_page,
     )
     .await?;
 
@@ -193,10 +127,7 @@ pub async fn run(
     let mut s = Section::new("escalation");
     s.row(
         format!("{n} open handoffs, deadlines firing at"),
-        format!(
-            "{fire_rate:.0} /s over {:.1} s",
-            (last_deadline - first) as f64 / 1e9
-        ),
+        format!("{fire_rate:.0} /s over {span_s:.1} s"),
         Target::None,
     );
     s.row(

@@ -41,6 +41,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::fixtures::Escalation;
 use crate::sys::Spread;
 
 fn now_ns() -> i128 {
@@ -176,15 +177,6 @@ fn waited(samples: &[(i128, u64, u64)], from: i128, to: i128) -> (f64, f64) {
         ),
         _ => (0.0, 0.0),
     }
-}
-
-/// One escalation as read back from the streams (Unix ns, server clock
-/// for stored times).
-pub struct Escalation {
-    pub event_id: Uuid,
-    pub deadline: i128,
-    pub decided: i128,
-    pub stored: i128,
 }
 
 /// The stage split of every escalation, its spreads and the worst ones.

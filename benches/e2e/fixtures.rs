@@ -1,32 +1,29 @@
 //! What the harness feeds Baton: the config, complete P1 reports (also
 //! published at a steady rate with deadlines just past, for the escalation
 //! and delivery phases), and histories of stored commits built with the
-//! domain's own `decide`; and escalation lateness read back from the
+//! domain's own `decide` (from `history.rs`, shared with
+//! `benches/replay_cost.rs`); and escalation lateness read back from the
 //! streams.
 
+use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use baton::config::Config;
-use baton::domain::{
-    apply, decide, handoff_id_for, Command, Commit, EventData, IncidentCommand, Policy, Report,
-    Severity,
-};
+use baton::domain::EventData;
 use baton::pages::Page;
 use baton::store::{decode_commit, Names};
-use baton::testkit::report;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::broker::{read_all, stream_state};
 use crate::daemon::Daemon;
+use crate::history::p1;
+pub use crate::history::{lifecycle, open_commit, TEMPLATE};
 use crate::sys::Spread;
-
-pub const TEMPLATE: &str = "agent_failure";
 
 /// Production defaults (P1: page at once, first response 5 min), the HTTP
 /// face off, and the ownership/runbook maps the reports match.
@@ -59,97 +56,11 @@ pub fn config_text(url: &str, extra: &str) -> String {
     format!("{BASE}\n{extra}\n[nats]\nurl = \"{url}\"\n")
 }
 
-/// A complete P1 report of its own run: one new handoff each.
-pub fn p1(i: usize) -> Report {
-    let mut r = report(Severity::P1);
-    r.packet.run_id = Some(format!("bench-run-{i}"));
-    r
-}
-
 /// The report as a runner publishes it.
 pub fn p1_payload(i: usize) -> Bytes {
     serde_json::to_vec(&p1(i))
         .expect("reports serialize")
         .into()
-}
-
-fn open_cmd(i: usize) -> Command {
-    Command::Incident(IncidentCommand::Open {
-        template: TEMPLATE.into(),
-        report: p1(i),
-        warnings: vec![],
-        source: Some(format!("report:{}", i + 1)),
-    })
-}
-
-/// The commit Baton stores for report `i` opened at `now` (opened, scored,
-/// paged), and its handoff id.
-pub fn open_commit(policy: &Policy, i: usize, now: DateTime<Utc>) -> (Uuid, Commit) {
-    let id = handoff_id_for(TEMPLATE, &p1(i)).expect("keyed report");
-    let events = decide(None, &open_cmd(i), now, policy).expect("opens");
-    (id, seal(events, id, now))
-}
-
-fn seal(events: Vec<baton::domain::NewEvent>, id: Uuid, now: DateTime<Utc>) -> Commit {
-    Commit {
-        events: events
-            .into_iter()
-            .map(|e| e.seal(Uuid::now_v7(), id, now))
-            .collect(),
-    }
-}
-
-/// A handoff's whole life as four commits, as Baton would store them:
-/// opened+scored+paged, escalated at the first-response deadline,
-/// acknowledged, resolved.
-pub fn lifecycle(policy: &Policy, i: usize, opened_at: DateTime<Utc>) -> (Uuid, [Commit; 4]) {
-    let (id, open) = open_commit(policy, i, opened_at);
-    let mut state = None;
-    let step = |state: &mut Option<_>, commit: &Commit| {
-        for e in &commit.events {
-            apply(state, e);
-        }
-    };
-    step(&mut state, &open);
-    let due = state
-        .as_ref()
-        .and_then(|h: &baton::domain::Handoff| h.next_deadline(policy))
-        .expect("armed");
-    let escalate = seal(
-        decide(state.as_ref(), &Command::Tick, due, policy).expect("tick"),
-        id,
-        due,
-    );
-    step(&mut state, &escalate);
-    let acked_at = due + chrono::Duration::seconds(40);
-    let ack = seal(
-        decide(
-            state.as_ref(),
-            &Command::Incident(IncidentCommand::Acknowledge { by: "alice".into() }),
-            acked_at,
-            policy,
-        )
-        .expect("ack"),
-        id,
-        acked_at,
-    );
-    step(&mut state, &ack);
-    let resolved_at = acked_at + chrono::Duration::minutes(20);
-    let resolve = seal(
-        decide(
-            state.as_ref(),
-            &Command::Incident(IncidentCommand::Resolve {
-                by: "alice".into(),
-                note: Some("failed over to the standby ledger".into()),
-            }),
-            resolved_at,
-            policy,
-        )
-        .expect("resolve"),
-        id,
-        resolved_at,
-    );
-    (id, [open, escalate, ack, resolve])
 }
 
 /// Slack between the last report published and the first deadline.
@@ -228,10 +139,30 @@ pub async fn wait_open(daemon: &Daemon, n: usize, within: Duration) -> anyhow::R
 pub struct Lateness {
     pub stored: Spread,
     pub paged: Spread,
+    /// Deadline → the event's `occurred_at` (the daemon's clock), in ms.
+    pub decided: Spread,
     /// Deadlines per second, first to last deadline.
     pub fire_rate: f64,
     /// First to last deadline, seconds.
     pub span_s: f64,
+    /// Every escalation read, for the `escalation` phase's stage split.
+    pub escalations: Vec<Escalation>,
+    /// Each escalation page's msg id (`<event id>:<route>`) → its stored
+    /// time (Unix ns, server clock).
+    pub page_stored: HashMap<String, i128>,
+    /// The first escalation commit and page as stored (empty if none), for
+    /// the bare client's baseline at the same sizes.
+    pub sample_commit: Bytes,
+    pub sample_page: Bytes,
+}
+
+/// One escalation as read back from the streams (Unix ns, server clock
+/// for stored times).
+pub struct Escalation {
+    pub event_id: Uuid,
+    pub deadline: i128,
+    pub decided: i128,
+    pub stored: i128,
 }
 
 /// Reads every `escalated` event and escalation page under `names` (the
@@ -242,7 +173,9 @@ pub async fn escalation_lateness(
     names: &Names,
     n: usize,
 ) -> anyhow::Result<Lateness> {
-    let (mut stored, mut deadlines) = (vec![], vec![]);
+    let (mut decided, mut stored, mut deadlines) = (vec![], vec![], vec![]);
+    let mut escalations = vec![];
+    let mut sample_commit = None;
     let (_, last) = stream_state(js, &names.events_stream()).await?;
     let mut decode_error = None;
     let events_filter = format!("{}.events.*", names.prefix);
@@ -256,8 +189,17 @@ pub async fn escalation_lateness(
                 for e in &c.events {
                     if let EventData::Escalated { deadline, .. } = &e.data {
                         let d = deadline.timestamp_nanos_opt().unwrap_or(0) as i128;
+                        let occurred = e.occurred_at.timestamp_nanos_opt().unwrap_or(0) as i128;
+                        decided.push((occurred - d) as f64 / 1e6);
                         stored.push((at - d) as f64 / 1e6);
                         deadlines.push(d);
+                        escalations.push(Escalation {
+                            event_id: e.id,
+                            deadline: d,
+                            decided: occurred,
+                            stored: at,
+                        });
+                        sample_commit.get_or_insert_with(|| payload.clone());
                     }
                 }
             }
@@ -269,6 +211,8 @@ pub async fn escalation_lateness(
         return Err(e.into());
     }
     let mut paged = vec![];
+    let mut page_stored = HashMap::new();
+    let mut sample_page = None;
     let (_, last) = stream_state(js, &names.pages_stream()).await?;
     let pages_filter = format!("{}.page.>", names.prefix);
     read_all(
@@ -281,6 +225,8 @@ pub async fn escalation_lateness(
                 if let (true, Some(d)) = (p.kind == "escalation", p.deadline) {
                     let d = d.timestamp_nanos_opt().unwrap_or(0) as i128;
                     paged.push((at - d) as f64 / 1e6);
+                    page_stored.insert(format!("{}:{}", p.event_id, p.route), at);
+                    sample_page.get_or_insert_with(|| payload.clone());
                 }
             }
         },
@@ -299,7 +245,12 @@ pub async fn escalation_lateness(
     Ok(Lateness {
         stored: Spread::of(stored),
         paged: Spread::of(paged),
+        decided: Spread::of(decided),
         fire_rate: n as f64 / span_s.max(1e-9),
         span_s,
+        escalations,
+        page_stored,
+        sample_commit: sample_commit.unwrap_or_default(),
+        sample_page: sample_page.unwrap_or_default(),
     })
 }

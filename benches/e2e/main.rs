@@ -43,6 +43,7 @@ mod daemon;
 mod delivery;
 mod escalation;
 mod fixtures;
+mod history;
 mod ingest;
 mod intake;
 mod lifetime;
