@@ -462,7 +462,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeEr
 /// `baton deliver`: only the delivery worker, apart from `serve`. It
 /// records outcomes through its own engine, which loads each handoff from
 /// the stream when it first writes to it (no full replay, no SLA timer:
-/// the daemons keep escalating). With `[delivery] listen` it serves
+/// the daemons keep escalating) and forgets again once the page is done
+/// (no projector tells it of closes). With `[delivery] listen` it serves
 /// `/metrics`, `/healthz` and `/readyz` there (`http::probes`).
 pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg);
@@ -480,20 +481,25 @@ pub async fn deliver(cfg: Config, shutdown: CancellationToken) -> Result<(), Ser
         Some(append_timer(&metrics)),
     )
     .await?;
-    // A timer nobody runs: this process never fires deadlines.
-    let (timer, _queue) = sla::channel();
+    // A timer nobody runs: this process never fires deadlines. Its queue
+    // goes at once, so arming one is a no-op, not an entry kept forever.
+    let (timer, queue) = sla::channel();
+    drop(queue);
     let projection = Arc::new(Projection::new(policy.clone(), timer, metrics.clone()));
-    let engine = Arc::new(Engine::new(event_store, projection, policy));
+    let engine = Arc::new(Engine::new(event_store, projection.clone(), policy));
     let limits = ParseLimits {
         max_report_bytes: cfg.limits.max_report_bytes,
         max_field_bytes: cfg.limits.max_field_bytes,
     };
     let app = Handoffs::new(engine, limits, metrics.clone());
+    // No projector here: the worker forgets each handoff once its page is
+    // done, or the projection would keep every one it ever wrote to.
     let worker = delivery::Worker::new(app, delivery::Settings::from_config(&cfg), metrics.clone())
         .map_err(|e| ServeError::Task {
             task: "delivery",
             message: e.to_string(),
-        })?;
+        })?
+        .alone(projection);
     let (ready_tx, ready) = watch::channel(false);
     let mut probes = None;
     if let Some(addr) = cfg.delivery.listen {

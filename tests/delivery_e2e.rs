@@ -658,6 +658,21 @@ async fn baton_deliver_runs_the_worker_alone_and_baton_deliveries_lists_the_outc
         metrics.contains("baton_delivery_attempts_total{channel=\"webhook\"}"),
         "{metrics}"
     );
+    // Its projection (no projector feeds it) keeps nothing once the pages
+    // are done: the handoff it loaded to record 5 outcomes is forgotten,
+    // so it no longer counts it open (it did while it held it).
+    let open = |m: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("baton_open_handoffs{"))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    eventually("the lone worker holds no handoff", || async {
+        let m = get("/metrics").await.ok()?.text().await.ok()?;
+        let values = open(&m);
+        (!values.is_empty() && values.iter().all(|v| v == "0")).then_some(())
+    })
+    .await;
 
     let (code, out, err) = baton(&text, &["deliveries", &id.to_string()]);
     assert_eq!(code, 0, "{err}");

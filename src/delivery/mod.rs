@@ -54,6 +54,7 @@ use crate::config::{ContactConfig, DeliveryConfig, PersonConfig, RouteConfig};
 use crate::domain::{Command, EventData};
 use crate::metrics::Metrics;
 use crate::pages::Page;
+use crate::projector::Projection;
 use crate::store::{Names, StoreError};
 use channels::{Attempt, Context};
 use contacts::Contact;
@@ -107,6 +108,8 @@ pub struct Worker {
     /// Pages this process holds (counted under a channel in the queue
     /// depth), so `pending` can leave them out.
     held: AtomicI64,
+    /// Run alone: the projection no projector feeds ([`Worker::alone`]).
+    alone: Option<Arc<Projection>>,
 }
 
 /// How one page ended, for the caller's ack.
@@ -146,7 +149,15 @@ impl Worker {
             smtp,
             metrics,
             held: AtomicI64::new(0),
+            alone: None,
         })
+    }
+
+    /// `baton deliver`'s worker: drops a page's handoff from `projection`
+    /// once the page is done, or it would hold every one it wrote to.
+    pub fn alone(mut self, projection: Arc<Projection>) -> Self {
+        self.alone = Some(projection);
+        self
     }
 
     /// Delivers one page (`page_id` is its `Nats-Msg-Id`) and records the
@@ -580,6 +591,9 @@ async fn handle(worker: &Worker, msg: jetstream::Message) {
         }
     }
     drop(depth);
+    if let Some(projection) = &worker.alone {
+        projection.forget(page.handoff_id); // Its outcomes are stored by now.
+    }
 }
 
 /// A page from the recorded fixtures, for the channels' tests.

@@ -1,7 +1,8 @@
 //! Eviction as the projection does it (`evict`): given commits applied as
 //! the engine applies them, when the clock passes the retention, then
 //! closed handoffs leave the map, the list index and the occurrence hints,
-//! and nothing brings them back but a read of the log.
+//! and nothing brings them back but a read of the log. And `forget`
+//! (`baton deliver`), which drops one handoff the same way, open or not.
 
 use std::time::Duration;
 
@@ -163,4 +164,48 @@ fn without_a_retention_nothing_is_queued_or_evicted() {
     assert_eq!(p.evict_due(t(1_000_000)), 0);
     assert!(p.evictions.lock().unwrap().is_empty());
     assert!(p.get(A).is_some());
+}
+
+#[test]
+fn forget_leaves_nothing_of_the_handoffs_a_lone_delivery_worker_wrote_to() {
+    // As `baton deliver` holds them: no retention, open, just changed.
+    let (timer, _queue) = crate::sla::channel();
+    let metrics = Arc::new(Metrics::new());
+    let p = Projection::new(Arc::new(testkit::policy()), timer, metrics.clone());
+    let ids: Vec<Uuid> = (0..5).map(|i| Uuid::from_u128(0x100 + i)).collect();
+    for (seq, id) in (1..).zip(&ids) {
+        run(&p, seq, *id, 0, open());
+    }
+    let first = Uuid::from_u128(0x1);
+    let hint = Hint {
+        n: 2,
+        id: ids[0],
+        before: 7,
+    };
+    p.note_occurrence(first, hint);
+    assert_eq!(listed(&p).len(), 5, "listed once the index settles");
+    let Gauged::Incident(sev, st) = Gauged::of(&p.get(ids[0]).unwrap()) else {
+        panic!("an incident")
+    };
+    let open_gauge = metrics
+        .open_handoffs
+        .with_label_values(&[sev.as_str(), st.as_str()]);
+    assert_eq!(open_gauge.get(), 5);
+
+    // A command running on it keeps it until that command's caller forgets.
+    let held = p.slot(ids[0]);
+    assert!(!p.forget(ids[0]));
+    assert!(p.get(ids[0]).is_some());
+    drop(held);
+    // A change the index has not read yet is read first, then dropped.
+    run(&p, 6, ids[1], 5, resolve());
+    for id in &ids {
+        assert!(p.forget(*id), "{id} forgotten");
+    }
+    assert_eq!(p.len(), 0, "no slot left");
+    assert!(listed(&p).is_empty());
+    assert_eq!(p.index.read().unwrap().len(), (0, 0), "unlisted");
+    assert_eq!(p.occurrence_hint(first), None, "the hint went with it");
+    assert_eq!(open_gauge.get(), 0, "not counted open any more");
+    assert!(!p.forget(ids[0]), "nothing left to forget");
 }

@@ -39,7 +39,7 @@ mod reader;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use uuid::Uuid;
 
@@ -419,42 +419,90 @@ impl Projection {
         let mut unlisted = Vec::new();
         let mut later = Vec::new();
         for (at, id) in due {
-            let mut shard = self.shard(&id).write().expect("not poisoned");
-            let Some(slot) = shard.get(&id) else {
-                continue;
+            // Closed since the entry was queued (reopened and closed
+            // again): its later entry decides.
+            let still_due = |h: Option<&Handoff>| {
+                h.and_then(Handoff::closed_at)
+                    .is_some_and(|closed| closed <= cutoff)
             };
-            let entry = slot.entry.lock().expect("not poisoned");
-            let Some(h) = entry.state.as_ref() else {
-                continue;
-            };
-            match h.closed_at() {
-                // Closed since the entry was queued (reopened and closed
-                // again): its later entry decides.
-                Some(closed) if closed > cutoff => continue,
-                None => continue,
-                Some(_) => {}
+            match self.take(id, still_due) {
+                Taken::Gone(h) => unlisted.extend(h.as_ref().map(Key::of)),
+                Taken::Busy => later.push((at, id)),
+                Taken::Kept => {}
             }
-            // The map's reference is the only one: no command holds it.
-            if entry.noted || Arc::strong_count(slot) > 1 {
-                later.push((at, id));
-                continue;
-            }
-            unlisted.push(Key::of(h));
-            drop(entry);
-            shard.remove(&id);
         }
-        if !unlisted.is_empty() {
+        self.unlist(&unlisted, names);
+        (unlisted.len(), later)
+    }
+
+    /// Takes `id`'s slot out of the map if `remove` agrees on what it holds,
+    /// nobody else holds the slot (a command running on it) and the index
+    /// has read its last change; hands back what it held. The caller holds
+    /// `settling` (from [`Self::settle`]) and then calls [`Self::unlist`].
+    fn take(&self, id: Uuid, remove: impl FnOnce(Option<&Handoff>) -> bool) -> Taken {
+        let mut shard = self.shard(&id).write().expect("not poisoned");
+        let Some(slot) = shard.get(&id) else {
+            return Taken::Kept;
+        };
+        let mut entry = slot.entry.lock().expect("not poisoned");
+        if !remove(entry.state.as_ref()) {
+            return Taken::Kept;
+        }
+        // The map's reference is the only one: no command holds it.
+        if entry.noted || Arc::strong_count(slot) > 1 {
+            return Taken::Busy;
+        }
+        let held = entry.state.take();
+        drop(entry);
+        shard.remove(&id);
+        Taken::Gone(held)
+    }
+
+    /// Takes handoffs [`Self::take`] took out of the list index (under
+    /// `names`, the settler's lock, let go here) and drops their
+    /// occurrence hints.
+    fn unlist(&self, gone: &[Key], names: MutexGuard<'_, index::Names>) {
+        if !gone.is_empty() {
             let mut index = self.index.write().expect("not poisoned");
-            for key in &unlisted {
+            for key in gone {
                 index.remove(*key);
             }
         }
         drop(names);
         let mut hints = self.hints.lock().expect("not poisoned");
-        for key in &unlisted {
+        for key in gone {
             hints.forget(key.1);
         }
-        (unlisted.len(), later)
+    }
+
+    /// Drops everything held for `id`, as if this projection had never
+    /// read it: its slot, its list index entry, its occurrence hint, its
+    /// armed deadline and its count in the open-handoff gauges. A later
+    /// read or command loads it from the log again (`Engine::load`). An
+    /// entry of it in the eviction queue stays: popped, it finds nothing.
+    ///
+    /// For a process whose projection no projector feeds (`baton
+    /// deliver`), which would otherwise keep every handoff it wrote to and
+    /// never learn that one closed. Never in `serve`: there the projector
+    /// owns the projection and the SLA timer arms deadlines from it.
+    ///
+    /// Returns whether it went. Not while a command holds the slot or its
+    /// change is not yet read by the index: the caller that ran that
+    /// command forgets it afterwards.
+    pub fn forget(&self, id: Uuid) -> bool {
+        let names = self.settle();
+        let Taken::Gone(held) = self.take(id, |_| true) else {
+            return false;
+        };
+        let Some(h) = held else {
+            return true;
+        };
+        self.unlist(&[Key::of(&h)], names);
+        self.move_gauge(Some(Gauged::of(&h)), None);
+        if h.next_deadline(&self.policy).is_some() {
+            self.timer.schedule(id, None);
+        }
+        true
     }
 
     /// Whether [`Self::evict_due`] would evict anything now (one
@@ -517,6 +565,18 @@ impl Projection {
             None => lookup().add(by),
         }
     }
+}
+
+/// What [`Projection::take`] did with a handoff's slot. A stack temporary,
+/// matched at once: boxing would cost an allocation per handoff taken.
+#[allow(clippy::large_enum_variant)]
+enum Taken {
+    /// Out of the map, with what it held.
+    Gone(Option<Handoff>),
+    /// Held by a command or not yet read by the index: try again later.
+    Busy,
+    /// Not there, or not to be taken.
+    Kept,
 }
 
 /// What the open-handoff gauges count a handoff under: an incident by
