@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use baton::metrics::Metrics;
 use baton::projector::{Projection, Select};
-use baton::store::{decode_commit, Names};
+use baton::store::{decode_commit, decode_commit_skimmed, Names};
 use baton::testkit::policy;
 use chrono::Utc;
 use uuid::Uuid;
@@ -37,10 +37,15 @@ mod history;
 fn replay(names: &Names, stored: &[(String, Vec<u8>)]) -> (Projection, std::time::Duration) {
     let (timer, _queue) = baton::sla::channel();
     let projection = Projection::new(Arc::new(policy()), timer, Arc::new(Metrics::new()));
+    // The projector's decoder; `REPLAY_COST_FULL=1`: the full one, to compare.
+    let decode = match std::env::var_os("REPLAY_COST_FULL") {
+        Some(_) => decode_commit,
+        None => decode_commit_skimmed,
+    };
     let started = Instant::now();
     for (i, (subject, payload)) in stored.iter().enumerate() {
         let seq = i as u64 + 1;
-        let commit = decode_commit(seq, payload).expect("decodes");
+        let commit = decode(seq, payload).expect("decodes");
         let id: Uuid = names
             .handoff_of(subject)
             .and_then(|s| s.parse().ok())

@@ -100,7 +100,11 @@ pub struct Notice {
     pub team: String,
     pub severity: Severity,
     pub template: String,
+    /// Empty when decoded by [`skim::decode`] (the projector's decoder).
+    #[serde(deserialize_with = "skim::hcs")]
     pub hcs: Hcs,
+    /// Empty when decoded by [`skim::decode`] (the projector's decoder).
+    #[serde(deserialize_with = "skim::packet")]
     pub packet: Packet,
     /// Packet scored below the severity's gate.
     pub incomplete: bool,
@@ -112,7 +116,12 @@ pub struct Notice {
     )]
     pub respond_by: Option<DateTime<Utc>>,
     /// Team handoffs: the template version, teams, fields and checklist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None` when decoded by [`skim::decode`] (the projector's decoder).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "skim::work"
+    )]
     pub work: Option<WorkNotice>,
 }
 
@@ -481,6 +490,75 @@ impl NewEvent {
 /// parser reads that several times faster than the general parser behind
 /// `DateTime`'s own `Deserialize` (timestamps were a tenth of replay's CPU),
 /// which still reads anything else, so what decodes is unchanged.
+/// Decoding events for applying them, not for showing them: a notice's
+/// copies of the packet, its score and a team handoff's work are skipped.
+///
+/// A notice repeats what the handoff's own events already say (the packet
+/// of `opened`/`enriched`, the score of `scored`) so that a page read alone
+/// is complete. Folding events into state reads none of it
+/// (`incident::apply`, `teamwork::apply` and the metrics read a notice's
+/// routes and `incomplete` only), yet decoding those copies was about a
+/// third of replay's bytes, each string allocated. Inside [`decode`] the
+/// decoder reads past them (well-formed JSON of any shape) and keeps
+/// nothing: `packet` and `hcs` come back empty and `work` as `None`.
+///
+/// A flag of the decoding thread, because serde's derived decoders pass no
+/// context down to a field's; [`decode`] sets it for one call and clears
+/// it after, however the call ends. Whoever uses it must apply, never show
+/// or store, what it returns: `projector` tests that state from a skimmed
+/// log equals state from a full one for every recorded fixture.
+pub mod skim {
+    use std::cell::Cell;
+
+    use serde::de::IgnoredAny;
+    use serde::{Deserialize, Deserializer};
+
+    use super::WorkNotice;
+    use crate::domain::{Hcs, Packet};
+
+    thread_local! {
+        static SKIMMING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` (a decode) with notices skimmed on this thread.
+    pub fn decode<T>(f: impl FnOnce() -> T) -> T {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SKIMMING.with(|s| s.set(self.0));
+            }
+        }
+        let _reset = Reset(SKIMMING.with(|s| s.replace(true)));
+        f()
+    }
+
+    fn skimming() -> bool {
+        SKIMMING.with(Cell::get)
+    }
+
+    /// `T` as stored, or, when skimming, read past and left as `T::default()`.
+    fn read<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+        if skimming() {
+            IgnoredAny::deserialize(d)?;
+            Ok(T::default())
+        } else {
+            T::deserialize(d)
+        }
+    }
+
+    pub(super) fn packet<'de, D: Deserializer<'de>>(d: D) -> Result<Packet, D::Error> {
+        read(d)
+    }
+
+    pub(super) fn hcs<'de, D: Deserializer<'de>>(d: D) -> Result<Hcs, D::Error> {
+        read(d)
+    }
+
+    pub(super) fn work<'de, D: Deserializer<'de>>(d: D) -> Result<Option<WorkNotice>, D::Error> {
+        read(d)
+    }
+}
+
 pub(crate) mod rfc3339 {
     use std::fmt;
 

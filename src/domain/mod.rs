@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use event::{
-    Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, WorkNotice, EVENT_VERSION,
+    skim, Commit, Event, EventData, NewEvent, Notice, PageReason, RouteTarget, WorkNotice,
+    EVENT_VERSION,
 };
 pub use handoff::{apply, decide, Command, Handoff, Kind};
 pub use hcs::{score, Hcs};

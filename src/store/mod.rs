@@ -477,12 +477,23 @@ pub async fn stored_report_handoff_id(
 ///
 /// [`wire::events::decode_commit`]: crate::wire::events::decode_commit
 pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
-    // A plain function, not `From`: a second `From` impl on `StoreError`
-    // would make `?` ambiguous where callers rely on inference.
-    crate::wire::events::decode_commit(seq, payload).map_err(|e| match e {
+    crate::wire::events::decode_commit(seq, payload).map_err(store_error)
+}
+
+/// [`decode_commit`] for folding into state only (the projector): notices'
+/// copies of packet, score and work come back empty
+/// ([`crate::wire::events::decode_commit_skimmed`]).
+pub fn decode_commit_skimmed(seq: u64, payload: &[u8]) -> Result<Commit, StoreError> {
+    crate::wire::events::decode_commit_skimmed(seq, payload).map_err(store_error)
+}
+
+// A plain function, not `From`: a second `From` impl on `StoreError` would
+// make `?` ambiguous where callers rely on inference.
+fn store_error(e: DecodeError) -> StoreError {
+    match e {
         DecodeError::Decode { seq, message } => StoreError::Decode { seq, message },
         DecodeError::NewerVersion { seq, version } => StoreError::NewerVersion { seq, version },
-    })
+    }
 }
 
 #[cfg(test)]
