@@ -44,6 +44,7 @@
 //!   participant changes) into the roster the engine resolves targets with.
 //! - [`server`] — wiring, start-up order and graceful shutdown.
 //! - [`client`] / [`dev`] — the CLI's client side and the private dev nats-server.
+//! - [`allocator`] — mimalloc's settings, applied first thing by the binary.
 //!
 //! Dependencies point down only: `domain` ← `wire` ← `store` ← `projector`
 //! ← `app` ← `ingest` / `intake` / `jobs` / `http` / `api` ← `server` ← the binary.
@@ -55,6 +56,7 @@
 //! in the daemon imports. One exception remains: the projector still feeds
 //! the SLA timer and the metrics itself.
 
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod client;

@@ -104,6 +104,7 @@ pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    baton::allocator::tune();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match run(cli).await {

@@ -891,7 +891,7 @@ async fn regression_a_report_that_cannot_be_stored_is_given_up_after_its_attempt
 }
 
 /// A report a crashed daemon had pulled is redelivered after the short
-/// ack wait (2 s), not the 30 s of older Batons, whose consumers are
+/// ack wait (1.5 s), not the 30 s of older Batons, whose consumers are
 /// updated at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_held_by_a_crashed_daemon_is_taken_over_within_the_short_ack_wait() {

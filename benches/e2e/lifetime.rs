@@ -32,7 +32,15 @@ const TICK_EVERY: usize = 1024;
 /// RSS samples over the run.
 const SAMPLES: usize = 50;
 
+/// Overrides the handoffs opened over the run, for a mid-size run between
+/// `--quick` and the full one.
+const SIZE_ENV: &str = "BATON_BENCH_LIFETIME_N";
+
 pub async fn run(n: usize, m: usize) -> anyhow::Result<Section> {
+    let n = std::env::var(SIZE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
     anyhow::ensure!(n > m, "more handoffs over the run than open at once");
     let policy = Arc::new(config("nats://unused:1", "")?.policy());
     let metrics = Arc::new(Metrics::new());

@@ -222,6 +222,7 @@ fn log_to(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    baton::allocator::tune();
     let args = args()?;
     let sizes = if args.quick { QUICK } else { FULL };
     let mode = if args.quick { "quick" } else { "full" };

@@ -216,10 +216,11 @@ pub async fn ordered_messages(
 /// a crashed daemon's reports and pages wait before another daemon takes
 /// them. Short, so recovery is quick; work that takes longer says so with
 /// progress acks ([`with_progress`]).
-pub const ACK_WAIT: Duration = Duration::from_secs(2);
+pub const ACK_WAIT: Duration = Duration::from_millis(1500);
 
-/// How often work on a message tells the server it is still in progress.
-pub const PROGRESS_EVERY: Duration = Duration::from_millis(700);
+/// How often work on a message tells the server it is still in progress
+/// (three times per [`ACK_WAIT`], so one lost progress ack costs nothing).
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Gets or creates a durable pull consumer with explicit acks: the ingest's
 /// and the page publisher's, which only ack after their work is stored.

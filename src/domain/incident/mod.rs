@@ -142,7 +142,8 @@ pub enum Seen {
 }
 
 /// How many joined report sequences a handoff remembers. Redelivery comes
-/// within the ingest's ack wait (30 s), far inside this many reports.
+/// within the ingest's ack wait (`store::ACK_WAIT`, seconds), far inside
+/// this many reports.
 pub const RECENT_REPORTS: usize = 64;
 
 impl Incident {
