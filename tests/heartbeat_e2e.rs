@@ -94,7 +94,7 @@ fn opened_packet(events: &[Event]) -> baton::domain::Packet {
     events
         .iter()
         .find_map(|e| match &e.data {
-            EventData::Opened { packet, .. } => Some(packet.clone()),
+            EventData::Opened { packet, .. } => Some(baton::domain::Packet::clone(packet)),
             _ => None,
         })
         .expect("an opened event")

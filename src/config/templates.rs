@@ -240,7 +240,7 @@ mod tests {
             by: "sam".into(),
             fields: BTreeMap::new(),
             completeness: Default::default(),
-            notice: crate::domain::Notice {
+            notice: Box::new(crate::domain::Notice {
                 routes: vec![],
                 team: t.to_team.clone(),
                 severity: t.priority,
@@ -250,7 +250,7 @@ mod tests {
                 incomplete: false,
                 respond_by: None,
                 work: None,
-            },
+            }),
         })
         .unwrap()
     }

@@ -151,6 +151,11 @@ pub enum PageReason {
 }
 
 /// Event payloads. Serialized as `"type": "<snake_case>", "data": {...}`.
+///
+/// Notices and packets are boxed (the same JSON: serde reads and writes a
+/// `Box<T>` as its `T`): a `Notice` is 544 bytes and a `Packet` 312, and
+/// every decoded or decided event is moved several times at the size of
+/// its largest variant (640 bytes unboxed, 136 boxed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum EventData {
@@ -159,7 +164,7 @@ pub enum EventData {
         template: String,
         severity: Severity,
         team: String,
-        packet: Packet,
+        packet: Box<Packet>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dedup_key: Option<String>,
         /// Stream sequence or id of the report that opened it.
@@ -184,7 +189,7 @@ pub enum EventData {
         /// Dotted names of the fields that changed.
         fields: Vec<String>,
         /// The new values.
-        values: Packet,
+        values: Box<Packet>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         team: Option<String>,
     },
@@ -209,10 +214,13 @@ pub enum EventData {
         missing: Vec<String>,
         /// With `queue` / `ticket`: the ticket sent to the owner queue.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        ticket: Option<Notice>,
+        ticket: Option<Box<Notice>>,
     },
     /// The first page (level 0).
-    Paged { reason: PageReason, notice: Notice },
+    Paged {
+        reason: PageReason,
+        notice: Box<Notice>,
+    },
     /// An escalation step fired because nobody acknowledged in time.
     Escalated {
         step: u32,
@@ -221,7 +229,7 @@ pub enum EventData {
         /// When the step was due (the SLA deadline it enforces).
         #[serde(deserialize_with = "rfc3339::deserialize")]
         deadline: DateTime<Utc>,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// Someone took it.
     Acknowledged {
@@ -238,7 +246,7 @@ pub enum EventData {
     Expired {
         #[serde(deserialize_with = "rfc3339::deserialize")]
         deadline: DateTime<Utc>,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// Closed.
     Resolved {
@@ -257,7 +265,7 @@ pub enum EventData {
         by: String,
         fields: std::collections::BTreeMap<String, serde_json::Value>,
         completeness: Hcs,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// The receiving team took it.
     Accepted {
@@ -276,14 +284,14 @@ pub enum EventData {
         by: String,
         missing: Vec<String>,
         reason: String,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// The sender filled in what was missing and sent it again.
     Resubmitted {
         by: String,
         fields: std::collections::BTreeMap<String, serde_json::Value>,
         completeness: Hcs,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// Every exit criterion met; done.
     Completed {
@@ -306,7 +314,7 @@ pub enum EventData {
         stage: String,
         #[serde(deserialize_with = "rfc3339::deserialize")]
         deadline: DateTime<Utc>,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// A page reached someone: the remote end (Slack, a webhook, the SMTP
     /// relay) accepted it. Recorded by the delivery worker on either kind

@@ -3,7 +3,7 @@
 
 use super::Incident;
 use crate::domain::event::EventData;
-use crate::domain::{Event, Stamp};
+use crate::domain::{Event, Packet, Stamp};
 
 /// Applies one event. `state` is `None` until the `opened` event.
 pub fn apply(state: &mut Option<Incident>, event: &Event) {
@@ -27,7 +27,7 @@ pub fn apply(state: &mut Option<Incident>, event: &Event) {
                 team,
                 event.occurred_at,
             );
-            h.packet = packet.clone();
+            h.packet = Packet::clone(packet);
             h.drill = *drill;
             h.first_report = super::decide::report_seq(report);
             h.opened_by = report.clone();

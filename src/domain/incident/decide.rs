@@ -179,7 +179,7 @@ fn notice(
     routes: &[String],
     respond_by: Option<DateTime<Utc>>,
     policy: &Policy,
-) -> Notice {
+) -> Box<Notice> {
     // Drills reach the drill route only, unless configured to page for real.
     let drill_route;
     let routes = match (&policy.drill_route, h.drill) {
@@ -189,7 +189,7 @@ fn notice(
         }
         _ => routes,
     };
-    Notice {
+    Box::new(Notice {
         routes: routes
             .iter()
             .map(|r| RouteTarget::new(r.clone(), policy.target(r, &h.team, &h.packet)))
@@ -202,7 +202,7 @@ fn notice(
         incomplete: !h.gate_passed,
         respond_by,
         work: None,
-    }
+    })
 }
 
 fn page(h: &Incident, reason: PageReason, policy: &Policy) -> EventData {
@@ -285,7 +285,7 @@ fn open(
                 .team
                 .clone()
                 .unwrap_or_else(|| policy.default_team.clone()),
-            packet: report.packet.clone(),
+            packet: Box::new(report.packet.clone()),
             dedup_key: report.dedup_key.clone(),
             report: source.clone(),
             drill: report.drill,
@@ -299,7 +299,7 @@ fn open(
             EventData::Enriched {
                 sources,
                 fields,
-                values,
+                values: Box::new(values),
                 team: team_filled,
             },
         ));
@@ -391,7 +391,7 @@ fn enrich(
             EventData::Enriched {
                 sources: vec!["manual".into()],
                 fields: changed,
-                values: fields.clone(),
+                values: Box::new(fields.clone()),
                 team: team_changed,
             },
         ),

@@ -34,8 +34,8 @@ fn notice(
     score: &Hcs,
     respond_by: Option<DateTime<Utc>>,
     policy: &Policy,
-) -> Notice {
-    Notice {
+) -> Box<Notice> {
+    Box::new(Notice {
         routes: routes
             .iter()
             .map(|r| {
@@ -61,7 +61,7 @@ fn notice(
             fields: fields.clone(),
             checklist: t.checklist.clone(),
         }),
-    }
+    })
 }
 
 /// The route that reaches a whole team.
