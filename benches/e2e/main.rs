@@ -214,7 +214,11 @@ fn log_to(path: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     let file = std::fs::File::create(path)?;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,async_nats=warn"))
+        // `RUST_LOG` overrides, to diagnose a run (`async_nats=debug`).
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
+        )
         .with_writer(Arc::new(file))
         .with_ansi(false)
         .init();
