@@ -342,19 +342,7 @@ async fn a_follower_resumes_after_its_position_not_from_the_start() {
         .await
         .unwrap();
     let js = baton::store::jetstream(client, &cfg.nats);
-    let config = async_nats::jetstream::stream::Config {
-        name: "FOLLOW".into(),
-        subjects: vec!["follow.>".into()],
-        ..Default::default()
-    };
-    let stream = js.create_stream(config).await.unwrap();
-    for n in 1..=3 {
-        js.publish(format!("follow.{n}"), "old".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    let stream = stream_of(&js, "FOLLOW", "follow", 3).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let probe = tokio::spawn(baton::store::health::run(
         health.clone(),
@@ -381,19 +369,70 @@ async fn a_follower_resumes_after_its_position_not_from_the_start() {
         })
         .await;
     }
+    let seqs = next_seqs(&mut follow, 3, "the follower resumes").await;
+    assert_eq!(seqs, [4, 5, 6], "each message after the position, once");
+    assert_eq!(follow.position(), 6);
+    shutdown.cancel();
+    probe.await.unwrap();
+}
+
+/// A consumer that goes quiet while the broker is healthy (async-nats once
+/// sent no pull request for 30 s in the replay benchmark) is noticed by
+/// `Follow`'s watchdog and rebuilt after the position: the messages after
+/// it arrive within seconds, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_consumer_goes_quiet_rebuilds_it() {
+    let nats = Nats::start();
+    let (_client, js) = nats.client().await;
+    let stream = stream_of(&js, "QUIET", "quiet", 4).await;
+    let mut follow = baton::store::Follow::open(stream, "quiet.>".into(), 0, "test")
+        .await
+        .unwrap();
+    let first = follow.next().await.unwrap().unwrap();
+    assert_eq!(first.info().unwrap().stream_sequence, 1);
+    // From here on its consumer delivers nothing, as the stalled one did.
+    follow.wedge_for_test("quiet.never").await.unwrap();
+    let seqs = next_seqs(&mut follow, 3, "the watchdog rebuilds the quiet consumer").await;
+    assert_eq!(seqs, [2, 3, 4], "each message after the position, once");
+}
+
+/// A stream `name` on `<prefix>.>` holding `n` messages, `<prefix>.1` to
+/// `<prefix>.n` (stream sequences 1 to n).
+async fn stream_of(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    prefix: &str,
+    n: u64,
+) -> async_nats::jetstream::stream::Stream {
+    let config = async_nats::jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{prefix}.>")],
+        ..Default::default()
+    };
+    let stream = js.create_stream(config).await.unwrap();
+    for i in 1..=n {
+        js.publish(format!("{prefix}.{i}"), "old".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    stream
+}
+
+/// The stream sequences of the next `n` messages `follow` hands out, each
+/// within 20 s (errors are logged: the follower resumes after them).
+async fn next_seqs(follow: &mut baton::store::Follow, n: usize, what: &str) -> Vec<u64> {
     let mut seqs = Vec::new();
-    while seqs.len() < 3 {
+    while seqs.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(20), follow.next())
             .await
-            .expect("the follower resumes")
+            .expect(what)
             .expect("never ends");
         match m {
             Ok(m) => seqs.push(m.info().unwrap().stream_sequence),
             Err(e) => eprintln!("follower error (it resumes): {e}"),
         }
     }
-    assert_eq!(seqs, [4, 5, 6], "each message after the position, once");
-    assert_eq!(follow.position(), 6);
-    shutdown.cancel();
-    probe.await.unwrap();
+    seqs
 }

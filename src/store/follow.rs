@@ -16,6 +16,18 @@
 //! ([`super::backoff`]). A message at or before the position
 //! is dropped, so nothing is handed out twice, and a rebuild starts right
 //! after the position, so nothing is skipped: in order, exactly once.
+//!
+//! A watchdog covers a consumer that goes quiet while healthy. Seen in the
+//! replay benchmark about once in twenty million-event reads on 2.15.1:
+//! the server had delivered every message it was asked for and held no
+//! pull request (`num_waiting` 0), while async-nats counted one more
+//! request outstanding and so sent none until that request's 30 s expiry.
+//! When nothing has arrived for [`IDLE_BEFORE_CHECK`], `Follow` asks the
+//! server for the stream's last sequence (every follower's filter covers its
+//! whole stream); if the stream holds messages after the position at two
+//! checks a tick apart with none handed out in between, the consumer is
+//! stalled and is rebuilt after the position. A quiet stream costs one
+//! stream-info request per [`CHECK_EVERY_IDLE`].
 
 use std::time::Duration;
 
@@ -28,6 +40,14 @@ use tokio::time::Instant;
 
 use super::backoff::{schedule, REBUILD_MAX};
 use super::{StoreError, StoreHealth};
+
+/// How often the watchdog looks at a follower's progress.
+const TICK: Duration = Duration::from_secs(1);
+/// Ticks without a message before the watchdog asks the server whether the
+/// stream holds more (so a stall is repaired within about four seconds).
+const IDLE_BEFORE_CHECK: u32 = 2;
+/// Ticks between two checks of a stream that has simply gone quiet.
+const CHECK_EVERY_IDLE: u32 = 10;
 
 /// The messages of one stream (under one filter) after a position, in
 /// stream order, each once, for as long as the caller reads.
@@ -49,11 +69,73 @@ pub struct Follow {
     /// No rebuild before this (kept, not slept, for the same reason).
     not_before: Instant,
     health: Option<watch::Receiver<bool>>,
+    /// The stall watchdog (see the module's docs).
+    watchdog: Watchdog,
+}
+
+/// What the stall watchdog keeps between ticks.
+struct Watchdog {
+    tick: tokio::time::Interval,
+    /// The position at the last tick.
+    position: u64,
+    /// Ticks since the position last moved.
+    idle: u32,
+    /// The stream's last sequence when a check last found it beyond the
+    /// position (cleared when the position moves).
+    suspect: Option<u64>,
+    /// A check under way: the stream's last sequence.
+    checking: Option<BoxFuture<'static, Result<u64, StoreError>>>,
+}
+
+impl Watchdog {
+    fn new() -> Self {
+        let mut tick = tokio::time::interval_at(Instant::now() + TICK, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Watchdog {
+            tick,
+            position: 0,
+            idle: 0,
+            suspect: None,
+            checking: None,
+        }
+    }
+
+    /// On a tick: whether to ask the server for the stream's last sequence.
+    fn tick(&mut self, position: u64) -> bool {
+        if position != self.position {
+            (self.position, self.idle, self.suspect) = (position, 0, None);
+            return false;
+        }
+        self.idle = self.idle.saturating_add(1);
+        self.checking.is_none()
+            && (self.suspect.is_some()
+                || self.idle == IDLE_BEFORE_CHECK
+                || (self.idle > IDLE_BEFORE_CHECK && self.idle.is_multiple_of(CHECK_EVERY_IDLE)))
+    }
+
+    /// On a check's answer: whether the consumer is stalled (the stream
+    /// held messages after `position` at this check and the one before,
+    /// with none handed out between them).
+    fn checked(&mut self, position: u64, last: u64) -> bool {
+        if position != self.position || last <= position {
+            self.suspect = None;
+            return false;
+        }
+        if self.suspect.is_some() {
+            self.suspect = None;
+            self.idle = 0;
+            return true;
+        }
+        self.suspect = Some(last);
+        false
+    }
 }
 
 impl Follow {
     /// Follows `stream` (messages on `filter`; empty: all) after stream
-    /// sequence `after`. Nothing is read until [`Follow::next`]; a consumer
+    /// sequence `after`. `filter` covers all of the stream's subjects (the
+    /// stall watchdog compares the position with the stream's last
+    /// sequence). Nothing is read until [`Follow::next`]; a consumer
     /// that cannot be made is retried there. See [`Follow::open`] to fail
     /// fast instead.
     pub fn new(stream: stream::Stream, filter: String, after: u64, name: &'static str) -> Self {
@@ -68,6 +150,7 @@ impl Follow {
             backoff_used: false,
             not_before: Instant::now(),
             health: None,
+            watchdog: Watchdog::new(),
         }
     }
 
@@ -128,7 +211,33 @@ impl Follow {
     fn rebuild_after(&mut self, wait: Duration) {
         self.messages = None;
         self.building = None;
+        self.watchdog.checking = None;
         self.not_before = Instant::now() + wait;
+    }
+
+    /// For tests of the stall watchdog: swaps the consumer for a real,
+    /// healthy one that delivers nothing (it filters on a subject no one
+    /// publishes to), as a stalled consumer looks from here.
+    #[doc(hidden)]
+    pub async fn wedge_for_test(&mut self, never: &str) -> Result<(), StoreError> {
+        let deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: self.position + 1,
+        };
+        self.messages =
+            Some(super::ordered_messages(&self.stream, deliver_policy, never.to_owned()).await?);
+        Ok(())
+    }
+
+    /// The stream's last sequence, asked of the server.
+    fn last_sequence(&self) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let stream = self.stream.clone();
+        Box::pin(async move {
+            stream
+                .get_info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .map_err(|e| StoreError::nats("stream info", e))
+        })
     }
 
     /// The next message after the position; waits (rebuilding the consumer
@@ -163,18 +272,49 @@ impl Follow {
                 continue;
             }
             let messages = self.messages.as_mut().expect("checked above");
-            let got = match self.health.as_mut() {
-                None => Got::Message(messages.next().await),
-                Some(health) => tokio::select! {
-                    biased;
-                    changed = health.changed() => match changed {
-                        Ok(()) => Got::Health(*health.borrow_and_update()),
-                        Err(_) => Got::HealthGone,
-                    },
-                    m = messages.next() => Got::Message(m),
+            let (watchdog, health) = (&mut self.watchdog, &mut self.health);
+            let watching = health.is_some();
+            // Biased: a ready message wins before the watchdog's timer or
+            // check is even polled, so the hot path pays nothing for them.
+            let got = tokio::select! {
+                biased;
+                changed = async {
+                    let h = health.as_mut().expect("guarded");
+                    h.changed().await.map(|()| *h.borrow_and_update())
+                }, if watching => match changed {
+                    Ok(up) => Got::Health(up),
+                    Err(_) => Got::HealthGone,
                 },
+                m = messages.next() => Got::Message(m),
+                _ = watchdog.tick.tick(), if watchdog.checking.is_none() => Got::Tick,
+                last = async { watchdog.checking.as_mut().expect("guarded").await },
+                    if watchdog.checking.is_some() => Got::Checked(last),
             };
             match got {
+                Got::Tick => {
+                    let up = self.health.as_ref().is_none_or(|h| *h.borrow());
+                    if self.watchdog.tick(self.position) && up {
+                        self.watchdog.checking = Some(self.last_sequence());
+                    }
+                }
+                Got::Checked(last) => {
+                    self.watchdog.checking = None;
+                    match last {
+                        Ok(last) if self.watchdog.checked(self.position, last) => {
+                            tracing::warn!(
+                                reader = self.name,
+                                after = self.position,
+                                stream_last = last,
+                                "ordered consumer stalled: the stream holds messages after the position but none arrived; rebuilding it"
+                            );
+                            self.rebuild_after(Duration::ZERO);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(reader = self.name, error = %e, "stall check failed")
+                        }
+                    }
+                }
                 Got::Health(true) => {
                     tracing::info!(
                         reader = self.name,
@@ -236,4 +376,53 @@ enum Got {
     Message(Option<Result<jetstream::Message, jetstream::consumer::pull::OrderedError>>),
     Health(bool),
     HealthGone,
+    /// The watchdog's timer.
+    Tick,
+    /// The watchdog's check: the stream's last sequence.
+    Checked(Result<u64, StoreError>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Given a follower at `position`, when `ticks` pass without a message:
+    /// the ticks on which the watchdog asks the server.
+    fn checks(w: &mut Watchdog, position: u64, ticks: u32) -> Vec<u32> {
+        (1..=ticks).filter(|_| w.tick(position)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_quiet_stream_is_checked_after_two_idle_ticks_then_every_ten() {
+        let mut w = Watchdog::new();
+        assert_eq!(
+            checks(&mut w, 5, 1),
+            Vec::<u32>::new(),
+            "the position moved"
+        );
+        assert_eq!(checks(&mut w, 5, 30), [2, 10, 20, 30]);
+        assert!(
+            !w.checked(5, 5),
+            "nothing after the position: quiet, not stalled"
+        );
+        assert!(!w.tick(6), "a message arrived: idle again from zero");
+        assert_eq!(checks(&mut w, 6, 2), [2]);
+    }
+
+    #[tokio::test]
+    async fn messages_after_the_position_at_two_checks_in_a_row_are_a_stall() {
+        let mut w = Watchdog::new();
+        w.tick(5);
+        assert_eq!(checks(&mut w, 5, 2), [2]);
+        assert!(!w.checked(5, 9), "once may be messages in flight");
+        assert!(w.tick(5), "a suspect is checked again on the next tick");
+        assert!(w.checked(5, 9), "still not delivered a tick later: stalled");
+        // The position moving between the two checks clears the suspicion.
+        let mut w = Watchdog::new();
+        w.tick(5);
+        checks(&mut w, 5, 2);
+        assert!(!w.checked(5, 9));
+        assert!(!w.tick(7), "messages arrived");
+        assert!(!w.checked(7, 9), "a first check again, not a stall");
+    }
 }
