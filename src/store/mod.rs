@@ -150,18 +150,24 @@ pub async fn connect_watched(
         .request_timeout(Some(cfg.request_timeout))
         .connection_timeout(Duration::from_secs(5))
         .reconnect_delay_callback(reconnect_delay);
-    if let Some(health) = health {
-        opts = opts.event_callback(move |event| {
-            let health = health.clone();
-            async move {
-                match event {
-                    async_nats::Event::Disconnected => health.disconnected(),
-                    async_nats::Event::Connected => tracing::info!("reconnected to NATS"),
-                    _ => {}
-                }
+    // Every client event is logged (a slow consumer means the client
+    // dropped messages: an ordered reader then rebuilds, a durable one
+    // redelivers); a drop also tells `health`.
+    opts = opts.event_callback(move |event| {
+        let health = health.clone();
+        async move {
+            match event {
+                // `health` logs the drop itself.
+                async_nats::Event::Disconnected => match health {
+                    Some(health) => health.disconnected(),
+                    None => tracing::warn!("disconnected from NATS"),
+                },
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Closed => tracing::debug!("NATS connection closed"),
+                other => tracing::warn!(event = %other, "NATS client event"),
             }
-        });
-    }
+        }
+    });
     if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
         opts = opts.user_and_password(u.clone(), p.clone());
     }
