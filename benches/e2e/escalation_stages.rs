@@ -61,51 +61,57 @@ pub struct Observer {
 /// escalations' commits and pages are decoded.
 pub async fn observe(client: &async_nats::Client, names: &Names) -> anyhow::Result<Observer> {
     let stop = CancellationToken::new();
-    let mut ev = client.subscribe(names.events_all()).await?;
-    let mut pg = client.subscribe(names.pages_all()).await?;
+    let ev = client.subscribe(names.events_all()).await?;
+    let pg = client.subscribe(names.pages_all()).await?;
     client.flush().await?;
-    let s = stop.clone();
-    let events = tokio::spawn(async move {
-        let mut seen = HashMap::new();
-        loop {
-            let m = tokio::select! {
-                biased;
-                m = ev.next() => m,
-                _ = s.cancelled() => None,
-            };
-            let Some(m) = m else { break };
-            let at = now_ns();
-            if let Ok(c) = decode_commit(0, &m.payload) {
-                for e in &c.events {
-                    if matches!(e.data, EventData::Escalated { .. }) {
-                        seen.entry(e.id).or_insert(at);
-                    }
-                }
-            }
-        }
-        seen
+    let events = first_seen(ev, stop.clone(), |m| {
+        decode_commit(0, &m.payload)
+            .map(|c| {
+                c.events
+                    .iter()
+                    .filter(|e| matches!(e.data, EventData::Escalated { .. }))
+                    .map(|e| e.id)
+                    .collect()
+            })
+            .unwrap_or_default()
     });
-    let s = stop.clone();
-    let pages = tokio::spawn(async move {
-        let mut seen = HashMap::new();
-        loop {
-            let m = tokio::select! {
-                biased;
-                m = pg.next() => m,
-                _ = s.cancelled() => None,
-            };
-            let Some(m) = m else { break };
-            let at = now_ns();
-            if let Some(id) = m.headers.as_ref().and_then(|h| h.get(NATS_MESSAGE_ID)) {
-                seen.entry(id.to_string()).or_insert(at);
-            }
-        }
-        seen
+    let pages = first_seen(pg, stop.clone(), |m| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get(NATS_MESSAGE_ID))
+            .map(|id| id.to_string())
+            .into_iter()
+            .collect()
     });
     Ok(Observer {
         stop,
         events,
         pages,
+    })
+}
+
+/// Reads `sub` until `stop`, noting when each key `keys` finds in a
+/// message was first seen (Unix ns).
+fn first_seen<K: Eq + std::hash::Hash + Send + 'static>(
+    mut sub: async_nats::Subscriber,
+    stop: CancellationToken,
+    keys: impl Fn(&async_nats::Message) -> Vec<K> + Send + 'static,
+) -> JoinHandle<HashMap<K, i128>> {
+    tokio::spawn(async move {
+        let mut seen = HashMap::new();
+        loop {
+            let m = tokio::select! {
+                biased;
+                m = sub.next() => m,
+                _ = stop.cancelled() => None,
+            };
+            let Some(m) = m else { break };
+            let at = now_ns();
+            for k in keys(&m) {
+                seen.entry(k).or_insert(at);
+            }
+        }
+        seen
     })
 }
 

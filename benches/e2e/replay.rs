@@ -37,6 +37,10 @@ use crate::LOAD_THREADS;
 const BLOCK: usize = 1000;
 
 pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result<Section> {
+    let n = std::env::var("BATON_BENCH_REPLAY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
     let broker = Broker::start()?;
     let (_client, js) = broker.connect().await?;
     // The restart below must not publish a million pages: in a running
@@ -67,7 +71,17 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     let (mut raw_time, mut raw_cpu) = (Duration::ZERO, (0.0, 0.0));
     let (mut took, mut baton_cpu, mut handoffs) = (Duration::ZERO, (0.0, 0.0), 0);
     let mut rounds = Vec::with_capacity(4);
-    for round in ["raw", "Baton", "Baton", "raw"] {
+    // `BATON_BENCH_REPLAY_BATON=k`: k Baton reads between the raw ones
+    // (hunting the intermittent stall), `BATON_BENCH_REPLAY_N` the size.
+    let baton_rounds: usize = std::env::var("BATON_BENCH_REPLAY_BATON")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let order = std::iter::once("raw")
+        .chain(std::iter::repeat_n("Baton", baton_rounds))
+        .chain(std::iter::once("raw"));
+    for round in order {
         if round == "raw" {
             let (client0, server0) = (threads_cpu(LOAD_THREADS), broker.cpu());
             let started = Instant::now();
@@ -87,15 +101,16 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
             let (t, held) = daemon_rt.spawn(replay(cfg.clone(), last)).await??;
             took += t;
             handoffs = held;
-            baton_cpu.0 += per(threads_cpu(THREAD_NAME).saturating_sub(client0)) / 2.0;
-            baton_cpu.1 += per(broker.cpu().saturating_sub(server0)) / 2.0;
+            let k = baton_rounds as f64;
+            baton_cpu.0 += per(threads_cpu(THREAD_NAME).saturating_sub(client0)) / k;
+            baton_cpu.1 += per(broker.cpu().saturating_sub(server0)) / k;
             rounds.push(format!("Baton {:.0}", last as f64 / t.as_secs_f64()));
         }
         eprintln!("[e2e] replay: {} msg/s", rounds.last().expect("pushed"));
     }
     let raw = 2.0 * last as f64 / raw_time.as_secs_f64();
-    let baton = 2.0 * last as f64 / took.as_secs_f64();
-    let took = took / 2;
+    let baton = baton_rounds as f64 * last as f64 / took.as_secs_f64();
+    let took = took / u32::try_from(baton_rounds).unwrap_or(1);
 
     // No snapshot yet: a full replay. Stopping writes the shutdown snapshot
     // the second start loads.
@@ -211,6 +226,52 @@ async fn fill(
     Ok((commits, events, bytes))
 }
 
+/// Prints the events stream's consumers that have messages pending once
+/// the projector has not moved for 2 s: what the server holds (pull
+/// requests waiting, pending) when a replay stalls. `Follow`'s watchdog
+/// repairs such a stall within seconds; this says that one happened.
+async fn watch_stall(projection: Arc<Projection>, client: async_nats::Client, cfg: Config) {
+    use futures::TryStreamExt;
+    use std::sync::atomic::Ordering;
+    let js = store::jetstream(client, &cfg.nats);
+    let names = Names::new(&cfg.nats.prefix);
+    let (mut last, mut since, mut told) = (0, Instant::now(), false);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = projection.applied_seq.load(Ordering::Acquire);
+        if now != last {
+            (last, since, told) = (now, Instant::now(), false);
+            continue;
+        }
+        if told || since.elapsed() < Duration::from_secs(2) {
+            continue;
+        }
+        told = true;
+        let Ok(stream) = js.get_stream(names.events_stream()).await else {
+            continue;
+        };
+        let infos: Vec<_> = match stream.consumers().try_collect().await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("[e2e] replay stall: consumers: {e}");
+                continue;
+            }
+        };
+        for i in infos.into_iter().filter(|i| i.num_pending > 0) {
+            eprintln!(
+                "[e2e] replay stalled at seq {now} for {:.1} s: consumer {} delivered {}/{} pending {} waiting {} ack_pending {}",
+                since.elapsed().as_secs_f64(),
+                i.name,
+                i.delivered.consumer_sequence,
+                i.delivered.stream_sequence,
+                i.num_pending,
+                i.num_waiting,
+                i.num_ack_pending
+            );
+        }
+    }
+}
+
 /// The projector alone, as `server::start` runs it before taking work: from
 /// sequence 0 until it has applied `last`. Returns the time and handoffs.
 async fn replay(cfg: Config, last: u64) -> anyhow::Result<(Duration, usize)> {
@@ -238,8 +299,14 @@ async fn replay(cfg: Config, last: u64) -> anyhow::Result<(Duration, usize)> {
         ready_tx,
         shutdown.clone(),
     ));
+    let watch = tokio::spawn(watch_stall(
+        projection.clone(),
+        store::connect(&cfg.nats).await?,
+        cfg.clone(),
+    ));
     let caught_up = ready.wait_for(|r| *r).await.is_ok();
     let took = started.elapsed();
+    watch.abort();
     shutdown.cancel();
     task.await??;
     anyhow::ensure!(caught_up, "projector stopped before catching up");
