@@ -6,7 +6,6 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -100,39 +99,34 @@ pub async fn run(
             m = messages.next() => m,
         };
         let mut batch = Vec::with_capacity(BATCH);
-        let mut next = first;
         let mut stream_ended = None;
+        // The follower's position and pending count are those of the
+        // message it just handed out (its metadata parsed once, there).
+        let raw = |m: async_nats::jetstream::Message, follow: &Follow| {
+            // Subject and payload moved out, not cloned: two reference
+            // counts less to bump and drop per commit.
+            let m = m.message;
+            Raw {
+                seq: follow.position(),
+                pending: follow.pending(),
+                subject: m.subject,
+                payload: m.payload,
+            }
+        };
+        match first {
+            Some(Ok(m)) => batch.push(raw(m, &messages)),
+            // The ordered consumer recreates itself on gaps; other errors
+            // are transient (reconnects) and the stream resumes.
+            Some(Err(e)) => tracing::warn!(error = %e, "projector stream error"),
+            None => stream_ended = Some(StoreError::nats("consume", "event stream ended")),
+        }
         // Take what has already arrived, up to a batch, without waiting.
-        loop {
-            match next {
-                Some(Ok(m)) => match m.info().map(|i| (i.stream_sequence, i.pending)) {
-                    // Subject and payload moved out, not cloned: two
-                    // reference counts less to bump and drop per commit.
-                    Ok((seq, pending)) => {
-                        let m = m.message;
-                        batch.push(Raw {
-                            seq,
-                            pending,
-                            subject: m.subject,
-                            payload: m.payload,
-                        })
-                    }
-                    Err(e) => tracing::error!(error = %e, "event without JetStream metadata"),
-                },
-                // The ordered consumer recreates itself on gaps; other errors
-                // are transient (reconnects) and the stream resumes.
-                Some(Err(e)) => tracing::warn!(error = %e, "projector stream error"),
-                None => {
-                    stream_ended = Some(StoreError::nats("consume", "event stream ended"));
-                    break;
+        if stream_ended.is_none() && !batch.is_empty() {
+            while batch.len() < BATCH {
+                match messages.next_ready() {
+                    Some(m) => batch.push(raw(m, &messages)),
+                    None => break,
                 }
-            }
-            if batch.len() == BATCH {
-                break;
-            }
-            match messages.next().now_or_never() {
-                Some(m) => next = m,
-                None => break,
             }
         }
         if batch.is_empty() {

@@ -58,6 +58,11 @@ pub struct Follow {
     name: &'static str,
     /// The last stream sequence handed out (0: none yet).
     position: u64,
+    /// The server's pending count with that message.
+    pending: u64,
+    /// An error [`Follow::next_ready`] met, for the next [`Follow::next`]
+    /// to hand out.
+    reported: Option<StoreError>,
     messages: Option<Ordered>,
     /// A rebuild under way, kept here so dropping [`Follow::next`] in a
     /// `select!` neither loses nor repeats it.
@@ -144,6 +149,8 @@ impl Follow {
             filter,
             name,
             position: after,
+            pending: 0,
+            reported: None,
             messages: None,
             building: None,
             backoff: schedule(),
@@ -246,6 +253,9 @@ impl Follow {
     /// caller can log it; the consumer is being rebuilt and the next call
     /// resumes after the position. Cancel-safe: call it in a `select!`.
     pub async fn next(&mut self) -> Option<Result<jetstream::Message, StoreError>> {
+        if let Some(e) = self.reported.take() {
+            return Some(Err(e));
+        }
         loop {
             if self.messages.is_none() {
                 if self.building.is_none() {
@@ -326,44 +336,100 @@ impl Follow {
                 }
                 Got::Health(false) => {}
                 Got::HealthGone => self.health = None,
-                Got::Message(Some(Ok(m))) => {
-                    let seq = match m.info() {
-                        Ok(info) => info.stream_sequence,
-                        Err(e) => {
-                            tracing::error!(reader = self.name, error = %e, "message without JetStream metadata skipped");
-                            continue;
-                        }
-                    };
-                    if seq <= self.position {
-                        tracing::debug!(
-                            reader = self.name,
-                            seq,
-                            position = self.position,
-                            "already handed out; dropped"
-                        );
-                        continue;
+                Got::Message(item) => {
+                    if let Some(out) = self.take(item) {
+                        return Some(out);
                     }
-                    self.position = seq;
-                    self.reset_backoff();
-                    return Some(Ok(m));
                 }
-                Got::Message(Some(Err(e))) => {
-                    let wait = self.next_wait();
-                    self.rebuild_after(wait);
-                    return Some(Err(StoreError::nats(
-                        "ordered consumer",
-                        format!("{}: {e}", self.name),
-                    )));
+            }
+        }
+    }
+
+    /// The next message if one has already arrived, without waiting: what
+    /// a reader draining a backlog calls between two [`Follow::next`]s.
+    /// `None` when nothing is ready or the consumer needs `next` (to be
+    /// rebuilt, or to report an error it met here). Polls the consumer
+    /// directly, so catching up builds no future per message.
+    pub fn next_ready(&mut self) -> Option<jetstream::Message> {
+        if self.reported.is_some()
+            || self
+                .health
+                .as_ref()
+                .is_some_and(|h| h.has_changed().unwrap_or(true))
+        {
+            return None;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            let item = match self.messages.as_mut()?.poll_next_unpin(&mut cx) {
+                std::task::Poll::Ready(item) => item,
+                std::task::Poll::Pending => return None,
+            };
+            match self.take(item) {
+                None => {}
+                Some(Ok(m)) => return Some(m),
+                Some(Err(e)) => {
+                    // Told by the next `next`, as if it had met it.
+                    self.reported = Some(e);
+                    return None;
                 }
-                Got::Message(None) => {
-                    let wait = self.next_wait();
-                    tracing::warn!(
+            }
+        }
+    }
+
+    /// The stream's messages pending after the last one handed out, as the
+    /// server counted when it sent that one (0 before any).
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// What the consumer yielded, handled: a message after the position is
+    /// handed out (and moves it); one at or before it, or without metadata,
+    /// is dropped (`None`); an error or the consumer's end schedules a
+    /// rebuild, and an error is handed out to be logged.
+    fn take(
+        &mut self,
+        item: Option<Result<jetstream::Message, jetstream::consumer::pull::OrderedError>>,
+    ) -> Option<Result<jetstream::Message, StoreError>> {
+        match item {
+            Some(Ok(m)) => {
+                let (seq, pending) = match m.info() {
+                    Ok(info) => (info.stream_sequence, info.pending),
+                    Err(e) => {
+                        tracing::error!(reader = self.name, error = %e, "message without JetStream metadata skipped");
+                        return None;
+                    }
+                };
+                if seq <= self.position {
+                    tracing::debug!(
                         reader = self.name,
-                        ?wait,
-                        "ordered consumer ended; rebuilding it"
+                        seq,
+                        position = self.position,
+                        "already handed out; dropped"
                     );
-                    self.rebuild_after(wait);
+                    return None;
                 }
+                (self.position, self.pending) = (seq, pending);
+                self.reset_backoff();
+                Some(Ok(m))
+            }
+            Some(Err(e)) => {
+                let wait = self.next_wait();
+                self.rebuild_after(wait);
+                Some(Err(StoreError::nats(
+                    "ordered consumer",
+                    format!("{}: {e}", self.name),
+                )))
+            }
+            None => {
+                let wait = self.next_wait();
+                tracing::warn!(
+                    reader = self.name,
+                    ?wait,
+                    "ordered consumer ended; rebuilding it"
+                );
+                self.rebuild_after(wait);
+                None
             }
         }
     }
