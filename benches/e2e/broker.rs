@@ -28,8 +28,13 @@ impl Broker {
         let dir = tempfile::tempdir().context("temp dir")?;
         let mut last = None;
         // A probed port can be taken before nats-server binds it.
+        // `BATON_BENCH_NATS_CONF=<file>`: a server configuration to run
+        // every broker with (e.g. `jetstream { sync_interval: 10s }`).
+        let extra: Vec<String> = std::env::var("BATON_BENCH_NATS_CONF")
+            .map(|c| vec!["-c".to_string(), c])
+            .unwrap_or_default();
         for _ in 0..5 {
-            match NatsServer::start(dir.path(), free_port()) {
+            match NatsServer::start_with(dir.path(), free_port(), &extra) {
                 Ok(server) => {
                     let pid = crate::sys::nats_server_pid(server.port);
                     return Ok(Broker {

@@ -134,6 +134,10 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
     );
 
     let ratio = baton / raw;
+    let times = match baton_rounds {
+        2 => "twice".to_string(),
+        k => format!("{k} times"),
+    };
     let mut s = Section::new("replay");
     s.row(
         format!(
@@ -147,7 +151,7 @@ pub async fn run(daemon_rt: &tokio::runtime::Handle, n: usize) -> anyhow::Result
         Target::None,
     );
     s.row(
-        format!("Baton projector, same commits ({events} events), twice"),
+        format!("Baton projector, same commits ({events} events), {times}"),
         format!(
             "{baton:.0} msg/s, {:.2} s (daemon {:.1} + nats-server {:.1} µs CPU/commit)",
             took.as_secs_f64(),
