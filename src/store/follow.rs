@@ -22,12 +22,18 @@
 //! the server had delivered every message it was asked for and held no
 //! pull request (`num_waiting` 0), while async-nats counted one more
 //! request outstanding and so sent none until that request's 30 s expiry.
-//! When nothing has arrived for [`IDLE_BEFORE_CHECK`], `Follow` asks the
-//! server for the stream's last sequence (every follower's filter covers its
-//! whole stream); if the stream holds messages after the position at two
-//! checks a tick apart with none handed out in between, the consumer is
-//! stalled and is rebuilt after the position. A quiet stream costs one
-//! stream-info request per [`CHECK_EVERY_IDLE`].
+//! When nothing has arrived for [`IDLE_BEFORE_CHECK`] ticks, `Follow`
+//! asks the server for the stream's last sequence and message count (every
+//! follower's filter covers its whole stream); if the stream holds messages
+//! after the position at two checks a tick apart with none handed out in
+//! between, the consumer is stalled and is rebuilt after the position:
+//! about 4 s after the last message, or up to [`CHECK_EVERY_IDLE`] ticks
+//! more when the stall began during a quiet spell. A purged stream (no
+//! messages) is not a stall, and a second stall at the same position is not
+//! rebuilt for again (the stream's newest message was deleted, say) until
+//! the position moves. A quiet stream costs one stream-info request per
+//! [`CHECK_EVERY_IDLE`] ticks. Ticks count only while `next` waits, so a
+//! caller busy elsewhere never trips it.
 
 use std::time::Duration;
 
@@ -88,8 +94,21 @@ struct Watchdog {
     /// The stream's last sequence when a check last found it beyond the
     /// position (cleared when the position moves).
     suspect: Option<u64>,
-    /// A check under way: the stream's last sequence.
-    checking: Option<BoxFuture<'static, Result<u64, StoreError>>>,
+    /// The position a stall was last repaired at: a second stall there is
+    /// not the consumer's (the stream's newest message was deleted, say),
+    /// so it is not rebuilt again until the position moves.
+    repaired_at: Option<u64>,
+    /// A check under way: the stream's last sequence and message count.
+    checking: Option<BoxFuture<'static, Result<StreamEnd, StoreError>>>,
+}
+
+/// What a check learns of the stream.
+#[derive(Debug, Clone, Copy)]
+struct StreamEnd {
+    /// The stream's last sequence.
+    last: u64,
+    /// The messages it holds (0 after a purge, whatever `last` says).
+    messages: u64,
 }
 
 impl Watchdog {
@@ -101,8 +120,16 @@ impl Watchdog {
             position: 0,
             idle: 0,
             suspect: None,
+            repaired_at: None,
             checking: None,
         }
+    }
+
+    /// After a rebuild: the new consumer starts with a clean slate (a
+    /// suspicion about the old one says nothing about it).
+    fn reset(&mut self) {
+        (self.idle, self.suspect, self.checking) = (0, None, None);
+        self.tick.reset();
     }
 
     /// On a tick: whether to ask the server for the stream's last sequence.
@@ -120,19 +147,23 @@ impl Watchdog {
 
     /// On a check's answer: whether the consumer is stalled (the stream
     /// held messages after `position` at this check and the one before,
-    /// with none handed out between them).
-    fn checked(&mut self, position: u64, last: u64) -> bool {
-        if position != self.position || last <= position {
+    /// with none handed out between them, and no stall was repaired at
+    /// this position already).
+    fn checked(&mut self, position: u64, end: StreamEnd) -> bool {
+        if position != self.position || end.last <= position || end.messages == 0 {
             self.suspect = None;
             return false;
         }
-        if self.suspect.is_some() {
-            self.suspect = None;
-            self.idle = 0;
-            return true;
+        if self.suspect.is_none() {
+            self.suspect = Some(end.last);
+            return false;
         }
-        self.suspect = Some(last);
-        false
+        self.suspect = None;
+        if self.repaired_at == Some(position) {
+            return false;
+        }
+        self.repaired_at = Some(position);
+        true
     }
 }
 
@@ -218,7 +249,7 @@ impl Follow {
     fn rebuild_after(&mut self, wait: Duration) {
         self.messages = None;
         self.building = None;
-        self.watchdog.checking = None;
+        self.watchdog.reset();
         self.not_before = Instant::now() + wait;
     }
 
@@ -235,14 +266,17 @@ impl Follow {
         Ok(())
     }
 
-    /// The stream's last sequence, asked of the server.
-    fn last_sequence(&self) -> BoxFuture<'static, Result<u64, StoreError>> {
+    /// The stream's last sequence and message count, asked of the server.
+    fn stream_end(&self) -> BoxFuture<'static, Result<StreamEnd, StoreError>> {
         let stream = self.stream.clone();
         Box::pin(async move {
             stream
                 .get_info()
                 .await
-                .map(|i| i.state.last_sequence)
+                .map(|i| StreamEnd {
+                    last: i.state.last_sequence,
+                    messages: i.state.messages,
+                })
                 .map_err(|e| StoreError::nats("stream info", e))
         })
     }
@@ -304,17 +338,17 @@ impl Follow {
                 Got::Tick => {
                     let up = self.health.as_ref().is_none_or(|h| *h.borrow());
                     if self.watchdog.tick(self.position) && up {
-                        self.watchdog.checking = Some(self.last_sequence());
+                        self.watchdog.checking = Some(self.stream_end());
                     }
                 }
                 Got::Checked(last) => {
                     self.watchdog.checking = None;
                     match last {
-                        Ok(last) if self.watchdog.checked(self.position, last) => {
+                        Ok(end) if self.watchdog.checked(self.position, end) => {
                             tracing::warn!(
                                 reader = self.name,
                                 after = self.position,
-                                stream_last = last,
+                                stream_last = end.last,
                                 "ordered consumer stalled: the stream holds messages after the position but none arrived; rebuilding it"
                             );
                             self.rebuild_after(Duration::ZERO);
@@ -348,8 +382,10 @@ impl Follow {
     /// The next message if one has already arrived, without waiting: what
     /// a reader draining a backlog calls between two [`Follow::next`]s.
     /// `None` when nothing is ready or the consumer needs `next` (to be
-    /// rebuilt, or to report an error it met here). Polls the consumer
-    /// directly, so catching up builds no future per message.
+    /// rebuilt, or to report an error it met here): after a `None`, call
+    /// `next`, whose waker is the one registered for what comes next.
+    /// Polls the consumer directly, so catching up builds no future per
+    /// message (tokio's per-task budget still ends a drain at ~128).
     pub fn next_ready(&mut self) -> Option<jetstream::Message> {
         if self.reported.is_some()
             || self
@@ -444,8 +480,8 @@ enum Got {
     HealthGone,
     /// The watchdog's timer.
     Tick,
-    /// The watchdog's check: the stream's last sequence.
-    Checked(Result<u64, StoreError>),
+    /// The watchdog's check: the stream's end.
+    Checked(Result<StreamEnd, StoreError>),
 }
 
 #[cfg(test)]
@@ -458,6 +494,31 @@ mod tests {
         (1..=ticks).filter(|_| w.tick(position)).collect()
     }
 
+    /// A stream whose last sequence is `last`, none deleted.
+    fn end(last: u64) -> StreamEnd {
+        StreamEnd {
+            last,
+            messages: last,
+        }
+    }
+
+    /// A watchdog that has seen `position` and found the stream beyond it
+    /// once: the next check decides.
+    async fn suspecting(position: u64) -> Watchdog {
+        let mut w = Watchdog::new();
+        w.tick(position);
+        assert_eq!(checks(&mut w, position, 2), [2]);
+        assert!(
+            !w.checked(position, end(9)),
+            "once may be messages in flight"
+        );
+        assert!(
+            w.tick(position),
+            "a suspect is checked again on the next tick"
+        );
+        w
+    }
+
     #[tokio::test]
     async fn a_quiet_stream_is_checked_after_two_idle_ticks_then_every_ten() {
         let mut w = Watchdog::new();
@@ -468,7 +529,7 @@ mod tests {
         );
         assert_eq!(checks(&mut w, 5, 30), [2, 10, 20, 30]);
         assert!(
-            !w.checked(5, 5),
+            !w.checked(5, end(5)),
             "nothing after the position: quiet, not stalled"
         );
         assert!(!w.tick(6), "a message arrived: idle again from zero");
@@ -477,18 +538,43 @@ mod tests {
 
     #[tokio::test]
     async fn messages_after_the_position_at_two_checks_in_a_row_are_a_stall() {
-        let mut w = Watchdog::new();
-        w.tick(5);
-        assert_eq!(checks(&mut w, 5, 2), [2]);
-        assert!(!w.checked(5, 9), "once may be messages in flight");
-        assert!(w.tick(5), "a suspect is checked again on the next tick");
-        assert!(w.checked(5, 9), "still not delivered a tick later: stalled");
+        let mut w = suspecting(5).await;
+        assert!(
+            w.checked(5, end(9)),
+            "still not delivered a tick later: stalled"
+        );
         // The position moving between the two checks clears the suspicion.
-        let mut w = Watchdog::new();
-        w.tick(5);
-        checks(&mut w, 5, 2);
-        assert!(!w.checked(5, 9));
+        let mut w = suspecting(5).await;
         assert!(!w.tick(7), "messages arrived");
-        assert!(!w.checked(7, 9), "a first check again, not a stall");
+        assert!(!w.checked(7, end(9)), "a first check again, not a stall");
+    }
+
+    #[tokio::test]
+    async fn a_purged_stream_or_a_second_stall_at_one_position_is_not_rebuilt_for() {
+        let mut w = suspecting(5).await;
+        let purged = StreamEnd {
+            last: 9,
+            messages: 0,
+        };
+        assert!(!w.checked(5, purged), "nothing left to deliver");
+        // Repaired once at 5; the new consumer delivers nothing either (the
+        // newest message was deleted): not rebuilt again until it moves.
+        let mut w = suspecting(5).await;
+        assert!(w.checked(5, end(9)));
+        w.reset();
+        assert_eq!(checks(&mut w, 5, 3), [2]);
+        assert!(!w.checked(5, end(9)) && !w.checked(5, end(9)));
+        assert!(!w.tick(10));
+        checks(&mut w, 10, 3);
+        assert!(!w.checked(10, end(12)));
+        assert!(w.checked(10, end(12)), "a stall at a new position is");
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_clears_the_suspicion_about_the_old_consumer() {
+        let mut w = suspecting(5).await;
+        w.reset();
+        assert_eq!(checks(&mut w, 5, 2), [2], "two idle ticks again first");
+        assert!(!w.checked(5, end(9)), "the new consumer's first check");
     }
 }

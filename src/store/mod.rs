@@ -152,9 +152,11 @@ pub async fn connect_watched(
         .reconnect_delay_callback(reconnect_delay);
     // Every client event is logged (a slow consumer means the client
     // dropped messages: an ordered reader then rebuilds, a durable one
-    // redelivers); a drop also tells `health`.
+    // redelivers); a drop also tells `health`. Other events warn at most
+    // once a second: async-nats tells a slow consumer per dropped message.
+    let last_warned = Arc::new(std::sync::atomic::AtomicU64::new(0));
     opts = opts.event_callback(move |event| {
-        let health = health.clone();
+        let (health, last_warned) = (health.clone(), last_warned.clone());
         async move {
             match event {
                 // `health` logs the drop itself.
@@ -164,7 +166,17 @@ pub async fn connect_watched(
                 },
                 async_nats::Event::Connected => tracing::info!("connected to NATS"),
                 async_nats::Event::Closed => tracing::debug!("NATS connection closed"),
-                other => tracing::warn!(event = %other, "NATS client event"),
+                other => {
+                    let second = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let before = last_warned.swap(second, std::sync::atomic::Ordering::Relaxed);
+                    if before != second {
+                        tracing::warn!(event = %other, "NATS client event");
+                    } else {
+                        tracing::debug!(event = %other, "NATS client event");
+                    }
+                }
             }
         }
     });
