@@ -120,8 +120,9 @@ pub async fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "projector stream error"),
             None => stream_ended = Some(StoreError::nats("consume", "event stream ended")),
         }
-        // Take what has already arrived, up to a batch, without waiting.
-        if stream_ended.is_none() && !batch.is_empty() {
+        // After a message, take what has already arrived, up to a batch,
+        // without waiting.
+        if !batch.is_empty() {
             while batch.len() < BATCH {
                 match messages.next_ready() {
                     Some(m) => batch.push(raw(m, &messages)),
