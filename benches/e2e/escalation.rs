@@ -103,12 +103,13 @@ pub async fn run(
     let split =
         stages::attribute(observer, run_queue, &read.escalations, &read.page_stored).await?;
     // The broker alone, same server and streams, the daemon stopped.
-    // 20 s by default; `BATON_BENCH_BARE_N` to run it as long as Baton's
-    // window (a burst once a minute or two is missed in 20 s).
+    // As many as Baton's window by default, so both maxima cover the same
+    // time (the broker's own bursts, once a minute or two here, were missed
+    // by a 20 s baseline); `BATON_BENCH_BARE_N` to change it.
     let raw_n = std::env::var("BATON_BENCH_BARE_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(n.min(20 * rate));
+        .unwrap_or(n);
     let raw = stages::raw_baseline(
         &js,
         &names,
