@@ -91,9 +91,9 @@ struct Watchdog {
     position: u64,
     /// Ticks since the position last moved.
     idle: u32,
-    /// The stream's last sequence when a check last found it beyond the
-    /// position (cleared when the position moves).
-    suspect: Option<u64>,
+    /// Whether the last check found messages after the position (cleared
+    /// when the position moves).
+    suspect: bool,
     /// The position a stall was last repaired at: a second stall there is
     /// not the consumer's (the stream's newest message was deleted, say),
     /// so it is not rebuilt again until the position moves.
@@ -119,7 +119,7 @@ impl Watchdog {
             tick,
             position: 0,
             idle: 0,
-            suspect: None,
+            suspect: false,
             repaired_at: None,
             checking: None,
         }
@@ -128,19 +128,19 @@ impl Watchdog {
     /// After a rebuild: the new consumer starts with a clean slate (a
     /// suspicion about the old one says nothing about it).
     fn reset(&mut self) {
-        (self.idle, self.suspect, self.checking) = (0, None, None);
+        (self.idle, self.suspect, self.checking) = (0, false, None);
         self.tick.reset();
     }
 
     /// On a tick: whether to ask the server for the stream's last sequence.
     fn tick(&mut self, position: u64) -> bool {
         if position != self.position {
-            (self.position, self.idle, self.suspect) = (position, 0, None);
+            (self.position, self.idle, self.suspect) = (position, 0, false);
             return false;
         }
         self.idle = self.idle.saturating_add(1);
         self.checking.is_none()
-            && (self.suspect.is_some()
+            && (self.suspect
                 || self.idle == IDLE_BEFORE_CHECK
                 || (self.idle > IDLE_BEFORE_CHECK && self.idle.is_multiple_of(CHECK_EVERY_IDLE)))
     }
@@ -151,14 +151,13 @@ impl Watchdog {
     /// this position already).
     fn checked(&mut self, position: u64, end: StreamEnd) -> bool {
         if position != self.position || end.last <= position || end.messages == 0 {
-            self.suspect = None;
+            self.suspect = false;
             return false;
         }
-        if self.suspect.is_none() {
-            self.suspect = Some(end.last);
+        if !std::mem::replace(&mut self.suspect, true) {
             return false;
         }
-        self.suspect = None;
+        self.suspect = false;
         if self.repaired_at == Some(position) {
             return false;
         }
@@ -220,14 +219,19 @@ impl Follow {
         self.position
     }
 
-    fn build(&self) -> BoxFuture<'static, Result<Ordered, StoreError>> {
-        let (stream, filter) = (self.stream.clone(), self.filter.clone());
-        let deliver_policy = match self.position {
+    /// Where a consumer made now starts: right after the position.
+    fn after_position(&self) -> DeliverPolicy {
+        match self.position {
             0 => DeliverPolicy::All,
             n => DeliverPolicy::ByStartSequence {
                 start_sequence: n + 1,
             },
-        };
+        }
+    }
+
+    fn build(&self) -> BoxFuture<'static, Result<Ordered, StoreError>> {
+        let (stream, filter) = (self.stream.clone(), self.filter.clone());
+        let deliver_policy = self.after_position();
         Box::pin(async move { super::ordered_messages(&stream, deliver_policy, filter).await })
     }
 
@@ -258,9 +262,7 @@ impl Follow {
     /// publishes to), as a stalled consumer looks from here.
     #[doc(hidden)]
     pub async fn wedge_for_test(&mut self, never: &str) -> Result<(), StoreError> {
-        let deliver_policy = DeliverPolicy::ByStartSequence {
-            start_sequence: self.position + 1,
-        };
+        let deliver_policy = self.after_position();
         self.messages =
             Some(super::ordered_messages(&self.stream, deliver_policy, never.to_owned()).await?);
         Ok(())
