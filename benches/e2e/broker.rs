@@ -19,7 +19,7 @@ pub const WINDOW: usize = 4096;
 pub struct Broker {
     // Field order is drop order: stop the server before removing its files.
     server: NatsServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub pid: Option<u32>,
 }
 
@@ -37,16 +37,17 @@ impl Broker {
             match NatsServer::start_with(dir.path(), free_port(), &extra) {
                 Ok(server) => {
                     let pid = crate::sys::nats_server_pid(server.port);
-                    return Ok(Broker {
-                        server,
-                        _dir: dir,
-                        pid,
-                    });
+                    return Ok(Broker { server, dir, pid });
                 }
                 Err(e) => last = Some(e),
             }
         }
         bail!("cannot start nats-server: {}", last.expect("tried"))
+    }
+
+    /// The server's store directory.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn url(&self) -> &str {

@@ -86,6 +86,7 @@ pub async fn run(
 
     let observer = stages::observe(&client, &names).await?;
     let run_queue = stages::watch_run_queue(THREAD_NAME, broker.pid);
+    let state_writes = stages::watch_state_writes(broker.store_dir().to_path_buf());
     // Opening commits, then one escalation each; one page, then two each.
     let limit = first_response + Duration::from_secs(60) + Duration::from_millis(n as u64 * 2);
     wait_for_count(&js, &names.events_stream(), limit, |m| m >= 2 * n as u64).await?;
@@ -100,8 +101,14 @@ pub async fn run(
     let read = escalation_lateness(&js, &names, n).await?;
     let (fire_rate, span_s) = (read.fire_rate, read.span_s);
     let (decided, stored, paged) = (read.decided, read.stored, read.paged);
-    let split =
-        stages::attribute(observer, run_queue, &read.escalations, &read.page_stored).await?;
+    let split = stages::attribute(
+        observer,
+        run_queue,
+        state_writes,
+        &read.escalations,
+        &read.page_stored,
+    )
+    .await?;
     // The broker alone, same server and streams, the daemon stopped.
     // As many as Baton's window by default, so both maxima cover the same
     // time (the broker's own bursts, once a minute or two here, were missed

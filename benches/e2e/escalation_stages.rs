@@ -169,6 +169,70 @@ impl RunQueue {
     }
 }
 
+/// When nats-server rewrote a stream's full-state file (`msgs/index.db`):
+/// from 2.10 on, the file store does so every 2 min (plus up to 30 s of
+/// jitter) per stream, encoding every subject's index under the store's
+/// lock, so appends to that stream wait meanwhile (tens of ms at 100k
+/// handoff subjects on this VM). Each file's modification times, polled
+/// every [`STATE_EVERY`] on a thread of its own; 2.9 writes no such file.
+pub struct StateWrites {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(String, i128)>>,
+}
+
+const STATE_EVERY: Duration = Duration::from_millis(250);
+
+/// Every `<store>/…/streams/<stream>/msgs/index.db` and its mtime (Unix ns).
+fn state_files(store: &std::path::Path) -> Vec<(String, i128)> {
+    let mut out = vec![];
+    let mut dirs = vec![(store.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let path = e.path();
+            if dir.file_name().is_some_and(|n| n == "streams") {
+                let file = path.join("msgs").join("index.db");
+                if let Ok(m) = std::fs::metadata(&file).and_then(|m| m.modified()) {
+                    let at = DateTime::<Utc>::from(m).timestamp_nanos_opt().unwrap_or(0);
+                    out.push((e.file_name().to_string_lossy().into_owned(), at as i128));
+                }
+            } else if depth < 4 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push((path, depth + 1));
+            }
+        }
+    }
+    out
+}
+
+/// Starts watching the full-state files under the broker's `store`.
+pub fn watch_state_writes(store: std::path::PathBuf) -> StateWrites {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let before = state_files(&store);
+        let mut seen = vec![];
+        while !s.load(Ordering::Relaxed) {
+            for w in state_files(&store) {
+                if !before.contains(&w) && !seen.contains(&w) {
+                    seen.push(w);
+                }
+            }
+            std::thread::sleep(STATE_EVERY);
+        }
+        seen
+    });
+    StateWrites { stop, thread }
+}
+
+impl StateWrites {
+    fn finish(self) -> Vec<(String, i128)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// Run-queue wait (ms, daemon threads, nats-server threads) between `from`
 /// and `to`, from the samples around them.
 fn waited(samples: &[(i128, u64, u64)], from: i128, to: i128) -> (f64, f64) {
@@ -205,11 +269,13 @@ const STAGES: [&str; 5] = [
 pub async fn attribute(
     observer: Observer,
     run_queue: RunQueue,
+    state_writes: StateWrites,
     escalations: &[Escalation],
     pages: &HashMap<String, i128>,
 ) -> anyhow::Result<Stages> {
     observer.stop.cancel();
     let rq = run_queue.finish();
+    let state_writes = state_writes.finish();
     let seen_events = observer.events.await?;
     let seen_pages = observer.pages.await?;
     let mut by_event: HashMap<Uuid, Vec<(&str, i128)>> = HashMap::new();
@@ -277,8 +343,20 @@ pub async fn attribute(
             .map(|(_, l)| l.as_str())
             .take(5)
             .collect();
+        // A full-state file finished within half a second after the
+        // deadline: the write's encoding (under the store's lock) comes
+        // before the file's mtime.
+        let state: Vec<String> = state_writes
+            .iter()
+            .filter(|(_, at)| (*deadline..=to + 400_000_000).contains(at))
+            .map(|(stream, at)| format!("{stream} +{:.0} ms", ms(at - deadline)))
+            .collect();
+        let state_note = match state.is_empty() {
+            true => String::new(),
+            false => format!("; server state file written: {}", state.join(", ")),
+        };
         eprintln!(
-            "[e2e]   t={:8.3} total {total:6.2}: {:.2} | {:.2} | {:.2} | {:.2} | {:.2} — mostly {}; run queue daemon {rq_daemon:.1} / nats {rq_nats:.1}; {} log lines near",
+            "[e2e]   t={:8.3} total {total:6.2}: {:.2} | {:.2} | {:.2} | {:.2} | {:.2} — mostly {}; run queue daemon {rq_daemon:.1} / nats {rq_nats:.1}; {} log lines near{state_note}",
             (deadline - first) as f64 / 1e9,
             s[0],
             s[1],
@@ -298,6 +376,7 @@ pub async fn attribute(
             "mostly": STAGES[stage],
             "run_queue_wait_ms": {"daemon_threads": rq_daemon, "nats_server": rq_nats},
             "log_near": near,
+            "server_state_written": state,
         }));
     }
     let mut rows: Vec<(String, Spread)> = vec![
@@ -341,10 +420,30 @@ pub async fn attribute(
             .expect("five");
         *blame.entry(STAGES[i]).or_default() += 1;
     }
+    // Every full-state write in the window, whether or not a worst
+    // escalation met it.
+    let writes: Vec<serde_json::Value> = state_writes
+        .iter()
+        .map(|(stream, at)| json!({"stream": stream, "t_s": (at - first) as f64 / 1e9}))
+        .collect();
+    eprintln!(
+        "[e2e] escalation: server state files written (t = s after the first deadline): {}",
+        match writes.is_empty() {
+            true =>
+                "none in the window (from 2.10 on, one per stream every 2–2.5 min; none before)"
+                    .to_string(),
+            false => state_writes
+                .iter()
+                .map(|(stream, at)| format!("{stream} {:.3}", (at - first) as f64 / 1e9))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    );
     let json = json!({
         "stages_ms": rows.iter().map(|(n, s)| (n.clone(), json!(s))).collect::<serde_json::Map<_, _>>(),
         "worst_1pct_mostly_in": blame,
         "run_queue_wait": window,
+        "server_state_writes": writes,
         "worst_20": worst,
         "unmatched": missing,
     });

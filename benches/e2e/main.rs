@@ -272,13 +272,16 @@ fn main() -> anyhow::Result<()> {
     }
     let took = clock.elapsed().as_secs_f64();
 
+    // The servers the phases ran on, not only the default one.
+    let servers: Vec<&str> = columns.iter().map(|c| c.server.as_str()).collect();
     println!(
-        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}\n",
+        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}; broker store in {}\n",
         started_at.format("%Y-%m-%d %H:%M UTC"),
         machine.nproc,
         machine.cpu,
         machine.ram_gib,
-        machine.nats_server
+        servers.join(", "),
+        machine.store
     );
     report::print_table(&columns);
     let commit = std::process::Command::new("git")

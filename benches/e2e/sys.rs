@@ -76,6 +76,26 @@ pub struct Machine {
     pub ram_gib: f64,
     pub kernel: String,
     pub nats_server: String,
+    /// Where the brokers keep their streams (the temp dir, `TMPDIR`) and
+    /// that file system's type: a tmpfs and this VM's disk give different
+    /// maxima (docs/performance.md).
+    pub store: String,
+}
+
+/// The file system type `path` is on, from `/proc/self/mounts` (the
+/// longest mount point that contains it).
+fn fs_type(path: &std::path::Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_dev, at, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(at).then(|| (at.len(), kind.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
 }
 
 pub fn machine() -> Machine {
@@ -96,12 +116,19 @@ pub fn machine() -> Machine {
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let nats_server = server_version(&baton::dev::server_binary()).unwrap_or_default();
+    let tmp = std::env::temp_dir();
+    let store = format!(
+        "{} ({})",
+        tmp.display(),
+        fs_type(&tmp).unwrap_or_else(|| "unknown".into())
+    );
     Machine {
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu,
         ram_gib: (kib / (1024.0 * 1024.0) * 10.0).round() / 10.0,
         kernel,
         nats_server,
+        store,
     }
 }
 
