@@ -343,9 +343,9 @@ pub async fn attribute(
             .map(|(_, l)| l.as_str())
             .take(5)
             .collect();
-        // A full-state file finished within half a second after the
-        // deadline: the write's encoding (under the store's lock) comes
-        // before the file's mtime.
+        // A full-state file finished between the deadline and half a
+        // second after the page: the write's encoding (under the store's
+        // lock) comes before the file's mtime.
         let state: Vec<String> = state_writes
             .iter()
             .filter(|(_, at)| (*deadline..=to + 400_000_000).contains(at))
