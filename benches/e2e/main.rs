@@ -273,9 +273,12 @@ fn main() -> anyhow::Result<()> {
     let took = clock.elapsed().as_secs_f64();
 
     // The servers the phases ran on, not only the default one.
-    let servers: Vec<&str> = columns.iter().map(|c| c.server.as_str()).collect();
+    let servers: Vec<&str> = columns
+        .iter()
+        .map(|c| c.server.trim_start_matches("nats-server: "))
+        .collect();
     println!(
-        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, {}; broker store in {}\n",
+        "\nBaton e2e ({mode}, {took:.0} s), {}: {} × {}, {} GiB RAM, nats-server {}; broker store in {}\n",
         started_at.format("%Y-%m-%d %H:%M UTC"),
         machine.nproc,
         machine.cpu,
